@@ -1,0 +1,49 @@
+# Shared set-up for scripts/run and scripts/test: sourced, not run.
+# Creates .venv with Python 3.11 and installs the Python and npm packages the project
+# pins, redoing each step only when its inputs changed, so a second run is fast.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+STAMPS="$VENV/.elicence-stamps"
+
+log() { printf '\033[2m[setup] %s\033[0m\n' "$*" >&2; }
+
+find_python() {
+  for candidate in python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))'; then
+      echo "$candidate"; return 0
+    fi
+  done
+  echo "elicence needs Python 3.11 or newer on PATH" >&2
+  return 1
+}
+
+stamp_of() { cat "$@" 2>/dev/null | sha256sum | cut -d' ' -f1; }
+
+ensure_venv() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating .venv"
+    "$(find_python)" -m venv "$VENV"
+  fi
+  mkdir -p "$STAMPS"
+  local want; want="$(stamp_of "$ROOT/pyproject.toml")"
+  if [ "$(cat "$STAMPS/pip" 2>/dev/null)" != "$want" ]; then
+    log "installing Python packages (pyproject.toml changed or first run)"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[test]"
+    echo "$want" > "$STAMPS/pip"
+  fi
+}
+
+ensure_npm() {
+  local want; want="$(stamp_of "$ROOT/package.json" "$ROOT/package-lock.json")"
+  if [ ! -d "$ROOT/node_modules" ] || [ "$(cat "$STAMPS/npm" 2>/dev/null)" != "$want" ]; then
+    command -v npm >/dev/null 2>&1 || { echo "npm (Node.js 20) is needed for solc and anvil" >&2; return 1; }
+    log "installing npm packages (solc, OpenZeppelin Contracts, anvil)"
+    (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$want" > "$STAMPS/npm"
+  fi
+}
+
+export PATH="$VENV/bin:$PATH"
