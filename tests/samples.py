@@ -1,0 +1,62 @@
+"""Sample licences for tests: realistic, valid, and distinct per index."""
+
+from __future__ import annotations
+
+from issuer.credit_code import check_character
+
+# Published unified social credit codes, used to test the check character.
+REAL_CREDIT_CODES = (
+    "91110108551385082Q",  # 北京小米科技有限责任公司
+    "914403001922038216",  # 华为技术有限公司
+    "91440300708461136T",  # 深圳市腾讯计算机系统有限公司
+    "9144030071526726XG",  # 腾讯科技（深圳）有限公司
+    "91330100799655058B",  # 阿里巴巴（中国）网络技术有限公司
+)
+
+AUTHORITY = "杭州市西湖区市场监督管理局"
+AUTHORITY_CODE = "11330106002494917W"
+
+
+def credit_code(index: int) -> str:
+    """A well-formed code (valid check character) for a made-up enterprise."""
+    first17 = f"913301067{index:08d}"
+    return first17 + check_character(first17)
+
+
+def business_licence(index: int = 0, **overrides: str) -> dict[str, str]:
+    """A valid 营业执照 whose fields depend on `index`."""
+    fields = {
+        "licenceNumber": f"330106{index:012d}",
+        "holderName": f"杭州西湖第{index}号科技有限公司",
+        "unifiedSocialCreditCode": credit_code(index),
+        "legalRepresentative": "张三",
+        "registeredAddress": f"浙江省杭州市西湖区文三路{index % 900 + 1}号",
+        "businessScope": "一般项目：技术服务、技术开发、技术咨询、技术交流、技术转让、技术推广；"
+        "软件开发；信息系统集成服务（除依法须经批准的项目外，凭营业执照依法自主开展经营活动）。",
+        "registeredCapital": "100万元人民币",
+        "dateOfEstablishment": "2020-05-18",
+        "validFrom": "2020-05-18",
+        "validUntil": "2040-05-17",
+        "issuingAuthority": AUTHORITY,
+    }
+    fields.update(overrides)
+    return fields
+
+
+def food_business_licence(index: int = 0, **overrides: str) -> dict[str, str]:
+    """A valid 食品经营许可证 whose fields depend on `index`."""
+    fields = {
+        "licenceNumber": f"JY23301060{index:06d}",
+        "holderName": f"杭州西湖第{index}号餐饮店",
+        "unifiedSocialCreditCode": credit_code(index),
+        "legalRepresentative": "李四",
+        "residence": "浙江省杭州市西湖区文二路1号",
+        "businessPremises": "浙江省杭州市西湖区文二路1号一楼",
+        "mainBusinessFormat": "餐饮服务经营者（小型餐馆）",
+        "businessItems": "热食类食品制售",
+        "validFrom": "2024-01-01",
+        "validUntil": "2029-12-31",
+        "issuingAuthority": AUTHORITY,
+    }
+    fields.update(overrides)
+    return fields
