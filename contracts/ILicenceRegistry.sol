@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+/// @title Errors, events and types of the licence registry
+/// @notice Declared apart from the contract so that off-chain code (and other contracts)
+/// can decode reverts and logs from this file alone.
+interface ILicenceRegistry {
+    /// @notice Status of one licence (a leaf) under one anchored batch (a root).
+    /// @dev Active is the zero value, so a leaf nobody has touched reads as Active.
+    /// Revoked (吊销), Superseded and Cancelled (注销, given up by the holder) are final.
+    enum LeafStatus {
+        Active,
+        Suspended,
+        Revoked,
+        Superseded,
+        Cancelled
+    }
+
+    // ---- errors -------------------------------------------------------------------
+
+    /// @notice `code` is not an 18-character unified social credit code.
+    error LicenceRegistryInvalidAgencyCode(string code);
+    /// @notice `code` already belongs to agency `agencyId`.
+    error LicenceRegistryAgencyCodeTaken(string code, uint32 agencyId);
+    /// @notice `licenceTypes` sets bit 0, which stands for no licence type.
+    error LicenceRegistryInvalidLicenceTypes(uint64 licenceTypes);
+    /// @notice `signer` is the zero address.
+    error LicenceRegistryInvalidSigner(address signer);
+    /// @notice `signer` is, or once was, the signer of an agency: keys are never reused.
+    error LicenceRegistrySignerAlreadyUsed(address signer);
+    /// @notice No agency has id `agencyId`.
+    error LicenceRegistryUnknownAgency(uint32 agencyId);
+    /// @notice Agency `agencyId` is retired.
+    error LicenceRegistryAgencyRetired(uint32 agencyId);
+    /// @notice `caller` is neither the current signer of agency `agencyId` nor a governor.
+    error LicenceRegistryNotSignerOrGovernor(address caller, uint32 agencyId);
+    /// @notice `caller` is not the current signer of any agency.
+    error LicenceRegistryNotAgency(address caller);
+    /// @notice Agency `agencyId` may not issue licences of type `licenceType`.
+    error LicenceRegistryNotAuthorised(uint32 agencyId, uint8 licenceType);
+    /// @notice An anchor needs a non-zero `root` and a non-zero `count`.
+    error LicenceRegistryInvalidAnchor(bytes32 root, uint32 count);
+    /// @notice `root` is anchored already; anchors are never overwritten.
+    error LicenceRegistryAlreadyAnchored(bytes32 root);
+    /// @notice `root` was never anchored.
+    error LicenceRegistryNotAnchored(bytes32 root);
+    /// @notice `caller` is neither the current signer of the agency that anchored `root`
+    /// nor a governor.
+    error LicenceRegistryNotBatchIssuer(address caller, bytes32 root);
+    /// @notice `leaf` cannot go from status `from` to status `to`.
+    error LicenceRegistryInvalidTransition(bytes32 leaf, LeafStatus from, LeafStatus to);
+    /// @notice `status` cannot be set in bulk (Superseded needs a successor per leaf).
+    error LicenceRegistryStatusNotBulk(LeafStatus status);
+    /// @notice A bulk status change under `root` named no leaves.
+    error LicenceRegistryNoLeaves(bytes32 root);
+
+    // ---- events -------------------------------------------------------------------
+
+    /// @notice Agency `agencyId` was registered with signer `signer`.
+    event AgencyRegistered(
+        uint32 indexed agencyId,
+        address indexed signer,
+        string code,
+        string name,
+        uint64 licenceTypes
+    );
+    /// @notice Agency `agencyId` may now issue the licence types in bitmask `licenceTypes`.
+    event AgencyTypesChanged(uint32 indexed agencyId, uint64 licenceTypes);
+    /// @notice Agency `agencyId` was retired; its earlier anchors stay valid.
+    event AgencyRetired(uint32 indexed agencyId);
+    /// @notice Agency `agencyId` now signs with `newSigner`; `oldSigner` is spent.
+    event SignerRotated(uint32 indexed agencyId, address oldSigner, address newSigner);
+    /// @notice Agency `agencyId` anchored `root`, a batch of `count` licences of one type.
+    event BatchAnchored(
+        bytes32 indexed root,
+        uint32 indexed agencyId,
+        uint8 licenceType,
+        uint32 count
+    );
+    /// @notice Leaf `leaf` under `root` now has status `status`, for reason code `reason`.
+    event LeafStatusChanged(
+        bytes32 indexed root,
+        bytes32 indexed leaf,
+        LeafStatus status,
+        uint8 reason
+    );
+    /// @notice Leaf `leaf` under `root` was superseded by `successor` (a new leaf).
+    event LeafSuperseded(
+        bytes32 indexed root,
+        bytes32 indexed leaf,
+        bytes32 successor,
+        uint8 reason
+    );
+}

@@ -1,0 +1,43 @@
+"""elicence ledger: the chain seam (connect, send signed transactions) and the registry.
+
+    from ledger import connect, Registry
+    chain = connect("embedded")            # or "http://127.0.0.1:8545"
+    registry = Registry.deploy(chain, governor)
+"""
+
+from __future__ import annotations
+
+from ledger.chain import Chain, EventLog, Sent, connect
+from ledger.errors import (
+    ChainUnreachable,
+    InsufficientFunds,
+    InvalidValue,
+    LedgerError,
+    RegistryNotFound,
+    RegistryRejected,
+    RegistryUnauthorised,
+    TransactionFailed,
+    WrongChain,
+)
+from ledger.registry import Agency, Anchor, LeafState, LeafStatus, Registry
+
+__all__ = [
+    "Agency",
+    "Anchor",
+    "Chain",
+    "ChainUnreachable",
+    "EventLog",
+    "InsufficientFunds",
+    "InvalidValue",
+    "LeafState",
+    "LeafStatus",
+    "LedgerError",
+    "Registry",
+    "RegistryNotFound",
+    "RegistryRejected",
+    "RegistryUnauthorised",
+    "Sent",
+    "TransactionFailed",
+    "WrongChain",
+    "connect",
+]

@@ -1,0 +1,91 @@
+"""Errors of the ledger package: everything that can go wrong talking to a chain.
+
+web3's own exceptions never leave this package; they are translated where ledger calls
+web3 (see ``ledger.chain``), so callers catch these and nothing else.
+
+    LedgerError
+    ├── ChainUnreachable (ConnectionError)    no node answers at the URL
+    ├── WrongChain (ValueError)               the node serves another chain id
+    ├── RegistryNotFound (LookupError)        no contract code at the registry address
+    ├── InvalidValue (ValueError)             an argument the registry cannot take as given
+    ├── InsufficientFunds                     the sender cannot pay for gas (and value)
+    ├── TransactionFailed (RuntimeError)      mined with status 0, not mined in time,
+    │                                         or refused by the node for another reason
+    └── RegistryRejected                      the registry reverted with a custom error
+        └── RegistryUnauthorised (PermissionError)  ... because the caller may not do this
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "ChainUnreachable",
+    "InsufficientFunds",
+    "InvalidValue",
+    "LedgerError",
+    "RegistryNotFound",
+    "RegistryRejected",
+    "RegistryUnauthorised",
+    "TransactionFailed",
+    "WrongChain",
+]
+
+
+class LedgerError(Exception):
+    """Root of every error raised by the ledger package."""
+
+
+class ChainUnreachable(LedgerError, ConnectionError):
+    """No Ethereum JSON-RPC node answers at the given URL."""
+
+
+class WrongChain(LedgerError, ValueError):
+    """The node at the URL serves a different chain id than expected."""
+
+
+class RegistryNotFound(LedgerError, LookupError):
+    """There is no contract code at the given registry address."""
+
+
+class InvalidValue(LedgerError, ValueError):
+    """An argument cannot be sent to the registry as given (wrong length, out of range)."""
+
+
+class InsufficientFunds(LedgerError):
+    """The sending account cannot pay for the transaction's gas and value."""
+
+
+class TransactionFailed(LedgerError, RuntimeError):
+    """A transaction failed without a registry error to explain it."""
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, str):
+        return value if value.startswith("0x") else repr(value)
+    return str(value)
+
+
+class RegistryRejected(LedgerError):
+    """The registry reverted with one of its custom errors (decoded from the ABI)."""
+
+    def __init__(self, error_name: str, error_args: Mapping[str, Any]) -> None:
+        self.error_name = error_name
+        self.error_args: dict[str, Any] = dict(error_args)
+        rendered = ", ".join(f"{k}={_render(v)}" for k, v in self.error_args.items())
+        self._message = f"{error_name}({rendered})"
+        super().__init__(self._message)
+
+    def __str__(self) -> str:
+        # PermissionError (an OSError) would otherwise render its args as errno/strerror.
+        return self._message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.error_name, self.error_args))
+
+
+class RegistryUnauthorised(RegistryRejected, PermissionError):
+    """The registry refused because the caller lacks the role or agency it needs."""

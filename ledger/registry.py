@@ -1,0 +1,324 @@
+"""Python binding of the LicenceRegistry contract.
+
+Bytes in, bytes out: roots, leaves and successors are 32-byte ``bytes``; addresses come
+back checksummed. Writes take the sending account (a ``LocalAccount``) and return
+:class:`~ledger.chain.Sent`; a revert raises
+:class:`~ledger.errors.RegistryRejected` naming the contract's custom error and its
+arguments. Reads return frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress, HexStr
+from web3 import Web3
+from web3.contract import Contract
+
+from contracts import load_artifact
+from ledger.chain import Chain, Sent, translate_errors
+from ledger.errors import InvalidValue, RegistryNotFound, TransactionFailed
+
+__all__ = [
+    "MAX_LICENCE_TYPE",
+    "Agency",
+    "Anchor",
+    "LeafState",
+    "LeafStatus",
+    "Registry",
+    "licence_types_from_mask",
+    "licence_types_to_mask",
+]
+
+MAX_LICENCE_TYPE = 63
+
+
+class LeafStatus(IntEnum):
+    """Status of one licence under a root; mirrors the contract's ``LeafStatus``."""
+
+    ACTIVE = 0
+    SUSPENDED = 1
+    REVOKED = 2  # 吊销, final
+    SUPERSEDED = 3  # replaced by a successor licence, final
+    CANCELLED = 4  # 注销, given up by the holder, final
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """An anchored batch: which agency, which licence type, how many, when."""
+
+    root: bytes
+    agency_id: int
+    licence_type: int
+    count: int
+    block_number: int
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class Agency:
+    """An issuing agency as the registry records it."""
+
+    id: int
+    signer: ChecksumAddress
+    licence_types: frozenset[int]
+    retired: bool
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class LeafState:
+    """The status of one leaf; ``changed_at_block`` is 0 for a leaf never changed."""
+
+    status: LeafStatus
+    reason: int
+    changed_at_block: int
+    successor: bytes | None
+
+
+def licence_types_to_mask(licence_types: Iterable[int]) -> int:
+    """Bitmask with bit t set for each licence type code t (1 <= t <= 63)."""
+    mask = 0
+    for code in licence_types:
+        if not 1 <= code <= MAX_LICENCE_TYPE:
+            raise InvalidValue(f"licence type {code} is outside 1..{MAX_LICENCE_TYPE}")
+        mask |= 1 << code
+    return mask
+
+
+def licence_types_from_mask(mask: int) -> frozenset[int]:
+    """The licence type codes whose bits are set in ``mask``."""
+    return frozenset(t for t in range(1, MAX_LICENCE_TYPE + 1) if mask >> t & 1)
+
+
+def _bytes32(name: str, value: bytes) -> bytes:
+    if not isinstance(value, bytes) or len(value) != 32:
+        raise InvalidValue(f"{name} must be 32 bytes, got {value!r}")
+    return value
+
+
+def _uint(name: str, value: int, bits: int) -> int:
+    if not 0 <= value < 1 << bits:
+        raise InvalidValue(f"{name} must fit in uint{bits}, got {value}")
+    return value
+
+
+class Registry:
+    """A deployed LicenceRegistry on a :class:`~ledger.chain.Chain`."""
+
+    def __init__(self, chain: Chain, address: ChecksumAddress) -> None:
+        """Bind without checks; prefer :meth:`at` or :meth:`deploy`."""
+        self.chain = chain
+        self.address = address
+        self._abi = load_artifact().abi
+        self._contract: Contract = chain.w3.eth.contract(address=address, abi=list(self._abi))
+
+    def __repr__(self) -> str:
+        return f"Registry({self.address} on {self.chain.url})"
+
+    # ---- construction ----------------------------------------------------------------
+
+    @classmethod
+    def deploy(cls, chain: Chain, governor: LocalAccount) -> Registry:
+        """Deploy a new registry with ``governor`` as admin and governor."""
+        artifact = load_artifact()
+        factory = chain.w3.eth.contract(abi=list(artifact.abi), bytecode=artifact.bytecode)
+        data = factory.constructor(governor.address).data_in_transaction
+        sent = chain.transact(governor, data=HexStr(data), abi=artifact.abi)
+        if sent.contract_address is None:
+            raise TransactionFailed(f"deployment {sent.tx_hash} created no contract")
+        return cls(chain, sent.contract_address)
+
+    @classmethod
+    def at(cls, chain: Chain, address: str) -> Registry:
+        """Bind to the registry at ``address``.
+
+        Raises:
+            RegistryNotFound: there is no contract code at ``address``.
+        """
+        checksummed = Web3.to_checksum_address(address)
+        with translate_errors():
+            code = chain.w3.eth.get_code(checksummed)
+        if len(code) == 0:
+            raise RegistryNotFound(f"no contract code at {checksummed} on {chain.url}")
+        return cls(chain, checksummed)
+
+    # ---- governance ------------------------------------------------------------------
+
+    def register_agency(
+        self,
+        sender: LocalAccount,
+        code: str,
+        name: str,
+        signer_address: str,
+        licence_types: Iterable[int],
+    ) -> tuple[int, Sent]:
+        """Register an agency; returns its new id and the transaction."""
+        mask = licence_types_to_mask(licence_types)
+        signer = Web3.to_checksum_address(signer_address)
+        sent = self._send(sender, "registerAgency", code, name, signer, mask)
+        return int(sent.event("AgencyRegistered").args["agencyId"]), sent
+
+    def set_agency_types(
+        self, sender: LocalAccount, agency_id: int, licence_types: Iterable[int]
+    ) -> Sent:
+        """Replace the licence types agency ``agency_id`` may issue."""
+        mask = licence_types_to_mask(licence_types)
+        return self._send(sender, "setAgencyTypes", _uint("agency_id", agency_id, 32), mask)
+
+    def retire_agency(self, sender: LocalAccount, agency_id: int) -> Sent:
+        """Retire agency ``agency_id`` (its earlier anchors stay valid)."""
+        return self._send(sender, "retireAgency", _uint("agency_id", agency_id, 32))
+
+    def rotate_signer(self, sender: LocalAccount, agency_id: int, new_signer: str) -> Sent:
+        """Make ``new_signer`` the key of agency ``agency_id``; the old key is spent."""
+        new = Web3.to_checksum_address(new_signer)
+        return self._send(sender, "rotateSigner", _uint("agency_id", agency_id, 32), new)
+
+    # ---- anchoring and statuses ------------------------------------------------------
+
+    def anchor(self, sender: LocalAccount, root: bytes, licence_type: int, count: int) -> Sent:
+        """Anchor batch ``root`` of ``count`` licences of type ``licence_type``."""
+        return self._send(
+            sender,
+            "anchor",
+            _bytes32("root", root),
+            _uint("licence_type", licence_type, 8),
+            _uint("count", count, 32),
+        )
+
+    def revoke(self, sender: LocalAccount, root: bytes, leaf: bytes, reason: int) -> Sent:
+        """Revoke (吊销) ``leaf`` under ``root``; final."""
+        return self._leaf_call(sender, "revoke", root, leaf, reason)
+
+    def suspend(self, sender: LocalAccount, root: bytes, leaf: bytes, reason: int) -> Sent:
+        """Suspend ``leaf`` under ``root`` until reinstated."""
+        return self._leaf_call(sender, "suspend", root, leaf, reason)
+
+    def reinstate(self, sender: LocalAccount, root: bytes, leaf: bytes, reason: int) -> Sent:
+        """Reinstate suspended ``leaf`` under ``root``."""
+        return self._leaf_call(sender, "reinstate", root, leaf, reason)
+
+    def cancel(self, sender: LocalAccount, root: bytes, leaf: bytes, reason: int) -> Sent:
+        """Cancel (注销) ``leaf`` under ``root``: the holder gave it up; final."""
+        return self._leaf_call(sender, "cancel", root, leaf, reason)
+
+    def supersede(
+        self, sender: LocalAccount, root: bytes, leaf: bytes, successor: bytes, reason: int
+    ) -> Sent:
+        """Mark ``leaf`` under ``root`` as superseded by leaf ``successor``; final."""
+        return self._send(
+            sender,
+            "supersede",
+            _bytes32("root", root),
+            _bytes32("leaf", leaf),
+            _bytes32("successor", successor),
+            _uint("reason", reason, 8),
+        )
+
+    def set_statuses(
+        self,
+        sender: LocalAccount,
+        root: bytes,
+        leaves: Sequence[bytes],
+        status: LeafStatus,
+        reason: int,
+    ) -> Sent:
+        """Set ``status`` on every leaf in ``leaves`` under ``root`` in one transaction."""
+        return self._send(
+            sender,
+            "setStatuses",
+            _bytes32("root", root),
+            [_bytes32("leaf", leaf) for leaf in leaves],
+            int(LeafStatus(status)),
+            _uint("reason", reason, 8),
+        )
+
+    # ---- reads -----------------------------------------------------------------------
+
+    def anchor_of(self, root: bytes) -> Anchor | None:
+        """The anchor of ``root``, or None if it was never anchored."""
+        agency_id, licence_type, count, block, timestamp = self._call(
+            "anchorOf", _bytes32("root", root)
+        )
+        if agency_id == 0:
+            return None
+        return Anchor(root, agency_id, licence_type, count, block, timestamp)
+
+    def agency(self, agency_id: int) -> Agency:
+        """Agency ``agency_id``; RegistryRejected (LicenceRegistryUnknownAgency) if none."""
+        signer, mask, retired, code, name = self._call(
+            "agencyOf", _uint("agency_id", agency_id, 32)
+        )
+        return Agency(
+            id=agency_id,
+            signer=Web3.to_checksum_address(signer),
+            licence_types=licence_types_from_mask(mask),
+            retired=retired,
+            code=code,
+            name=name,
+        )
+
+    def agency_id_of(self, address: str) -> int | None:
+        """Id of the agency whose current signer is ``address``, else None."""
+        agency_id = int(self._call("agencyIdOf", Web3.to_checksum_address(address)))
+        return agency_id or None
+
+    def agency_count(self) -> int:
+        """How many agencies were ever registered."""
+        return int(self._call("agencyCount"))
+
+    def status_of(self, root: bytes, leaf: bytes) -> LeafState:
+        """The status of ``leaf`` under ``root`` (Active if never changed)."""
+        status, reason, changed_at, successor = self._call(
+            "statusOf", _bytes32("root", root), _bytes32("leaf", leaf)
+        )
+        return LeafState(
+            status=LeafStatus(status),
+            reason=reason,
+            changed_at_block=changed_at,
+            successor=bytes(successor) if any(successor) else None,
+        )
+
+    def includes(self, root: bytes, leaf: bytes, proof: Sequence[bytes]) -> bool:
+        """Whether ``proof`` (sibling hashes, bottom-up) links ``leaf`` to ``root``."""
+        return bool(
+            self._call(
+                "includes",
+                _bytes32("root", root),
+                _bytes32("leaf", leaf),
+                [_bytes32("proof element", p) for p in proof],
+            )
+        )
+
+    def governor_role(self) -> bytes:
+        """The GOVERNOR_ROLE identifier, keccak256("GOVERNOR_ROLE")."""
+        return bytes(self._call("GOVERNOR_ROLE"))
+
+    def is_governor(self, address: str) -> bool:
+        """Whether ``address`` holds GOVERNOR_ROLE."""
+        role = self.governor_role()
+        return bool(self._call("hasRole", role, Web3.to_checksum_address(address)))
+
+    # ---- plumbing --------------------------------------------------------------------
+
+    def _leaf_call(
+        self, sender: LocalAccount, fn: str, root: bytes, leaf: bytes, reason: int
+    ) -> Sent:
+        return self._send(
+            sender, fn, _bytes32("root", root), _bytes32("leaf", leaf), _uint("reason", reason, 8)
+        )
+
+    def _send(self, sender: LocalAccount, fn: str, *args: Any) -> Sent:
+        data = self._contract.encode_abi(fn, args=list(args))
+        return self.chain.transact(sender, to=self.address, data=data, abi=self._abi)
+
+    def _call(self, fn: str, *args: Any) -> Any:
+        call: Callable[..., Any] = self._contract.functions[fn](*args).call
+        with translate_errors(self._abi):
+            return call()

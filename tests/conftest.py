@@ -1,0 +1,149 @@
+"""Shared fixtures: a fresh embedded chain per test, the people on it, a deployed registry,
+and (session-wide) a real anvil node over HTTP.
+
+Keys are derived from fixed labels, so a failing test names the same addresses every
+run. Every account the tests sign with is a plain local key funded from the chain's
+faucet; none is an account the node holds.
+
+The registry fixture's agencies:
+
+| id | key                | code (GB 32100)      | name                         | types  |
+|----|--------------------|----------------------|------------------------------|--------|
+| 1  | ``agency_key``       | 91110108551385082Q   | 北京市海淀区市场监督管理局   | {1, 2} |
+| 2  | ``other_agency_key`` | 91310115000000001U   | 上海市浦东新区市场监督管理局 | {1, 3} |
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from ledger import Chain, Registry, connect
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ANVIL = REPO_ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
+# The first dev account of anvil's default mnemonic ("test test ... junk"); public knowledge.
+ANVIL_FAUCET_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
+AGENCY_ID = 1
+AGENCY_CODE = "91110108551385082Q"
+AGENCY_NAME = "北京市海淀区市场监督管理局"
+AGENCY_TYPES = frozenset({1, 2})
+OTHER_AGENCY_ID = 2
+OTHER_AGENCY_CODE = "91310115000000001U"
+OTHER_AGENCY_NAME = "上海市浦东新区市场监督管理局"
+OTHER_AGENCY_TYPES = frozenset({1, 3})
+FUNDING_WEI = 10**20  # 100 ether: far more than any test spends
+
+
+def key_for(label: str) -> LocalAccount:
+    """A deterministic test key for ``label``."""
+    return Account.from_key(hashlib.sha256(f"elicence-test:{label}".encode()).digest())
+
+
+def _funded(chain: Chain, label: str) -> LocalAccount:
+    account = key_for(label)
+    chain.fund(account.address, FUNDING_WEI)
+    return account
+
+
+@pytest.fixture
+def chain() -> Chain:
+    """A fresh in-process eth-tester chain (its faucet is a pre-funded tester account)."""
+    return connect("embedded")
+
+
+@pytest.fixture
+def governor(chain: Chain) -> LocalAccount:
+    """The key that deploys the registry and holds DEFAULT_ADMIN_ROLE and GOVERNOR_ROLE."""
+    return _funded(chain, "governor")
+
+
+@pytest.fixture
+def agency_key(chain: Chain) -> LocalAccount:
+    """Signer of agency 1 (Haidian market regulation; licence types 1 and 2)."""
+    return _funded(chain, "agency")
+
+
+@pytest.fixture
+def other_agency_key(chain: Chain) -> LocalAccount:
+    """Signer of agency 2 (Pudong market regulation; licence types 1 and 3)."""
+    return _funded(chain, "other-agency")
+
+
+@pytest.fixture
+def outsider(chain: Chain) -> LocalAccount:
+    """A funded key the registry never authorises for anything."""
+    return _funded(chain, "outsider")
+
+
+@pytest.fixture
+def registry(
+    chain: Chain,
+    governor: LocalAccount,
+    agency_key: LocalAccount,
+    other_agency_key: LocalAccount,
+) -> Registry:
+    """A registry deployed by ``governor`` with agencies 1 and 2 (see module docstring)."""
+    deployed = Registry.deploy(chain, governor)
+    deployed.register_agency(governor, AGENCY_CODE, AGENCY_NAME, agency_key.address, AGENCY_TYPES)
+    deployed.register_agency(
+        governor, OTHER_AGENCY_CODE, OTHER_AGENCY_NAME, other_agency_key.address, OTHER_AGENCY_TYPES
+    )
+    return deployed
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"anvil exited with code {process.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"anvil did not listen on port {port} within {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def anvil_url() -> Iterator[str]:
+    """URL of a real anvil node (node_modules) on a free loopback port, for the session.
+
+    Its first dev account (``ANVIL_FAUCET_KEY``) serves as faucet.
+    """
+    binary = ANVIL if ANVIL.exists() else shutil.which("anvil")
+    if binary is None:
+        pytest.skip(f"anvil binary missing ({ANVIL}); run npm ci")
+    port = free_port()
+    process = subprocess.Popen(
+        [str(binary), "--host", "127.0.0.1", "--port", str(port), "--silent"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_port(port, process, timeout=15)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
