@@ -4,6 +4,8 @@ IssuerError
 ├── UnknownLicenceType      (also KeyError)    a licence type the catalogue does not have
 ├── LicenceValidationError  (also ValueError)  licence fields that break the catalogue's rules
 ├── DocumentError           (also ValueError)  a document that is not well-formed elicence/1
+├── PresentationError       (also ValueError)  a disclosure a licence or presentation cannot make
+├── PayloadError            (also ValueError)  a QR payload or image that does not decode
 └── IssuingError            (also RuntimeError) a batch that could not be issued
 """
 
@@ -70,3 +72,21 @@ class DocumentError(IssuerError, ValueError):
 
 class IssuingError(IssuerError, RuntimeError):
     """A batch could not be issued (the chain refused it, or its output could not be written)."""
+
+
+class PresentationError(IssuerError, ValueError):
+    """A presentation cannot disclose what was asked; `field` names the field at fault."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
+class PayloadError(IssuerError, ValueError):
+    """A QR payload (or image) does not decode; `reason` is a short code naming the step."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")

@@ -13,24 +13,24 @@ REAL_CREDIT_CODES = (
     "91330100799655058B",  # 阿里巴巴（中国）网络技术有限公司
 )
 
-AUTHORITY = "杭州市西湖区市场监督管理局"
-AUTHORITY_CODE = "11330106002494917W"
+# The issuing authority of the samples is agency 1 of tests/conftest.py's registry.
+AUTHORITY = "北京市海淀区市场监督管理局"
 
 
 def credit_code(index: int) -> str:
     """A well-formed code (valid check character) for a made-up enterprise."""
-    first17 = f"913301067{index:08d}"
+    first17 = f"911101087{index:08d}"
     return first17 + check_character(first17)
 
 
 def business_licence(index: int = 0, **overrides: str) -> dict[str, str]:
     """A valid 营业执照 whose fields depend on `index`."""
     fields = {
-        "licenceNumber": f"330106{index:012d}",
-        "holderName": f"杭州西湖第{index}号科技有限公司",
+        "licenceNumber": f"110108{index:012d}",
+        "holderName": f"北京海淀第{index}号科技有限公司",
         "unifiedSocialCreditCode": credit_code(index),
         "legalRepresentative": "张三",
-        "registeredAddress": f"浙江省杭州市西湖区文三路{index % 900 + 1}号",
+        "registeredAddress": f"北京市海淀区中关村大街{index % 900 + 1}号",
         "businessScope": "一般项目：技术服务、技术开发、技术咨询、技术交流、技术转让、技术推广；"
         "软件开发；信息系统集成服务（除依法须经批准的项目外，凭营业执照依法自主开展经营活动）。",
         "registeredCapital": "100万元人民币",
@@ -46,12 +46,12 @@ def business_licence(index: int = 0, **overrides: str) -> dict[str, str]:
 def food_business_licence(index: int = 0, **overrides: str) -> dict[str, str]:
     """A valid 食品经营许可证 whose fields depend on `index`."""
     fields = {
-        "licenceNumber": f"JY23301060{index:06d}",
-        "holderName": f"杭州西湖第{index}号餐饮店",
+        "licenceNumber": f"JY21101080{index:06d}",
+        "holderName": f"北京海淀第{index}号餐饮店",
         "unifiedSocialCreditCode": credit_code(index),
         "legalRepresentative": "李四",
-        "residence": "浙江省杭州市西湖区文二路1号",
-        "businessPremises": "浙江省杭州市西湖区文二路1号一楼",
+        "residence": "北京市海淀区学院路1号",
+        "businessPremises": "北京市海淀区学院路1号一层",
         "mainBusinessFormat": "餐饮服务经营者（小型餐馆）",
         "businessItems": "热食类食品制售",
         "validFrom": "2024-01-01",

@@ -74,6 +74,7 @@ def _set(path, value):
         for key in path[:-1]:
             target = target[key]
         target[path[-1]] = value
+
     return mutate
 
 
@@ -83,6 +84,7 @@ def _delete(path):
         for key in path[:-1]:
             target = target[key]
         del target[path[-1]]
+
     return mutate
 
 
@@ -153,5 +155,5 @@ def test_utf8_bom_is_accepted():
 
 def test_written_documents_keep_chinese_readable():
     text = _batch().documents[0].to_bytes().decode("utf-8")
-    assert "杭州西湖第0号科技有限公司" in text
+    assert "北京海淀第0号科技有限公司" in text
     assert json.loads(text)["fields"]["issuingAuthority"].endswith("市场监督管理局")

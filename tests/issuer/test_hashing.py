@@ -53,7 +53,10 @@ def test_commitment_worked_example():
 def test_leaf_worked_example():
     commitments = {"licenceNumber": b"\x11" * 32, "holderName": b"\x22" * 32}
     body = (
-        '{"commitments":{"holderName":"0x' + "22" * 32 + '","licenceNumber":"0x' + "11" * 32
+        '{"commitments":{"holderName":"0x'
+        + "22" * 32
+        + '","licenceNumber":"0x'
+        + "11" * 32
         + '"},"format":"elicence/1","hashSuite":"sha256","type":"business-licence"}'
     )
     expected = hashlib.sha256(b"\x00" + body.encode()).digest()
@@ -68,7 +71,9 @@ def test_key_order_of_commitments_does_not_change_the_leaf():
 
 def test_unicode_values_commit_by_code_points():
     field_salt = salt(SECRET, "holderName")
-    assert commitment("holderName", "杭州", field_salt) != commitment("holderName", "杭洲", field_salt)
+    assert commitment("holderName", "杭州", field_salt) != commitment(
+        "holderName", "杭洲", field_salt
+    )
 
 
 def test_unknown_hash_suite_is_a_named_error():

@@ -34,8 +34,16 @@ def test_sample_licences_are_valid(licence_type, sample):
 @pytest.mark.parametrize(
     ("change", "field", "words"),
     [
-        ({"unifiedSocialCreditCode": "91110108551385082A"}, "unifiedSocialCreditCode", "check character"),
-        ({"unifiedSocialCreditCode": "9111010855138508"}, "unifiedSocialCreditCode", "18 characters"),
+        (
+            {"unifiedSocialCreditCode": "91110108551385082A"},
+            "unifiedSocialCreditCode",
+            "check character",
+        ),
+        (
+            {"unifiedSocialCreditCode": "9111010855138508"},
+            "unifiedSocialCreditCode",
+            "18 characters",
+        ),
         ({"validFrom": "2020-13-01"}, "validFrom", "YYYY-MM-DD"),
         ({"validFrom": "2020/05/18"}, "validFrom", "YYYY-MM-DD"),
         ({"validUntil": "2019-01-01"}, "validUntil", "before validFrom"),

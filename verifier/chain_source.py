@@ -1,0 +1,61 @@
+"""The registry read over JSON-RPC as a LedgerSource (one chain call per question)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+from typing import TypeVar
+
+from ledger.errors import ChainUnreachable
+from ledger.registry import Agency, Anchor, LeafState, Registry
+from verifier.errors import CouldNotCheck
+
+T = TypeVar("T")
+
+
+def _reading(call: Callable[[], T]) -> T:
+    # An unreachable chain means "could not check", never a verdict about the licence.
+    try:
+        return call()
+    except ChainUnreachable as exc:
+        raise CouldNotCheck(f"could not check: {exc}") from exc
+
+
+class RegistrySource:
+    """Answers verification's questions by calling the registry's views."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+        # The registry never overwrites an anchor, so a found anchor can be kept.
+        self._anchors: dict[bytes, Anchor] = {}
+
+    @cached_property
+    def chain_id(self) -> int:
+        """The chain the registry lives on."""
+        return self._registry.chain.chain_id
+
+    @property
+    def registry_address(self) -> str:
+        """The trusted registry's address."""
+        return self._registry.address
+
+    def block_number(self) -> int:
+        """The chain's current height."""
+        return _reading(self._registry.chain.block_number)
+
+    def anchor_of(self, root: bytes) -> Anchor | None:
+        """The anchor of a batch root, or None."""
+        if root not in self._anchors:
+            found = _reading(lambda: self._registry.anchor_of(root))
+            if found is None:
+                return None
+            self._anchors[root] = found
+        return self._anchors[root]
+
+    def agency(self, agency_id: int) -> Agency:
+        """An agency by id."""
+        return _reading(lambda: self._registry.agency(agency_id))
+
+    def status_of(self, root: bytes, leaf: bytes) -> LeafState:
+        """A licence's status under its root."""
+        return _reading(lambda: self._registry.status_of(root, leaf))

@@ -1,0 +1,172 @@
+"""The `elicence` command: a thin layer over the library.
+
+Domain errors become one-line messages and exit codes here and nowhere else:
+0 the licence is VALID (or the command succeeded), 1 any other verdict,
+2 unusable input (unreadable file, malformed document, bad option),
+3 could not check (the chain could not be read).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from issuer import cli as issuer_cli
+from issuer.catalogue import catalogue
+from issuer.document import LicenceDocument, loads_document
+from issuer.errors import IssuerError
+from ledger.errors import ChainUnreachable, LedgerError, RegistryNotFound
+from verifier.errors import CouldNotCheck
+
+EXIT_VALID, EXIT_NOT_VALID, EXIT_UNUSABLE, EXIT_COULD_NOT_CHECK = 0, 1, 2, 3
+
+app = typer.Typer(
+    name="elicence",
+    help="Blockchain-anchored electronic licences (电子证照): issue, anchor and verify.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+console = Console()
+errors = Console(stderr=True)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Print a one-line error and exit."""
+    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def read_document(file: str) -> LicenceDocument:
+    """A document from a path or '-' (standard input); exits 2 when unusable."""
+    try:
+        data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}", EXIT_UNUSABLE)
+    try:
+        return loads_document(data)
+    except IssuerError as exc:
+        fail(f"{file} is not a usable licence document: {exc}", EXIT_UNUSABLE)
+
+
+@app.command()
+def verify(
+    file: Annotated[str, typer.Argument(help="Licence document (JSON), or - for standard input.")],
+    chain: Annotated[
+        str,
+        typer.Option(help="JSON-RPC URL of the chain the registry is on.", envvar="ELICENCE_CHAIN"),
+    ],
+    registry: Annotated[
+        str | None,
+        typer.Option(
+            help="Address of the registry you trust. Without it the document's own is used, "
+            "which proves only that someone anchored it there.",
+            envvar="ELICENCE_REGISTRY",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
+) -> None:
+    """Verify a licence document against the registry and print the verdict.
+
+    Exit status: 0 VALID, 1 any other verdict, 2 unusable input, 3 could not check.
+
+    Example: [bold]elicence verify 330106000000000001.json --chain http://127.0.0.1:8545[/]
+    """
+    from ledger.chain import connect
+    from ledger.registry import Registry
+    from verifier.chain_source import RegistrySource
+    from verifier.checks import verify as verify_document
+    from verifier.render import print_verdict
+
+    document = read_document(file)
+    address = registry or document.anchor.registry
+    try:
+        ledger = connect(chain)
+        if ledger.chain_id != document.anchor.chain_id:
+            fail(
+                f"the document is anchored on chain {document.anchor.chain_id}, but {chain} "
+                f"serves chain {ledger.chain_id}",
+                EXIT_UNUSABLE,
+            )
+        source = RegistrySource(Registry.at(ledger, address))
+        verdict = verify_document(document, source)
+    except (ChainUnreachable, CouldNotCheck) as exc:
+        fail(f"could not check: {exc}", EXIT_COULD_NOT_CHECK)
+    except RegistryNotFound as exc:
+        fail(str(exc), EXIT_UNUSABLE)
+    except LedgerError as exc:
+        fail(f"could not check: {exc}", EXIT_COULD_NOT_CHECK)
+    if as_json:
+        console.print_json(json.dumps(verdict.to_json(), ensure_ascii=False))
+    else:
+        if registry is None:
+            errors.print(
+                "[yellow]note:[/] registry taken from the document; pass --registry to "
+                "check against the one you trust",
+                highlight=False,
+            )
+        print_verdict(console, verdict)
+    raise typer.Exit(EXIT_VALID if verdict.is_valid else EXIT_NOT_VALID)
+
+
+@app.command()
+def demo(
+    out: Annotated[
+        Path, typer.Option(help="Folder for the demo documents.", file_okay=False)
+    ] = Path("var/demo"),
+    count: Annotated[int, typer.Option(min=3, max=1000, help="Licences in the demo batch.")] = 5,
+) -> None:
+    """Run the whole story on an embedded chain: deploy, authorise, issue, revoke, verify.
+
+    Example: [bold]elicence demo --out var/demo[/]
+    """
+    from verifier.demo import run_demo
+    from verifier.render import print_verdict
+
+    with console.status("deploying the registry, issuing and anchoring a demo batch…"):
+        result = run_demo(out, count)
+    batch = result.batch
+    console.print(
+        f"Registry [bold]{result.registry}[/] on the embedded chain {result.chain_id}\n"
+        f"Issued {len(batch.documents)} 营业执照 in one anchoring transaction "
+        f"{batch.tx_hash} (block {batch.block_number}), root 0x{batch.root.hex()}"
+    )
+    for label, path, verdict in result.verdicts:
+        print_verdict(console, verdict, title=f"{label}: {path}")
+    console.print(
+        f"Demo documents: [bold]{out.resolve()}[/] (manifest {batch.manifest.name}).\n"
+        "[dim]The embedded chain lived in this process only; the documents name a registry "
+        "that is gone now.[/]"
+    )
+
+
+@app.command("catalogue")
+def show_catalogue() -> None:
+    """List the licence types and their fields (* required, P personal data).
+
+    Example: [bold]elicence catalogue[/]
+    """
+    for licence_type in catalogue():
+        table = Table(
+            title=f"{licence_type.name.zh} · {licence_type.id} (code {licence_type.code})"
+        )
+        for column in ("field", "标签", "label", "kind", ""):
+            table.add_column(column)
+        for spec in licence_type.fields:
+            flags = ("*" if spec.required else "") + (" P" if spec.personal else "")
+            table.add_row(spec.name, spec.label.zh, spec.label.en, spec.kind.value, flags)
+        console.print(table)
+
+
+issuer_cli.register(app)
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    app()

@@ -1,0 +1,101 @@
+"""The whole story in one process on an embedded chain, for `./scripts/run`.
+
+Deploy the registry, register a demo agency for business and food licences, issue a
+small batch, revoke one licence, tamper with a copy of another, and verify three.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from eth_account import Account
+
+from issuer.catalogue import catalogue
+from issuer.credit_code import check_character
+from issuer.document import LicenceDocument, loads_document
+from issuer.files import write_atomically
+from issuer.reasons import Reason
+from issuer.workflow import IssuedBatch, issue_batch, revoke
+from ledger.chain import connect
+from ledger.registry import Registry
+from verifier.chain_source import RegistrySource
+from verifier.checks import verify
+from verifier.verdict import Verdict
+
+DEMO_AGENCY_NAME = "杭州市西湖区市场监督管理局"
+DEMO_AGENCY_CODE = "11330106002494917W"
+FUNDING_WEI = 10**21  # 1,000 ether of the embedded chain's test currency
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo did and found."""
+
+    registry: str
+    chain_id: int
+    batch: IssuedBatch
+    verdicts: tuple[tuple[str, Path, Verdict], ...]
+
+
+def demo_rows(count: int) -> list[dict[str, str]]:
+    """Demo business licences (fictitious enterprises with well-formed credit codes)."""
+    rows = []
+    for i in range(count):
+        stem = f"913301067{i + 1:08d}"
+        rows.append(
+            {
+                "licenceNumber": f"33010600{i + 1:010d}",
+                "holderName": f"杭州西湖示例{'甲乙丙丁戊己庚辛壬癸'[i % 10]}科技有限公司",
+                "unifiedSocialCreditCode": stem + check_character(stem),
+                "legalRepresentative": "示例法人",
+                "registeredAddress": f"浙江省杭州市西湖区文三路{100 + i}号",
+                "businessScope": "一般项目：技术服务、技术开发、技术咨询、技术交流、技术转让、"
+                "技术推广；软件开发（除依法须经批准的项目外，凭营业执照依法自主开展经营活动）。",
+                "registeredCapital": f"{(i + 1) * 100}万元人民币",
+                "dateOfEstablishment": "2021-03-15",
+                "validFrom": "2021-03-15",
+                "validUntil": "2041-03-14",
+                "issuingAuthority": DEMO_AGENCY_NAME,
+            }
+        )
+    return rows
+
+
+def tampered_copy(document: LicenceDocument, path: Path) -> LicenceDocument:
+    """A copy of `document` whose registered capital was inflated, written to `path`."""
+    raw = document.to_json()
+    raw["fields"]["registeredCapital"] = "10000万元人民币"
+    data = json.dumps(raw, ensure_ascii=False, indent=2).encode("utf-8")
+    write_atomically(path, data)
+    return loads_document(data)
+
+
+def run_demo(out_dir: Path, count: int = 5) -> DemoResult:
+    """Run the story; documents go to `out_dir`."""
+    chain = connect("embedded")
+    governor = Account.create()
+    agency = Account.create()
+    chain.fund(governor.address, FUNDING_WEI)
+    chain.fund(agency.address, FUNDING_WEI)
+    registry = Registry.deploy(chain, governor)
+    business = catalogue().get("business-licence")
+    food = catalogue().get("food-business-licence")
+    registry.register_agency(
+        governor, DEMO_AGENCY_CODE, DEMO_AGENCY_NAME, agency.address, [business.code, food.code]
+    )
+    batch = issue_batch(registry, agency, business, demo_rows(count), out_dir)
+    revoked = batch.documents[2]
+    revoke(registry, agency, revoked, Reason.ADMINISTRATIVE_PENALTY)
+    tampered_path = out_dir / "tampered" / batch.paths[1].name
+    tampered = tampered_copy(batch.documents[1], tampered_path)
+
+    source = RegistrySource(registry)
+    cases = (
+        ("a valid licence", batch.paths[0], batch.documents[0]),
+        ("a tampered copy", tampered_path, tampered),
+        ("a revoked licence", batch.paths[2], revoked),
+    )
+    verdicts = tuple((label, path, verify(doc, source)) for label, path, doc in cases)
+    return DemoResult(registry.address, chain.chain_id, batch, verdicts)

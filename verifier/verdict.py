@@ -1,0 +1,133 @@
+"""The answer to "is this licence genuine and in force?": a status and the checks behind it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    """The overall verdict, most serious first (the first failed check decides)."""
+
+    VALID = "VALID"
+    TAMPERED = "TAMPERED"
+    NOT_ANCHORED = "NOT_ANCHORED"
+    ISSUER_NOT_AUTHORISED = "ISSUER_NOT_AUTHORISED"
+    REVOKED = "REVOKED"
+    CANCELLED = "CANCELLED"
+    SUPERSEDED = "SUPERSEDED"
+    SUSPENDED = "SUSPENDED"
+    EXPIRED = "EXPIRED"
+    NOT_YET_VALID = "NOT_YET_VALID"
+
+
+class Outcome(StrEnum):
+    """What became of one check."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class CheckName(StrEnum):
+    """The checks, in the order they run."""
+
+    INTEGRITY = "integrity"
+    ANCHOR = "anchor"
+    ISSUER = "issuer"
+    STATUS = "status"
+    VALIDITY = "validity"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check's outcome and the reason for it, in words."""
+
+    name: CheckName
+    outcome: Outcome
+    reason: str
+    status: Status | None = None  # the verdict this check gives when it fails
+
+
+@dataclass(frozen=True)
+class IssuerInfo:
+    """The agency that anchored the batch."""
+
+    agency_id: int
+    name: str
+    code: str
+    signer: str
+
+
+@dataclass(frozen=True)
+class AnchorInfo:
+    """Where and when the batch root was anchored."""
+
+    chain_id: int
+    registry: str
+    root: str
+    block_number: int
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Everything a verification found; `status` is VALID only when every check passed."""
+
+    status: Status
+    checks: tuple[Check, ...]
+    licence_id: str
+    licence_type: str
+    licence_type_name: str
+    fields: dict[str, str]
+    hidden: tuple[str, ...]
+    block_height: int
+    checked_at: dt.datetime
+    issuer: IssuerInfo | None = None
+    anchor: AnchorInfo | None = None
+    status_reason: str | None = None
+    successor: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_valid(self) -> bool:
+        """True only for VALID."""
+        return self.status is Status.VALID
+
+    def to_json(self) -> dict[str, Any]:
+        """The verdict as a JSON object (camelCase members, as the API answers)."""
+        return {
+            "status": self.status.value,
+            "licenceId": self.licence_id,
+            "licenceType": self.licence_type,
+            "licenceTypeName": self.licence_type_name,
+            "checks": [
+                {"name": c.name.value, "outcome": c.outcome.value, "reason": c.reason}
+                for c in self.checks
+            ],
+            "fields": self.fields,
+            "hidden": list(self.hidden),
+            "issuer": None
+            if self.issuer is None
+            else {
+                "agencyId": self.issuer.agency_id,
+                "name": self.issuer.name,
+                "code": self.issuer.code,
+                "address": self.issuer.signer,
+            },
+            "anchor": None
+            if self.anchor is None
+            else {
+                "chainId": self.anchor.chain_id,
+                "registry": self.anchor.registry,
+                "root": self.anchor.root,
+                "blockNumber": self.anchor.block_number,
+                "time": dt.datetime.fromtimestamp(self.anchor.timestamp, dt.UTC).isoformat(),
+            },
+            "statusReason": self.status_reason,
+            "successor": self.successor,
+            "blockHeight": self.block_height,
+            "checkedAt": self.checked_at.isoformat(),
+        }
