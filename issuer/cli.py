@@ -1,10 +1,107 @@
-"""The holder's and agency's `elicence` commands that belong to the issuer package."""
+"""The holder's and agency's `elicence` commands that belong to the issuer package.
+
+verifier/cli.py imports this module and calls `register(app)`. Nothing here imports
+verifier (data flows issuer -> verifier, never back, and importing verifier.cli from
+here would be an import cycle), so the one-line error helper and the exit code for
+unusable input are repeated below with the same meaning as in verifier/cli.py.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
 import typer
+from rich.console import Console
+
+EXIT_UNUSABLE = 2  # the same code verifier/cli.py uses for unusable input
+_QR_KINDS = {".png": "png", ".svg": "svg"}
+
+_errors = Console(stderr=True)
+
+
+def _fail(message: str) -> NoReturn:
+    _errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_UNUSABLE)
+
+
+def present_command(
+    file: Annotated[
+        str,
+        typer.Argument(
+            help="Licence or presentation: JSON, an EL1: payload, a PNG/JPEG QR image, "
+            "or - for standard input."
+        ),
+    ],
+    disclose: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Fields to disclose, comma-separated (repeatable). The fields the "
+            "catalogue marks for mandatory disclosure (licence number, holder, credit "
+            "code, validity, authority, ...) are always disclosed; every other field is "
+            "hidden behind its salted commitment.",
+        ),
+    ] = None,
+    qr: Annotated[
+        Path | None,
+        typer.Option(help="Write the QR code to this file: .png or .svg.", dir_okay=False),
+    ] = None,
+    text: Annotated[bool, typer.Option("--text", help="Print the EL1: payload.")] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write the presentation as JSON to this file.", dir_okay=False),
+    ] = None,
+) -> None:
+    """Make a presentation that shows only the fields a matter needs (可用不可见).
+
+    Without --qr, --text or --out the presentation's JSON goes to standard output.
+    A presentation made from a presentation can only hide more, never reveal.
+
+    Example: [bold]elicence present licence.json --disclose registeredAddress --qr licence.png[/]
+    """
+    from issuer.errors import IssuerError
+    from issuer.files import write_atomically
+    from issuer.presentation import present
+    from issuer.qr import encode_payload, load_any, qr_png, qr_svg
+
+    kind = _QR_KINDS.get(qr.suffix.lower()) if qr is not None else None
+    if qr is not None and kind is None:
+        _fail(f"--qr {qr}: the file name must end in .png or .svg")
+    names = [n.strip() for item in disclose or [] for n in item.split(",") if n.strip()]
+    try:
+        data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as exc:
+        _fail(f"cannot read {file}: {exc.strerror}")
+    try:
+        presentation = present(load_any(data), names)
+        payload = encode_payload(presentation) if qr is not None or text else ""
+    except IssuerError as exc:
+        _fail(f"{file}: {exc}")
+    document_json = json.dumps(presentation.to_json(), ensure_ascii=False, indent=2)
+    try:
+        if qr is not None:
+            (qr_png if kind == "png" else qr_svg)(payload, qr)
+        if out is not None:
+            write_atomically(out, (document_json + "\n").encode("utf-8"))
+    except OSError as exc:
+        _fail(f"cannot write {exc.filename}: {exc.strerror}")
+    to_stdout = text or (qr is None and out is None)
+    # The summary goes to standard error when standard output carries the presentation,
+    # so that `--text` can be piped into another program.
+    summary = _errors if to_stdout else Console()
+    hidden = ", ".join(presentation.hidden) or "none"
+    summary.print(f"disclosed: {', '.join(presentation.fields)}", highlight=False)
+    summary.print(f"hidden: {hidden}", highlight=False)
+    if qr is not None:
+        summary.print(f"QR code written to {qr}", highlight=False)
+    if text:
+        print(payload)
+    elif to_stdout:
+        print(document_json)
 
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands to the root `elicence` app."""
-    del app  # commands arrive with the presentation and agency work
+    app.command("present")(present_command)
