@@ -1,8 +1,7 @@
 """elicence ledger: the chain seam (connect, send signed transactions) and the registry.
 
-    from ledger import connect, Registry
-    chain = connect("embedded")            # or "http://127.0.0.1:8545"
-    registry = Registry.deploy(chain, governor)
+Typical use: `chain = connect("embedded")` (or an http:// URL of any EVM node), then
+`registry = Registry.deploy(chain, governor)` or `Registry.at(chain, address)`.
 """
 
 from __future__ import annotations

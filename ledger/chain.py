@@ -13,7 +13,6 @@ never used.
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from web3.exceptions import (
     TimeExhausted,
     Web3RPCError,
 )
-from web3.types import RPCEndpoint, RPCResponse, TxParams, TxReceipt, Wei
+from web3.types import TxParams, TxReceipt, Wei
 
 from ledger.errors import (
     ChainUnreachable,
@@ -163,9 +162,7 @@ class Chain:
             tx = self._build(sender, to=to, data=data, value=value)
             signed = sender.sign_transaction(cast(dict[str, Any], tx))
             tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-            receipt = self.w3.eth.wait_for_transaction_receipt(
-                tx_hash, timeout=RECEIPT_TIMEOUT_S
-            )
+            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
         if receipt["status"] != 1:
             raise TransactionFailed(
                 f"transaction {tx_hash.to_0x_hex()} failed in block {receipt['blockNumber']} "
@@ -240,84 +237,9 @@ def connect(
 
 def _embedded() -> tuple[Web3, LocalAccount]:
     # eth-tester is heavy and only this path needs it.
-    from eth_tester import EthereumTester, PyEVMBackend
-    from eth_tester.exceptions import TransactionFailed as TesterFailed
-    from eth_tester.exceptions import ValidationError as TesterInvalid
-    from eth_utils.exceptions import ValidationError as EvmInvalid
-    from web3.providers.eth_tester import EthereumTesterProvider
+    from ledger.tester import in_memory
 
-    class Reverted(Exception):
-        def __init__(self, data: bytes | None, message: str) -> None:
-            super().__init__(message)
-            self.data, self.message = data, message
-
-    def reverted(exc: Exception) -> Reverted:
-        first: Any = exc
-        while isinstance(first, Exception):  # eth-tester may wrap py-evm's Revert
-            first = first.args[0] if first.args else ""
-        if isinstance(first, str):
-            try:
-                first = ast.literal_eval(first)  # call() prints the revert bytes' repr
-            except (ValueError, SyntaxError):
-                return Reverted(None, first)
-        return Reverted(first if isinstance(first, bytes) else None, str(first))
-
-    class Backend(PyEVMBackend):  # type: ignore[misc]
-        """py-evm backend whose reverts keep their raw data.
-
-        web3's tester provider would decode any revert whose data parses as one string
-        (such as ``LicenceRegistryInvalidAgencyCode(string)``) as ``Error(string)`` and
-        drop the selector, so reverts leave the backend as an exception it does not know.
-        """
-
-        def estimate_gas(self, transaction: Any, block_number: Any = "latest") -> Any:
-            try:
-                return super().estimate_gas(transaction, block_number)
-            except TesterFailed as exc:
-                raise reverted(exc) from exc
-
-        def call(self, transaction: Any, block_number: Any = "latest") -> Any:
-            try:
-                return super().call(transaction, block_number)
-            except TesterFailed as exc:
-                raise reverted(exc) from exc
-
-    class Provider(EthereumTesterProvider):
-        """eth-tester answering failures the way a JSON-RPC node does.
-
-        A node answers a revert with an error object carrying the revert data, which web3
-        turns into ContractCustomError; answering the same here means the embedded chain
-        and a remote node fail identically.
-        """
-
-        def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
-            try:
-                return super().make_request(method, params)
-            except Reverted as exc:
-                return _revert_response(exc.data, exc.message)
-            except (TesterInvalid, EvmInvalid) as exc:
-                return _invalid_response(str(exc))
-
-    backend = Backend()
-    w3 = Web3(Provider(EthereumTester(backend)))
-    faucet: LocalAccount = Account.from_key(backend.account_keys[0].to_bytes())
-    return w3, faucet
-
-
-def _invalid_response(message: str) -> RPCResponse:
-    if "cannot afford" in message:  # py-evm's wording; nodes say "insufficient funds"
-        message = f"insufficient funds for gas * price + value: {message}"
-    return _error_response({"code": -32000, "message": message})
-
-
-def _revert_response(data: bytes | None, message: str) -> RPCResponse:
-    if data is None:
-        return _error_response({"code": 3, "message": f"execution reverted: {message}"})
-    return _error_response({"code": 3, "message": "execution reverted", "data": "0x" + data.hex()})
-
-
-def _error_response(error: dict[str, Any]) -> RPCResponse:
-    return cast(RPCResponse, {"jsonrpc": "2.0", "id": 0, "error": error})
+    return in_memory()
 
 
 @contextmanager

@@ -9,6 +9,7 @@ web3 (see ``ledger.chain``), so callers catch these and nothing else.
     ├── RegistryNotFound (LookupError)        no contract code at the registry address
     ├── InvalidValue (ValueError)             an argument the registry cannot take as given
     ├── InsufficientFunds                     the sender cannot pay for gas (and value)
+    ├── NodeBusy (RuntimeError)               another embedded node runs on that home
     ├── TransactionFailed (RuntimeError)      mined with status 0, not mined in time,
     │                                         or refused by the node for another reason
     └── RegistryRejected                      the registry reverted with a custom error
@@ -25,6 +26,7 @@ __all__ = [
     "InsufficientFunds",
     "InvalidValue",
     "LedgerError",
+    "NodeBusy",
     "RegistryNotFound",
     "RegistryRejected",
     "RegistryUnauthorised",
@@ -89,3 +91,7 @@ class RegistryRejected(LedgerError):
 
 class RegistryUnauthorised(RegistryRejected, PermissionError):
     """The registry refused because the caller lacks the role or agency it needs."""
+
+
+class NodeBusy(LedgerError, RuntimeError):
+    """Another embedded node already runs on the same home folder."""

@@ -19,8 +19,10 @@ from rich.table import Table
 
 from issuer import cli as issuer_cli
 from issuer.catalogue import catalogue
-from issuer.document import LicenceDocument, loads_document
+from issuer.document import LicenceDocument
 from issuer.errors import IssuerError
+from issuer.qr import load_any
+from ledger import cli as ledger_cli
 from ledger.errors import ChainUnreachable, LedgerError, RegistryNotFound
 from verifier.errors import CouldNotCheck
 
@@ -44,20 +46,27 @@ def fail(message: str, code: int) -> NoReturn:
 
 
 def read_document(file: str) -> LicenceDocument:
-    """A document from a path or '-' (standard input); exits 2 when unusable."""
+    """A document, presentation, EL1: payload or QR image from a path or '-' (standard
+    input); exits 2 when unusable."""
     try:
         data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
     except OSError as exc:
         fail(f"cannot read {file}: {exc.strerror}", EXIT_UNUSABLE)
     try:
-        return loads_document(data)
+        return load_any(data)
     except IssuerError as exc:
         fail(f"{file} is not a usable licence document: {exc}", EXIT_UNUSABLE)
 
 
 @app.command()
 def verify(
-    file: Annotated[str, typer.Argument(help="Licence document (JSON), or - for standard input.")],
+    file: Annotated[
+        str,
+        typer.Argument(
+            help="Licence document or presentation (JSON), an EL1: payload, a PNG/JPEG "
+            "QR image, or - for standard input."
+        ),
+    ],
     chain: Annotated[
         str,
         typer.Option(help="JSON-RPC URL of the chain the registry is on.", envvar="ELICENCE_CHAIN"),
@@ -165,6 +174,7 @@ def show_catalogue() -> None:
 
 
 issuer_cli.register(app)
+ledger_cli.register(app)
 
 
 def main() -> None:

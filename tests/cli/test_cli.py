@@ -44,9 +44,17 @@ def test_help_lists_the_subcommands():
         assert command in result.stdout
 
 
-@pytest.mark.parametrize("name", sorted(get_command(app).commands))
-def test_every_command_has_help_with_an_example(name):
-    result = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": "200"})
+def _command_paths(group, prefix=()):
+    for name, command in sorted(group.commands.items()):
+        if hasattr(command, "commands"):
+            yield from _command_paths(command, (*prefix, name))
+        else:
+            yield (*prefix, name)
+
+
+@pytest.mark.parametrize("path", list(_command_paths(get_command(app))), ids=" ".join)
+def test_every_command_has_help_with_an_example(path):
+    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     assert "Example:" in result.output
 

@@ -1,0 +1,275 @@
+"""The embedded node: a durable eth-tester chain behind the standard Ethereum JSON-RPC.
+
+`elicence ledger serve` runs it over HTTP so that agencies' scripts, the verifier
+service and foreign clients (ethers.js, foundry's cast) reach one chain by URL.
+
+Durability: the chain lives in `<home>/chain.sqlite` (see ledger.tester.SqliteStore).
+Every request that changes the chain (a raw transaction, a mined block) is committed to
+disk before its answer leaves, so a transaction whose hash or receipt a client has seen
+survives kill -9; one that was cut off before its answer is lost whole, never half.
+
+The node holds no agency keys. It refuses eth_sendTransaction and the signing methods
+and reports no accounts: clients sign locally and send raw transactions. Gas costs
+nothing in practice: before a raw transaction runs, a sender whose balance is below
+`TOP_UP_BELOW` wei receives `TOP_UP_AMOUNT` from the node's own faucet account, so
+agencies need no manual funding here (on a real network funding is the operator's job).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.types import RPCEndpoint
+
+from ledger.errors import LedgerError, NodeBusy
+
+ETHER = 10**18
+TOP_UP_BELOW = 1 * ETHER
+TOP_UP_AMOUNT = 100 * ETHER
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
+MAX_BATCH = 100
+CLIENT_VERSION = "elicence-embedded-node/1 (eth-tester, py-evm)"
+
+# What web3.py, ethers.js and cast ask of a node, minus everything that needs its keys
+# or would rewrite its history.
+ALLOWED = frozenset(
+    {
+        "web3_clientVersion",
+        "web3_sha3",
+        "net_version",
+        "net_listening",
+        "net_peerCount",
+        "eth_chainId",
+        "eth_syncing",
+        "eth_blockNumber",
+        "eth_getBalance",
+        "eth_getTransactionCount",
+        "eth_getCode",
+        "eth_getStorageAt",
+        "eth_call",
+        "eth_estimateGas",
+        "eth_sendRawTransaction",
+        "eth_getTransactionReceipt",
+        "eth_getTransactionByHash",
+        "eth_getBlockByNumber",
+        "eth_getBlockByHash",
+        "eth_getBlockTransactionCountByNumber",
+        "eth_getBlockTransactionCountByHash",
+        "eth_getLogs",
+        "eth_gasPrice",
+        "eth_maxPriorityFeePerGas",
+        "eth_feeHistory",
+        "eth_newFilter",
+        "eth_newBlockFilter",
+        "eth_getFilterChanges",
+        "eth_getFilterLogs",
+        "eth_uninstallFilter",
+        "evm_mine",
+    }
+)
+KEYLESS = frozenset(
+    {
+        "eth_sendTransaction",
+        "eth_sign",
+        "eth_signTransaction",
+        "eth_signTypedData",
+        "eth_signTypedData_v4",
+        "personal_sign",
+        "personal_sendTransaction",
+        "personal_unlockAccount",
+        "personal_newAccount",
+        "personal_importRawKey",
+    }
+)
+MUTATING = frozenset({"eth_sendRawTransaction", "evm_mine"})
+
+PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL = (
+    -32700,
+    -32600,
+    -32601,
+    -32602,
+    -32603,
+)
+
+
+def to_wire(value: Any) -> Any:
+    """A result in JSON-RPC form: quantities as 0x-hex, bytes as 0x-hex."""
+    if isinstance(value, bool) or value is None or isinstance(value, float | str):
+        return value
+    if isinstance(value, int):
+        return hex(value)
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, dict):
+        return {str(k): to_wire(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_wire(v) for v in value]
+    return str(value)
+
+
+class Node:
+    """One durable chain in a home folder, answering JSON-RPC requests one at a time."""
+
+    def __init__(self, home: Path) -> None:
+        from ledger.tester import Provider, faucet_of, persistent
+
+        home.mkdir(parents=True, exist_ok=True)
+        self.home = home
+        self._lock_file = _exclusive_lock(home / "node.lock")
+        self._tester, self._backend, self._store = persistent(home / "chain.sqlite")
+        provider = Provider(self._tester)
+        self._w3 = Web3(provider, middleware=[])
+        self._request: Callable[[RPCEndpoint, Any], Any] = provider.request_func(
+            self._w3, self._w3.middleware_onion
+        )
+        self.faucet: LocalAccount = faucet_of(self._backend)
+        self.chain_id = int(self._w3.eth.chain_id)
+        # eth-tester and py-evm are not thread-safe; one request at a time.
+        self._lock = threading.Lock()
+
+    def block_number(self) -> int:
+        """The head block's number."""
+        with self._lock:
+            return int(self._w3.eth.block_number)
+
+    def handle(self, body: bytes) -> bytes:
+        """Answer one HTTP body: a JSON-RPC request or a batch of them."""
+        if len(body) > MAX_REQUEST_BYTES:
+            return _dump(_error(None, INVALID_REQUEST, f"request over {MAX_REQUEST_BYTES} bytes"))
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _dump(_error(None, PARSE_ERROR, f"parse error: {exc}"))
+        if isinstance(payload, list):
+            if not payload or len(payload) > MAX_BATCH:
+                return _dump(_error(None, INVALID_REQUEST, f"a batch holds 1 to {MAX_BATCH} calls"))
+            return _dump([self.answer(item) for item in payload])
+        return _dump(self.answer(payload))
+
+    def answer(self, request: object) -> dict[str, Any]:
+        """Answer one decoded JSON-RPC request object."""
+        if not isinstance(request, dict) or not isinstance(request.get("method"), str):
+            return _error(None, INVALID_REQUEST, "a request is an object with a method")
+        request_id = request.get("id")
+        method = request["method"]
+        params = request.get("params", [])
+        if not isinstance(params, list):
+            return _error(request_id, INVALID_PARAMS, "params must be a list")
+        if method == "eth_accounts":
+            return _result(request_id, [])
+        if method in KEYLESS:
+            return _error(
+                request_id,
+                METHOD_NOT_FOUND,
+                f"{method} is not available: this node holds no keys; sign locally and "
+                "send with eth_sendRawTransaction",
+            )
+        if method not in ALLOWED:
+            return _error(request_id, METHOD_NOT_FOUND, f"method {method} is not supported")
+        with self._lock:
+            return self._answer_locked(request_id, method, params)
+
+    def _answer_locked(self, request_id: Any, method: str, params: list[Any]) -> dict[str, Any]:
+        topped_up = False
+        try:
+            sender = _sender_of(method, params)
+            if sender is not None:
+                topped_up = self._top_up(sender)
+            response = self._request(RPCEndpoint(method), params)
+            if method in MUTATING or topped_up:
+                self._store.commit()
+        except Exception as exc:  # any failure must become an answer, not a dead request
+            if method in MUTATING or topped_up:
+                self._recover()
+            return _error(request_id, INVALID_PARAMS, f"{method} failed: {exc}")
+        answer = dict(cast(dict[str, Any], response))
+        answer["id"] = request_id
+        answer["jsonrpc"] = "2.0"
+        if "result" in answer:
+            answer["result"] = to_wire(answer["result"])
+        return answer
+
+    def _top_up(self, sender: str) -> bool:
+        """Fund `sender` from the faucet when it is short; True if a transfer was made."""
+        if int(self._w3.eth.get_balance(Web3.to_checksum_address(sender))) >= TOP_UP_BELOW:
+            return False
+        faucet = self.faucet
+        transfer: dict[str, Any] = {
+            "to": sender,
+            "value": TOP_UP_AMOUNT,
+            "gas": 21_000,
+            "maxFeePerGas": 2 * int(self._w3.eth.get_block("latest")["baseFeePerGas"]) + 10**9,
+            "maxPriorityFeePerGas": 10**9,
+            "nonce": int(self._w3.eth.get_transaction_count(faucet.address)),
+            "chainId": self.chain_id,
+            "type": 2,
+        }
+        raw = faucet.sign_transaction(transfer).raw_transaction
+        response = self._request(RPCEndpoint("eth_sendRawTransaction"), ["0x" + raw.hex()])
+        if "error" in response:
+            raise LedgerError(f"could not fund {sender}: {response['error']}")
+        return True
+
+    def _recover(self) -> None:
+        # A failed mutation may have written part of a block: drop it and rebuild the
+        # chain object from what is on disk.
+        from ledger.tester import reopen
+
+        self._store.rollback()
+        reopen(self._backend, self._store)
+
+    def close(self) -> None:
+        """Close the chain file and release the home folder."""
+        with self._lock:
+            self._store.close()
+            self._lock_file.close()
+
+
+def _exclusive_lock(path: Path) -> Any:
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise NodeBusy(f"another node is already running on {path.parent}") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def _sender_of(method: str, params: list[Any]) -> str | None:
+    """Who will pay for gas: the signer of a raw transaction, or the `from` of an estimate
+    (nodes check the balance when estimating too)."""
+    if method == "eth_sendRawTransaction" and params and isinstance(params[0], str):
+        try:
+            return str(Account.recover_transaction(params[0]))
+        except Exception:
+            return None
+    if method == "eth_estimateGas" and params and isinstance(params[0], dict):
+        sender = params[0].get("from")
+        if isinstance(sender, str) and Web3.is_address(sender):
+            return Web3.to_checksum_address(sender)
+    return None
+
+
+def _result(request_id: Any, result: Any) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "result": result}
+
+
+def _error(request_id: Any, code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
+
+
+def _dump(answer: object) -> bytes:
+    return json.dumps(answer, separators=(",", ":")).encode()

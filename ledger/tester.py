@@ -1,0 +1,212 @@
+"""eth-tester (py-evm) as a chain: in memory for tests, or kept in SQLite for the node.
+
+Imported only where an embedded chain is wanted: eth-tester and py-evm are heavy.
+
+py-evm keeps the whole chain (headers, state trie, receipts) in one key-value store.
+`SqliteStore` is that store in a SQLite table; writes collect in one open SQLite
+transaction and `commit()` makes them durable at once, so a crash loses either all of a
+block or none of it, never half.
+"""
+
+from __future__ import annotations
+
+import ast
+import sqlite3
+from pathlib import Path
+from typing import Any, cast
+
+from eth.abc import AtomicDatabaseAPI
+from eth.db.atomic import AtomicDB
+from eth.db.backends.base import BaseDB
+from eth.exceptions import CanonicalHeadNotFound
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_tester import EthereumTester, PyEVMBackend
+from eth_tester.exceptions import TransactionFailed as TesterFailed
+from eth_tester.exceptions import ValidationError as TesterInvalid
+from eth_utils.exceptions import ValidationError as EvmInvalid
+from web3 import Web3
+from web3.providers.eth_tester import EthereumTesterProvider
+from web3.types import RPCEndpoint, RPCResponse
+
+
+class Reverted(Exception):
+    """A call or estimate reverted; `data` is the raw revert data when there is some."""
+
+    def __init__(self, data: bytes | None, message: str) -> None:
+        super().__init__(message)
+        self.data, self.message = data, message
+
+
+def _reverted(exc: Exception) -> Reverted:
+    first: Any = exc
+    while isinstance(first, Exception):  # eth-tester may wrap py-evm's Revert
+        first = first.args[0] if first.args else ""
+    if isinstance(first, str):
+        try:
+            first = ast.literal_eval(first)  # call() prints the revert bytes' repr
+        except (ValueError, SyntaxError):
+            return Reverted(None, first)
+    return Reverted(first if isinstance(first, bytes) else None, str(first))
+
+
+class Backend(PyEVMBackend):  # type: ignore[misc]
+    """py-evm backend whose reverts keep their raw data.
+
+    web3's tester provider would decode any revert whose data parses as one string
+    (such as ``LicenceRegistryInvalidAgencyCode(string)``) as ``Error(string)`` and
+    drop the selector, so reverts leave the backend as an exception it does not know.
+    """
+
+    def estimate_gas(self, transaction: Any, block_number: Any = "latest") -> Any:
+        try:
+            return super().estimate_gas(transaction, block_number)
+        except TesterFailed as exc:
+            raise _reverted(exc) from exc
+
+    def call(self, transaction: Any, block_number: Any = "latest") -> Any:
+        try:
+            return super().call(transaction, block_number)
+        except TesterFailed as exc:
+            raise _reverted(exc) from exc
+
+
+class Provider(EthereumTesterProvider):
+    """eth-tester answering failures the way a JSON-RPC node does.
+
+    A node answers a revert with an error object carrying the revert data, which web3
+    turns into ContractCustomError; answering the same here means the embedded chain
+    and a remote node fail identically.
+    """
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        try:
+            return super().make_request(method, params)
+        except Reverted as exc:
+            return revert_response(exc.data, exc.message)
+        except (TesterInvalid, EvmInvalid) as exc:
+            return invalid_response(str(exc))
+
+
+def invalid_response(message: str) -> RPCResponse:
+    """The error a node gives for a transaction it will not take."""
+    if "cannot afford" in message:  # py-evm's wording; nodes say "insufficient funds"
+        message = f"insufficient funds for gas * price + value: {message}"
+    return error_response({"code": -32000, "message": message})
+
+
+def revert_response(data: bytes | None, message: str) -> RPCResponse:
+    """The error a node gives for a reverted call (code 3, the revert data attached)."""
+    if data is None:
+        return error_response({"code": 3, "message": f"execution reverted: {message}"})
+    return error_response({"code": 3, "message": "execution reverted", "data": "0x" + data.hex()})
+
+
+def error_response(error: dict[str, Any]) -> RPCResponse:
+    """A JSON-RPC error answer."""
+    return cast(RPCResponse, {"jsonrpc": "2.0", "id": 0, "error": error})
+
+
+def faucet_of(backend: Backend) -> LocalAccount:
+    """The first pre-funded account of eth-tester's genesis (its key is public)."""
+    key: bytes = backend.account_keys[0].to_bytes()
+    account: LocalAccount = Account.from_key(key)
+    return account
+
+
+def in_memory() -> tuple[Web3, LocalAccount]:
+    """A fresh chain in this process, and its faucet account."""
+    backend = Backend()
+    return Web3(Provider(EthereumTester(backend))), faucet_of(backend)
+
+
+class SqliteStore(BaseDB):
+    """py-evm's key-value store as one SQLite table, committed explicitly."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # WAL + FULL: a commit is on disk before commit() returns, and a reader never
+        # sees half a commit.
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS kv "
+            "(key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID"
+        )
+        self._db.execute("BEGIN")
+
+    def __getitem__(self, key: bytes) -> bytes:
+        row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise KeyError(key)
+        return bytes(row[0])
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self._db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, value))
+
+    def _exists(self, key: bytes) -> bool:
+        return self._db.execute("SELECT 1 FROM kv WHERE key = ?", (key,)).fetchone() is not None
+
+    def __delitem__(self, key: bytes) -> None:
+        if self._db.execute("DELETE FROM kv WHERE key = ?", (key,)).rowcount == 0:
+            raise KeyError(key)
+
+    def commit(self) -> None:
+        """Make every write since the last commit durable, all at once."""
+        self._db.execute("COMMIT")
+        self._db.execute("BEGIN")
+
+    def rollback(self) -> None:
+        """Drop every write since the last commit."""
+        self._db.execute("ROLLBACK")
+        self._db.execute("BEGIN")
+
+    def close(self) -> None:
+        """Drop uncommitted writes and close the file."""
+        self._db.execute("ROLLBACK")
+        self._db.close()
+
+
+def persistent(path: Path) -> tuple[EthereumTester, Backend, SqliteStore]:
+    """A chain kept in the SQLite file at `path`: made from genesis the first time,
+    resumed from its canonical head afterwards (no replay, so start-up does not grow
+    with the chain)."""
+    store = SqliteStore(path)
+    database: AtomicDatabaseAPI = AtomicDB(store)
+    backend = Backend()  # an in-memory genesis, for its chain class and dev accounts
+    memory_chain = backend.chain
+    chain_class = type(memory_chain)
+    try:
+        backend.chain = chain_class(database)
+    except CanonicalHeadNotFound:
+        backend.chain = chain_class.from_genesis(
+            database, _genesis_params(memory_chain), _genesis_state(backend)
+        )
+        store.commit()
+    return EthereumTester(backend), backend, store
+
+
+def reopen(backend: Backend, store: SqliteStore) -> None:
+    """Rebuild the backend's chain object from what the store holds (after a rollback)."""
+    backend.chain = type(backend.chain)(AtomicDB(store))
+
+
+def _genesis_params(chain: Any) -> dict[str, Any]:
+    header = chain.get_canonical_block_header_by_number(0)
+    return {
+        "coinbase": header.coinbase,
+        "difficulty": header.difficulty,
+        "extra_data": header.extra_data,
+        "gas_limit": header.gas_limit,
+        "mix_hash": header.mix_hash,
+        "nonce": header.nonce,
+        "receipt_root": header.receipt_root,
+        "timestamp": header.timestamp,
+        "transaction_root": header.transaction_root,
+    }
+
+
+def _genesis_state(backend: Backend) -> Any:
+    from eth_tester.backends.pyevm.main import generate_genesis_state_for_keys
+
+    return dict(generate_genesis_state_for_keys(backend.account_keys))
