@@ -84,6 +84,18 @@ interface ILicenceRegistry {
         LeafStatus status,
         uint8 reason
     );
+    /// @notice Every leaf in `leaves` under `root` now has status `status`, for reason
+    /// code `reason` (one bulk change, one event).
+    /// @dev One event per call, not one per leaf: a log topic costs 375 gas and a data byte
+    /// 8, so the leaves ride as data (256 gas each) and the bulk change stays within its
+    /// per-leaf gas target. The leaves are not topics: to follow one licence, filter by
+    /// `root` (a topic here and in {LeafStatusChanged}) and look inside `leaves`.
+    event LeafStatusesChanged(
+        bytes32 indexed root,
+        LeafStatus status,
+        uint8 reason,
+        bytes32[] leaves
+    );
     /// @notice Leaf `leaf` under `root` was superseded by `successor` (a new leaf).
     event LeafSuperseded(
         bytes32 indexed root,

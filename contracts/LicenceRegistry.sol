@@ -192,7 +192,7 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
     /// @notice Sets `status` on every leaf in `leaves` under `root`, in one transaction.
     /// @dev Requirements: caller as for {revoke}; `leaves` is not empty; `status` is not
     /// Superseded; every leaf may move to `status` (else the whole call reverts).
-    /// Emits one {LeafStatusChanged} per leaf.
+    /// Emits one {LeafStatusesChanged} naming every leaf.
     function setStatuses(
         bytes32 root,
         bytes32[] calldata leaves,
@@ -206,8 +206,8 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
         uint256 record = _packLeaf(status, reason);
         for (uint256 i = 0; i < leaves.length; ++i) {
             _moveLeaf(records, leaves[i], status, record);
-            emit LeafStatusChanged(root, leaves[i], status, reason);
         }
+        emit LeafStatusesChanged(root, status, reason, leaves);
     }
 
     // ---- views ------------------------------------------------------------------------

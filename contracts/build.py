@@ -146,9 +146,7 @@ def find_compiler() -> Iterator[Path]:
         return
     solcjs = NODE_MODULES / ".bin" / "solcjs"
     if not solcjs.exists():
-        raise CompilerNotFound(
-            f"need solc {SOLC_VERSION} on PATH or {solcjs} (run: npm ci)"
-        )
+        raise CompilerNotFound(f"need solc {SOLC_VERSION} on PATH or {solcjs} (run: npm ci)")
     with tempfile.TemporaryDirectory(prefix="elicence-solc-") as tmp:
         wrapper = Path(tmp) / "solc"
         wrapper.write_text(_SOLCJS_WRAPPER.format(python=sys.executable, solcjs=str(solcjs)))
@@ -207,8 +205,10 @@ def main() -> None:
     artifact = compile_registry()
     write_artifact(artifact)
     size = (len(artifact["deployedBytecode"]) - 2) // 2
-    print(f"wrote {ARTIFACT_PATH.relative_to(REPO_ROOT)} ({size} bytes deployed, "
-          f"solc {artifact['compiler']['version']})")
+    print(
+        f"wrote {ARTIFACT_PATH.relative_to(REPO_ROOT)} ({size} bytes deployed, "
+        f"solc {artifact['compiler']['version']})"
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """Errors of the contracts package.
 
+The tree (each error also inherits the built-in it resembles):
+
     ContractsError
     ├── ArtifactInvalid (ValueError)      the shipped artifact is missing or malformed
     └── CompilerNotFound (RuntimeError)   no solc of the pinned version to build with

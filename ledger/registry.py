@@ -121,6 +121,11 @@ class Registry:
     def __repr__(self) -> str:
         return f"Registry({self.address} on {self.chain.url})"
 
+    @property
+    def abi(self) -> tuple[dict[str, Any], ...]:
+        """The registry's ABI (functions, events, errors), e.g. to decode its logs."""
+        return self._abi
+
     # ---- construction ----------------------------------------------------------------
 
     @classmethod
@@ -229,7 +234,11 @@ class Registry:
         status: LeafStatus,
         reason: int,
     ) -> Sent:
-        """Set ``status`` on every leaf in ``leaves`` under ``root`` in one transaction."""
+        """Set ``status`` on every leaf in ``leaves`` under ``root`` in one transaction.
+
+        All or nothing; the receipt carries one ``LeafStatusesChanged`` event naming
+        every leaf (not one event per leaf: see docs/gas.md).
+        """
         return self._send(
             sender,
             "setStatuses",

@@ -66,9 +66,7 @@ def test_retired_agency_cannot_change_statuses_but_its_anchors_stay(
     assert registry.agency(AGENCY_ID).retired
 
 
-def test_retired_agency_cannot_be_changed_again(
-    registry: Registry, governor: LocalAccount
-) -> None:
+def test_retired_agency_cannot_be_changed_again(registry: Registry, governor: LocalAccount) -> None:
     registry.retire_agency(governor, AGENCY_ID)
     for change in (
         lambda: registry.retire_agency(governor, AGENCY_ID),
@@ -128,9 +126,7 @@ def test_signer_key_can_never_be_reused(
     assert caught.value.error_name == "LicenceRegistrySignerAlreadyUsed"
 
 
-def test_outsider_cannot_rotate_an_agency_key(
-    registry: Registry, outsider: LocalAccount
-) -> None:
+def test_outsider_cannot_rotate_an_agency_key(registry: Registry, outsider: LocalAccount) -> None:
     with pytest.raises(RegistryUnauthorised) as caught:
         registry.rotate_signer(outsider, AGENCY_ID, outsider.address)
     assert caught.value.error_name == "LicenceRegistryNotSignerOrGovernor"
@@ -193,7 +189,9 @@ def test_agencies_get_sequential_ids_and_read_back(
 ) -> None:
     agency = registry.agency(AGENCY_ID)
     assert (agency.signer, agency.code, agency.name) == (
-        agency_key.address, AGENCY_CODE, AGENCY_NAME
+        agency_key.address,
+        AGENCY_CODE,
+        AGENCY_NAME,
     )
     assert agency.licence_types == {1, 2} and not agency.retired
     new_signer = key_for("third-agency").address
@@ -253,7 +251,17 @@ def test_governance_events_carry_their_values(
     new_key = key_for("agency-rotated").address
     rotated = registry.rotate_signer(governor, AGENCY_ID, new_key)
     assert rotated.event("SignerRotated").args == {
-        "agencyId": AGENCY_ID, "oldSigner": agency_key.address, "newSigner": new_key
+        "agencyId": AGENCY_ID,
+        "oldSigner": agency_key.address,
+        "newSigner": new_key,
     }
     retired = registry.retire_agency(governor, AGENCY_ID)
     assert retired.event("AgencyRetired").args == {"agencyId": AGENCY_ID}
+
+
+def test_rotated_away_key_cannot_rotate_again(registry: Registry, agency_key: LocalAccount) -> None:
+    registry.rotate_signer(agency_key, AGENCY_ID, key_for("agency-rotated").address)
+    with pytest.raises(RegistryUnauthorised) as caught:
+        registry.rotate_signer(agency_key, AGENCY_ID, key_for("agency-rotated-twice").address)
+    assert caught.value.error_name == "LicenceRegistryNotSignerOrGovernor"
+    assert caught.value.error_args == {"caller": agency_key.address, "agencyId": AGENCY_ID}

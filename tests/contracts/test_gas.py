@@ -1,44 +1,64 @@
 """Gas of the hot paths, measured on eth-tester (cancun rules).
 
-The targets are the design's; the single-leaf and bulk ones are not met yet (see the
-xfail reasons) and are kept here, strict, so that meeting them is noticed.
+The targets are the design's (docs/gas.md). The one-leaf status change cannot meet its
+target while it keeps a named-error check, a new storage slot and an event an indexer
+can use: docs/gas.md proves the floor (50,046 gas before any instruction runs). Those
+tests stay strict xfails, so that anything that breaks the arithmetic is noticed.
+
+Roots and leaves are fixed hashes rather than random bytes: calldata costs 4 gas per
+zero byte and 16 per other byte, so random values would move the figures a little.
 """
 
 from __future__ import annotations
 
-import os
+import hashlib
+from collections.abc import Callable
 
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from ledger import LeafStatus, Registry
+from ledger import LeafStatus, Registry, Sent
+
+SINGLE_LEAF_FLOOR = (
+    "floor 50,046 gas before any instruction: 21,000 intrinsic + 1,228 calldata + "
+    "3 cold slots (anchor, signer record, leaf) 6,300 + new leaf slot 20,000 + the "
+    "cheapest event carrying root, leaf, status and reason 1,518; measured ~52,100 "
+    "(docs/gas.md)"
+)
+
+
+def h(label: str) -> bytes:
+    return hashlib.sha256(label.encode()).digest()
+
+
+@pytest.fixture
+def root(registry: Registry, agency_key: LocalAccount) -> bytes:
+    anchored = h("gas root")
+    registry.anchor(agency_key, anchored, 1, 500)
+    return anchored
 
 
 def test_anchor_costs_at_most_50k_gas(registry: Registry, agency_key: LocalAccount) -> None:
-    assert registry.anchor(agency_key, os.urandom(32), 1, 500).gas_used <= 50_000
+    assert registry.anchor(agency_key, h("anchor"), 1, 500).gas_used <= 50_000
 
 
-@pytest.mark.xfail(
-    reason="floor is ~50.5k: 21k intrinsic + 1.2k calldata + 3 cold SLOADs (anchor, "
-    "signer, leaf) + 20k new slot + 2k LOG3; measured ~52k",
-    strict=True,
-)
-def test_single_revoke_costs_at_most_50k_gas(registry: Registry, agency_key: LocalAccount) -> None:
-    root = os.urandom(32)
-    registry.anchor(agency_key, root, 1, 500)
-    assert registry.revoke(agency_key, root, os.urandom(32), 1).gas_used <= 50_000
+ONE_LEAF: dict[str, Callable[[Registry, LocalAccount, bytes, bytes], Sent]] = {
+    "revoke": lambda r, k, root, leaf: r.revoke(k, root, leaf, 1),
+    "suspend": lambda r, k, root, leaf: r.suspend(k, root, leaf, 1),
+}
 
 
-@pytest.mark.xfail(
-    reason="one LOG3 per leaf (2k) on top of a new slot (22.1k) leaves ~250 gas per leaf "
-    "for everything else; measured ~25.6k per leaf",
-    strict=True,
-)
-def test_bulk_status_change_costs_at_most_25k_gas_per_leaf(
-    registry: Registry, agency_key: LocalAccount
+@pytest.mark.xfail(reason=SINGLE_LEAF_FLOOR, strict=True)
+@pytest.mark.parametrize("change", ONE_LEAF.values(), ids=ONE_LEAF.keys())
+def test_one_leaf_status_change_costs_at_most_50k_gas(
+    registry: Registry, agency_key: LocalAccount, root: bytes, change
 ) -> None:
-    root = os.urandom(32)
-    registry.anchor(agency_key, root, 1, 500)
-    leaves = [os.urandom(32) for _ in range(100)]
+    assert change(registry, agency_key, root, h("leaf")).gas_used <= 50_000
+
+
+def test_bulk_status_change_costs_at_most_25k_gas_per_leaf(
+    registry: Registry, agency_key: LocalAccount, root: bytes
+) -> None:
+    leaves = [h(f"leaf {i}") for i in range(100)]
     sent = registry.set_statuses(agency_key, root, leaves, LeafStatus.REVOKED, 1)
     assert sent.gas_used <= 25_000 * 100

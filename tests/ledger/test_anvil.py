@@ -28,7 +28,10 @@ def test_deploy_anchor_and_read_back_over_http(anvil_url: str) -> None:
     anchor = Registry.at(chain, registry.address).anchor_of(root)
     assert anchor is not None
     assert (anchor.agency_id, anchor.licence_type, anchor.count, anchor.block_number) == (
-        agency_id, 1, 42, sent.block_number
+        agency_id,
+        1,
+        42,
+        sent.block_number,
     )
     assert sent.events[0].args["root"] == root
 
