@@ -10,6 +10,7 @@ web3 (see ``ledger.chain``), so callers catch these and nothing else.
     ├── InvalidValue (ValueError)             an argument the registry cannot take as given
     ├── InsufficientFunds                     the sender cannot pay for gas (and value)
     ├── NodeBusy (RuntimeError)               another embedded node runs on that home
+    ├── IndexMismatch (ValueError)            an index file of another chain or registry
     ├── TransactionFailed (RuntimeError)      mined with status 0, not mined in time,
     │                                         or refused by the node for another reason
     └── RegistryRejected                      the registry reverted with a custom error
@@ -23,6 +24,7 @@ from typing import Any
 
 __all__ = [
     "ChainUnreachable",
+    "IndexMismatch",
     "InsufficientFunds",
     "InvalidValue",
     "LedgerError",
@@ -95,3 +97,7 @@ class RegistryUnauthorised(RegistryRejected, PermissionError):
 
 class NodeBusy(LedgerError, RuntimeError):
     """Another embedded node already runs on the same home folder."""
+
+
+class IndexMismatch(LedgerError, ValueError):
+    """An index file belongs to another chain or registry than the one asked for."""

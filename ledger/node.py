@@ -180,6 +180,7 @@ class Node:
 
     def _answer_locked(self, request_id: Any, method: str, params: list[Any]) -> dict[str, Any]:
         topped_up = False
+        params = _normalised(method, params)
         try:
             sender = _sender_of(method, params)
             if sender is not None:
@@ -246,6 +247,26 @@ def _exclusive_lock(path: Path) -> Any:
     handle.write(str(os.getpid()))
     handle.flush()
     return handle
+
+
+def _normalised(method: str, params: list[Any]) -> list[Any]:
+    """Call objects as eth-tester takes them: `input` (the current name, sent by cast and
+    ethers) as `data`, and no fees on calls."""
+    if method in {"eth_call", "eth_estimateGas"} and params and isinstance(params[0], dict):
+        call = dict(params[0])
+        if "input" in call:
+            data = call.pop("input")
+            call.setdefault("data", data)
+        if method == "eth_call":
+            # A call pays nothing, but py-evm checks the caller can pay for its gas. cast
+            # calls "from" the zero address, which has no balance: run those as the
+            # node's own funded account (a view does not depend on its caller).
+            for fee in ("gasPrice", "maxFeePerGas", "maxPriorityFeePerGas"):
+                call.pop(fee, None)
+            if str(call.get("from", "")).lower() == "0x" + "00" * 20:
+                del call["from"]
+        return [call, *params[1:]]
+    return params
 
 
 def _sender_of(method: str, params: list[Any]) -> str | None:

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,17 +111,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
+def _wait_for_port(
+    port: int, process: subprocess.Popen[bytes], timeout: float, what: str = "anvil"
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"anvil exited with code {process.returncode} before listening")
+            raise RuntimeError(f"{what} exited with code {process.returncode} before listening")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
         except OSError:
             time.sleep(0.05)
-    raise RuntimeError(f"anvil did not listen on port {port} within {timeout} s")
+    raise RuntimeError(f"{what} did not listen on port {port} within {timeout} s")
 
 
 @pytest.fixture(scope="session")
@@ -147,3 +151,54 @@ def anvil_url() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+ELICENCE = Path(sys.executable).with_name("elicence")
+CAST = REPO_ROOT / "node_modules" / "@foundry-rs" / "cast-linux-amd64" / "bin" / "cast"
+
+
+class NodeProcess:
+    """A real `elicence ledger serve` process on a free loopback port."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> NodeProcess:
+        log = (self.home.parent / f"{self.home.name}-node.log").open("ab")
+        self.process = subprocess.Popen(
+            [str(ELICENCE), "ledger", "serve", "--home", str(self.home), "--port", str(self.port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        _wait_for_port(self.port, self.process, timeout, "elicence ledger serve")
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        self.process.wait(timeout=30)
+        self.process = None
+
+
+@pytest.fixture
+def node_process(tmp_path) -> Iterator[NodeProcess]:
+    """A durable embedded node in its own home, stopped after the test."""
+    node = NodeProcess(tmp_path / "home").start()
+    try:
+        yield node
+    finally:
+        if node.process is not None:
+            node.stop(signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def embedded_node_url(tmp_path_factory) -> Iterator[str]:
+    """URL of one embedded node shared by the session's integration tests."""
+    node = NodeProcess(tmp_path_factory.mktemp("shared-node") / "home").start()
+    try:
+        yield node.url
+    finally:
+        node.stop()
