@@ -3,7 +3,8 @@ pragma solidity 0.8.28;
 
 /// @title Errors, events and types of the licence registry
 /// @notice Declared apart from the contract so that off-chain code (and other contracts)
-/// can decode reverts and logs from this file alone.
+/// can decode reverts and logs from this file alone. Roots, leaves and successors are
+/// 16-byte digests (`bytes16`: SHA-256 truncated to its first 16 bytes).
 interface ILicenceRegistry {
     /// @notice Status of one licence (a leaf) under one anchored batch (a root).
     /// @dev Active is the zero value, so a leaf nobody has touched reads as Active.
@@ -39,20 +40,20 @@ interface ILicenceRegistry {
     /// @notice Agency `agencyId` may not issue licences of type `licenceType`.
     error LicenceRegistryNotAuthorised(uint32 agencyId, uint8 licenceType);
     /// @notice An anchor needs a non-zero `root` and a non-zero `count`.
-    error LicenceRegistryInvalidAnchor(bytes32 root, uint32 count);
+    error LicenceRegistryInvalidAnchor(bytes16 root, uint32 count);
     /// @notice `root` is anchored already; anchors are never overwritten.
-    error LicenceRegistryAlreadyAnchored(bytes32 root);
+    error LicenceRegistryAlreadyAnchored(bytes16 root);
     /// @notice `root` was never anchored.
-    error LicenceRegistryNotAnchored(bytes32 root);
+    error LicenceRegistryNotAnchored(bytes16 root);
     /// @notice `caller` is neither the current signer of the agency that anchored `root`
     /// nor a governor.
-    error LicenceRegistryNotBatchIssuer(address caller, bytes32 root);
+    error LicenceRegistryNotBatchIssuer(address caller, bytes16 root);
     /// @notice `leaf` cannot go from status `from` to status `to`.
-    error LicenceRegistryInvalidTransition(bytes32 leaf, LeafStatus from, LeafStatus to);
+    error LicenceRegistryInvalidTransition(bytes16 leaf, LeafStatus from, LeafStatus to);
     /// @notice `status` cannot be set in bulk (Superseded needs a successor per leaf).
     error LicenceRegistryStatusNotBulk(LeafStatus status);
     /// @notice A bulk status change under `root` named no leaves.
-    error LicenceRegistryNoLeaves(bytes32 root);
+    error LicenceRegistryNoLeaves(bytes16 root);
 
     // ---- events -------------------------------------------------------------------
 
@@ -72,35 +73,36 @@ interface ILicenceRegistry {
     event SignerRotated(uint32 indexed agencyId, address oldSigner, address newSigner);
     /// @notice Agency `agencyId` anchored `root`, a batch of `count` licences of one type.
     event BatchAnchored(
-        bytes32 indexed root,
+        bytes16 indexed root,
         uint32 indexed agencyId,
         uint8 licenceType,
         uint32 count
     );
     /// @notice Leaf `leaf` under `root` now has status `status`, for reason code `reason`.
     event LeafStatusChanged(
-        bytes32 indexed root,
-        bytes32 indexed leaf,
+        bytes16 indexed root,
+        bytes16 indexed leaf,
         LeafStatus status,
         uint8 reason
     );
     /// @notice Every leaf in `leaves` under `root` now has status `status`, for reason
     /// code `reason` (one bulk change, one event).
     /// @dev One event per call, not one per leaf: a log topic costs 375 gas and a data byte
-    /// 8, so the leaves ride as data (256 gas each) and the bulk change stays within its
-    /// per-leaf gas target. The leaves are not topics: to follow one licence, filter by
-    /// `root` (a topic here and in {LeafStatusChanged}) and look inside `leaves`.
+    /// 8, so the leaves ride as data (256 gas each, as ABI encoding pads every bytes16 to
+    /// a 32-byte word) and the bulk change stays within its per-leaf gas target. The
+    /// leaves are not topics: to follow one licence, filter by `root` (a topic here and in
+    /// {LeafStatusChanged}) and look inside `leaves`.
     event LeafStatusesChanged(
-        bytes32 indexed root,
+        bytes16 indexed root,
         LeafStatus status,
         uint8 reason,
-        bytes32[] leaves
+        bytes16[] leaves
     );
     /// @notice Leaf `leaf` under `root` was superseded by `successor` (a new leaf).
     event LeafSuperseded(
-        bytes32 indexed root,
-        bytes32 indexed leaf,
-        bytes32 successor,
+        bytes16 indexed root,
+        bytes16 indexed leaf,
+        bytes16 successor,
         uint8 reason
     );
 }

@@ -8,7 +8,9 @@ import {ILicenceRegistry} from "./ILicenceRegistry.sol";
 /// @notice Issuing agencies anchor Merkle roots of licence batches; each licence (a leaf)
 /// under a root can later be suspended, reinstated, revoked, superseded or cancelled by
 /// the agency that anchored the root, or by a governor.
-/// @dev Leaves are sha256(0x00 || ...) computed off-chain; inner nodes are
+/// @dev Every digest is 16 bytes (`bytes16`): SHA-256 truncated to its first 16 bytes,
+/// so that a licence's QR code stays small. Leaves are the first 16 bytes of
+/// sha256(0x00 || ...), computed off-chain; inner nodes are the first 16 bytes of
 /// sha256(0x01 || min(a, b) || max(a, b)), so a leaf can never pose as a node.
 contract LicenceRegistry is AccessControl, ILicenceRegistry {
     bytes32 public constant GOVERNOR_ROLE = keccak256("GOVERNOR_ROLE");
@@ -49,9 +51,9 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
     mapping(uint32 agencyId => Agency) private _agencies;
     mapping(address signer => uint256 record) private _signers;
     mapping(bytes32 codeHash => uint32 agencyId) private _agencyIdByCode;
-    mapping(bytes32 root => uint256 record) private _anchors;
-    mapping(bytes32 root => mapping(bytes32 leaf => uint256 record)) private _leaves;
-    mapping(bytes32 root => mapping(bytes32 leaf => bytes32 successor)) private _successors;
+    mapping(bytes16 root => uint256 record) private _anchors;
+    mapping(bytes16 root => mapping(bytes16 leaf => uint256 record)) private _leaves;
+    mapping(bytes16 root => mapping(bytes16 leaf => bytes16 successor)) private _successors;
 
     /// @notice Creates the registry with `governor` as its admin and first governor.
     constructor(address governor) {
@@ -131,12 +133,12 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
 
     // ---- anchoring --------------------------------------------------------------------
 
-    /// @notice Anchors `root`, the Merkle root of a batch of `count` licences of type
-    /// `licenceType`, on behalf of the caller's agency.
+    /// @notice Anchors `root`, the 16-byte Merkle root of a batch of `count` licences of
+    /// type `licenceType`, on behalf of the caller's agency.
     /// @dev Requirements: caller is the current signer of a non-retired agency authorised
     /// for `licenceType`; `root` and `count` are non-zero; `root` is not anchored yet.
     /// Emits {BatchAnchored}.
-    function anchor(bytes32 root, uint8 licenceType, uint32 count) external {
+    function anchor(bytes16 root, uint8 licenceType, uint32 count) external {
         uint32 agencyId = _authoriseAnchor(licenceType);
         if (root == 0 || count == 0) revert LicenceRegistryInvalidAnchor(root, count);
         if (_anchors[root] != 0) revert LicenceRegistryAlreadyAnchored(root);
@@ -150,7 +152,7 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
     /// @dev Requirements: caller is the current signer of the non-retired agency that
     /// anchored `root`, or has GOVERNOR_ROLE; the leaf is Active or Suspended.
     /// Emits {LeafStatusChanged}.
-    function revoke(bytes32 root, bytes32 leaf, uint8 reason) external {
+    function revoke(bytes16 root, bytes16 leaf, uint8 reason) external {
         _authoriseStatusChange(root);
         _setStatus(root, leaf, LeafStatus.Revoked, reason);
     }
@@ -158,7 +160,7 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
     /// @notice Suspends licence `leaf` under `root` until it is reinstated.
     /// @dev Requirements: caller as for {revoke}; the leaf is Active.
     /// Emits {LeafStatusChanged}.
-    function suspend(bytes32 root, bytes32 leaf, uint8 reason) external {
+    function suspend(bytes16 root, bytes16 leaf, uint8 reason) external {
         _authoriseStatusChange(root);
         _setStatus(root, leaf, LeafStatus.Suspended, reason);
     }
@@ -166,7 +168,7 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
     /// @notice Reinstates suspended licence `leaf` under `root`.
     /// @dev Requirements: caller as for {revoke}; the leaf is Suspended.
     /// Emits {LeafStatusChanged}.
-    function reinstate(bytes32 root, bytes32 leaf, uint8 reason) external {
+    function reinstate(bytes16 root, bytes16 leaf, uint8 reason) external {
         _authoriseStatusChange(root);
         _setStatus(root, leaf, LeafStatus.Active, reason);
     }
@@ -174,7 +176,7 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
     /// @notice Cancels (注销) licence `leaf` under `root`: the holder gave it up; final.
     /// @dev Requirements: caller as for {revoke}; the leaf is Active or Suspended.
     /// Emits {LeafStatusChanged}.
-    function cancel(bytes32 root, bytes32 leaf, uint8 reason) external {
+    function cancel(bytes16 root, bytes16 leaf, uint8 reason) external {
         _authoriseStatusChange(root);
         _setStatus(root, leaf, LeafStatus.Cancelled, reason);
     }
@@ -182,7 +184,7 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
     /// @notice Marks licence `leaf` under `root` as superseded by leaf `successor`; final.
     /// @dev Requirements: caller as for {revoke}; the leaf is Active or Suspended.
     /// Emits {LeafSuperseded}.
-    function supersede(bytes32 root, bytes32 leaf, bytes32 successor, uint8 reason) external {
+    function supersede(bytes16 root, bytes16 leaf, bytes16 successor, uint8 reason) external {
         _authoriseStatusChange(root);
         _moveLeaf(_leaves[root], leaf, LeafStatus.Superseded, _packLeaf(LeafStatus.Superseded, reason));
         _successors[root][leaf] = successor;
@@ -194,15 +196,15 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
     /// Superseded; every leaf may move to `status` (else the whole call reverts).
     /// Emits one {LeafStatusesChanged} naming every leaf.
     function setStatuses(
-        bytes32 root,
-        bytes32[] calldata leaves,
+        bytes16 root,
+        bytes16[] calldata leaves,
         LeafStatus status,
         uint8 reason
     ) external {
         _authoriseStatusChange(root);
         if (status == LeafStatus.Superseded) revert LicenceRegistryStatusNotBulk(status);
         if (leaves.length == 0) revert LicenceRegistryNoLeaves(root);
-        mapping(bytes32 => uint256) storage records = _leaves[root];
+        mapping(bytes16 => uint256) storage records = _leaves[root];
         uint256 record = _packLeaf(status, reason);
         for (uint256 i = 0; i < leaves.length; ++i) {
             _moveLeaf(records, leaves[i], status, record);
@@ -213,7 +215,7 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
     // ---- views ------------------------------------------------------------------------
 
     /// @notice The anchor of `root`; agencyId 0 means `root` is not anchored.
-    function anchorOf(bytes32 root)
+    function anchorOf(bytes16 root)
         external
         view
         returns (
@@ -266,10 +268,10 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
 
     /// @notice Status of `leaf` under `root`, the reason code and block of its last
     /// change (0 if never changed), and its successor if it was superseded.
-    function statusOf(bytes32 root, bytes32 leaf)
+    function statusOf(bytes16 root, bytes16 leaf)
         external
         view
-        returns (LeafStatus status, uint8 reason, uint64 changedAt, bytes32 successor)
+        returns (LeafStatus status, uint8 reason, uint64 changedAt, bytes16 successor)
     {
         uint256 record = _leaves[root][leaf];
         return (
@@ -281,13 +283,15 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
     }
 
     /// @notice Whether `leaf` is in the tree with root `root`, given its Merkle `proof`
-    /// (sibling hashes, bottom-up). A one-leaf tree's root is the leaf itself.
-    function includes(bytes32 root, bytes32 leaf, bytes32[] calldata proof)
+    /// (16-byte sibling nodes, bottom-up). A one-leaf tree's root is the leaf itself.
+    /// @dev Each step is bytes16(sha256(0x01 || min(node, sibling) || max(node, sibling))),
+    /// comparing the 16-byte nodes bytewise.
+    function includes(bytes16 root, bytes16 leaf, bytes16[] calldata proof)
         external
         pure
         returns (bool)
     {
-        bytes32 node = leaf;
+        bytes16 node = leaf;
         for (uint256 i = 0; i < proof.length; ++i) {
             node = _hashPair(node, proof[i]);
         }
@@ -307,7 +311,7 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
         return agencyId;
     }
 
-    function _authoriseStatusChange(bytes32 root) private view {
+    function _authoriseStatusChange(bytes16 root) private view {
         uint32 anchoredBy = uint32(_anchors[root]);
         if (anchoredBy == 0) revert LicenceRegistryNotAnchored(root);
         uint256 signer = _signers[msg.sender];
@@ -318,14 +322,14 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
         revert LicenceRegistryNotBatchIssuer(msg.sender, root);
     }
 
-    function _setStatus(bytes32 root, bytes32 leaf, LeafStatus to, uint8 reason) private {
+    function _setStatus(bytes16 root, bytes16 leaf, LeafStatus to, uint8 reason) private {
         _moveLeaf(_leaves[root], leaf, to, _packLeaf(to, reason));
         emit LeafStatusChanged(root, leaf, to, reason);
     }
 
     function _moveLeaf(
-        mapping(bytes32 => uint256) storage records,
-        bytes32 leaf,
+        mapping(bytes16 => uint256) storage records,
+        bytes16 leaf,
         LeafStatus to,
         uint256 record
     ) private {
@@ -386,10 +390,10 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
         return false; // Revoked, Superseded and Cancelled are final.
     }
 
-    function _hashPair(bytes32 a, bytes32 b) private pure returns (bytes32) {
-        // Sorted pairs: a proof needs no left/right flags.
-        return a < b
-            ? sha256(abi.encodePacked(bytes1(0x01), a, b))
-            : sha256(abi.encodePacked(bytes1(0x01), b, a));
+    function _hashPair(bytes16 a, bytes16 b) private pure returns (bytes16) {
+        // Sorted pairs: a proof needs no left/right flags. The preimage is 33 bytes
+        // (tag, then two 16-byte nodes); the node is the first 16 bytes of its SHA-256.
+        (bytes16 lo, bytes16 hi) = a < b ? (a, b) : (b, a);
+        return bytes16(sha256(abi.encodePacked(bytes1(0x01), lo, hi)));
     }
 }

@@ -11,13 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from issuer.catalogue import LicenceType
-from issuer.digest import DEFAULT_SUITE, commitment, leaf_hash, salt
+from issuer.digest import DEFAULT_SUITE, SECRET_BYTES, commitment, leaf_hash, salt
 from issuer.document import AnchorRef, LicenceDocument
 from issuer.errors import FieldProblem, LicenceValidationError
 from issuer.merkle import MerkleTree, build_tree
 from issuer.validation import field_problems
-
-SECRET_BYTES = 32
 
 
 @dataclass(frozen=True)

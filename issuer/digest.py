@@ -1,17 +1,24 @@
 """Salts, field commitments and licence ids: the exact bytes that are hashed.
 
-With H the document's hash suite (SHA-256 for "sha256"), `secret` the licence's 32-byte
-secret, JCS the canonical JSON of RFC 8785, and || concatenation:
+With H the document's hash suite, `secret` the licence's 16-byte secret, JCS the
+canonical JSON of RFC 8785, and || concatenation:
 
-    salt(name)             = HMAC-H(key = secret, message = UTF-8(name))
+    salt(name)             = HMAC-SHA256(key = secret, message = UTF-8(name))[0:16]
     commitment(name, val)  = H(0x02 || salt(name) || JCS([name, val]))
     licence id (leaf)      = H(0x00 || JCS({"commitments": {name: "0x" + hex(commitment)},
                                             "format": "elicence/1",
                                             "hashSuite": suite,
                                             "type": licence type id}))
 
+The suite "sha256-128" is SHA-256 truncated to its first 16 bytes (128 bits), as NIST
+SP 800-107 permits. 128 bits keep every attack a holder or verifier could mount (finding
+a second value for a commitment, a second path to an anchored root, guessing a hidden
+field) at 2^128 work, and halve what a QR code must carry. Collisions cost 2^64, but only
+the issuing agency chooses the hashed inputs (it draws the random salts), and an agency
+needs no collision to issue what it wants.
+
 Salts are derived from one secret so a full document stays small, and with HMAC a
-disclosed salt says nothing about the others. A salt is 32 unpredictable bytes, so a
+disclosed salt says nothing about the others. A salt is 16 unpredictable bytes, so a
 hidden field cannot be guessed by hashing candidate values (a holder's name, a date).
 The one-byte prefixes keep a commitment, a leaf and an inner Merkle node (0x01) from
 ever being taken for one another.
@@ -27,10 +34,12 @@ from issuer.canonical import canonical_json
 from issuer.errors import DocumentError
 
 FORMAT = "elicence/1"
+DIGEST_BYTES = 16
+SECRET_BYTES = 16
 SUITES: dict[str, Callable[[bytes], bytes]] = {
-    "sha256": lambda data: hashlib.sha256(data).digest(),
+    "sha256-128": lambda data: hashlib.sha256(data).digest()[:DIGEST_BYTES],
 }
-DEFAULT_SUITE = "sha256"
+DEFAULT_SUITE = "sha256-128"
 
 _COMMITMENT_TAG = b"\x02"
 _LEAF_TAG = b"\x00"
@@ -48,8 +57,8 @@ def hash_function(suite: str) -> Callable[[bytes], bytes]:
 
 def salt(secret: bytes, name: str, suite: str = DEFAULT_SUITE) -> bytes:
     """The salt of field `name` derived from the licence secret."""
-    del suite  # one suite today; SM3 would use HMAC-SM3 here
-    return hmac.digest(secret, name.encode("utf-8"), "sha256")
+    del suite  # one suite today; an SM3 suite would use HMAC-SM3 here
+    return hmac.digest(secret, name.encode("utf-8"), "sha256")[:DIGEST_BYTES]
 
 
 def commitment(name: str, value: str, field_salt: bytes, suite: str = DEFAULT_SUITE) -> bytes:

@@ -20,13 +20,21 @@ from typing import Any
 from eth_utils.address import is_checksum_address, to_checksum_address
 
 from issuer.catalogue import LicenceType, catalogue
-from issuer.digest import DEFAULT_SUITE, FORMAT, commitment, hash_function, leaf_hash, salt
+from issuer.digest import (
+    DEFAULT_SUITE,
+    DIGEST_BYTES,
+    FORMAT,
+    commitment,
+    hash_function,
+    leaf_hash,
+    salt,
+)
 from issuer.errors import DocumentError, IssuerError
 from issuer.merkle import fold_proof
 
 MAX_DOCUMENT_BYTES = 64 * 1024
 MAX_PROOF_LENGTH = 40  # a 2^40-licence batch is far beyond any province
-_HEX32 = re.compile(r"0x[0-9a-f]{64}")
+_HEX_DIGEST = re.compile(rf"0x[0-9a-f]{{{2 * DIGEST_BYTES}}}")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
@@ -207,14 +215,14 @@ def _secret_or_salts(
                 raise DocumentError(
                     member, "a full document has a secret and no salts or hidden fields"
                 )
-        return _bytes32(obj["secret"], "secret"), {}, {}
+        return _digest(obj["secret"], "secret"), {}, {}
     if "salts" not in obj:
         raise DocumentError(
             "secret", "missing: a document needs a secret (or, as a presentation, salts)"
         )
-    salts = {k: _bytes32(v, f"salts.{k}") for k, v in _object(obj["salts"], "salts").items()}
+    salts = {k: _digest(v, f"salts.{k}") for k, v in _object(obj["salts"], "salts").items()}
     hidden = {
-        k: _bytes32(v, f"hidden.{k}") for k, v in _object(obj.get("hidden", {}), "hidden").items()
+        k: _digest(v, f"hidden.{k}") for k, v in _object(obj.get("hidden", {}), "hidden").items()
     }
     if set(salts) != set(fields):
         missing = sorted(set(fields) - set(salts))
@@ -256,8 +264,8 @@ def _anchor(raw: object) -> AnchorRef:
     return AnchorRef(
         chain_id=chain_id,
         registry=to_checksum_address(registry),
-        root=_bytes32(obj["root"], "anchor.root"),
-        proof=tuple(_bytes32(p, f"anchor.proof[{i}]") for i, p in enumerate(proof)),
+        root=_digest(obj["root"], "anchor.root"),
+        proof=tuple(_digest(p, f"anchor.proof[{i}]") for i, p in enumerate(proof)),
     )
 
 
@@ -273,10 +281,10 @@ def _string(raw: object, path: str) -> str:
     return raw
 
 
-def _bytes32(raw: object, path: str) -> bytes:
+def _digest(raw: object, path: str) -> bytes:
     text = _string(raw, path)
-    if not _HEX32.fullmatch(text):
-        raise DocumentError(path, "must be 0x followed by 64 lowercase hex digits")
+    if not _HEX_DIGEST.fullmatch(text):
+        raise DocumentError(path, f"must be 0x followed by {2 * DIGEST_BYTES} lowercase hex digits")
     return bytes.fromhex(text[2:])
 
 

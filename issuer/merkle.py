@@ -1,7 +1,7 @@
 """One Merkle tree per batch, and the proof of each licence in it.
 
 Leaves stay in batch order. Each level pairs neighbours (0,1), (2,3), ...; an inner node
-is H(0x01 || min(a, b) || max(a, b)) with min/max comparing the 32-byte strings, so a
+is H(0x01 || min(a, b) || max(a, b)) with min/max comparing the 16-byte strings, so a
 proof is just the list of sibling hashes, bottom-up, with no left/right flags. A node
 left without a neighbour (the last of an odd level) moves up unchanged and adds nothing
 to the proofs below it. A one-leaf tree's root is the leaf itself and its proof is empty.

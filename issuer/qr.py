@@ -17,19 +17,19 @@ commitments, proof, anchor), so checking it needs the chain and nothing else.
 - CBOR is RFC 8949 with the deterministic encoding of section 4.2.1 (shortest heads,
   definite lengths, no tags). P is an array of exactly eight items:
 
-      [0] version      unsigned integer 1 (this layout, hash suite sha256)
+      [0] version      unsigned integer 1 (this layout, hash suite sha256-128)
       [1] type         unsigned integer: the licence type's catalogue code (1..63)
       [2] chainId      unsigned integer 1..2^64-1: EIP-155 chain id of the registry's chain
       [3] registry     byte string of 20: the registry contract's address
-      [4] root         byte string of 32: the batch root
-      [5] proof        byte string of 32*n (n <= 40): the Merkle proof, bottom-up,
+      [4] root         byte string of 16: the batch root
+      [5] proof        byte string of 16*n (n <= 40): the Merkle proof, bottom-up,
                        the hashes concatenated
-      [6] keys         full document: byte string of 32, the licence secret;
-                       presentation: array of byte strings of 32, the salt of each
+      [6] keys         full document: byte string of 16, the licence secret;
+                       presentation: array of byte strings of 16, the salt of each
                        disclosed field in catalogue order
       [7] fields       array with one item per field of the type, in catalogue order:
                        text string   the disclosed value
-                       byte string   of 32: the commitment of a hidden field
+                       byte string   of 16: the commitment of a hidden field
                        null          the licence does not have this field
 
 The catalogue code and field order are those of `issuer/licence_types/*.json`: a field
@@ -61,6 +61,7 @@ import segno
 from PIL import Image, UnidentifiedImageError
 
 from issuer.catalogue import LicenceType, catalogue
+from issuer.digest import DEFAULT_SUITE, DIGEST_BYTES
 from issuer.document import MAX_PROOF_LENGTH, LicenceDocument, loads_document, parse_document
 from issuer.errors import DocumentError, IssuerError, PayloadError
 
@@ -77,7 +78,7 @@ MODULE_PX = 6
 _ZLIB_HEADER = b"\x78\xda"
 _BASE45 = re.compile(r"[0-9A-Z $%*+\-./:]*")
 _LAYOUT_ITEMS = 8
-_HASH = 32
+_HASH = DIGEST_BYTES
 _ADDRESS = 20
 
 
@@ -200,9 +201,9 @@ def _save(payload: str, path: Path, kind: str) -> None:
 
 
 def _cbor_of(document: LicenceDocument) -> bytes:
-    if document.suite != "sha256":
+    if document.suite != DEFAULT_SUITE:
         raise PayloadError(
-            "unencodable", f"payload version 1 carries sha256 only, not {document.suite}"
+            "unencodable", f"payload version 1 carries {DEFAULT_SUITE} only, not {document.suite}"
         )
     if not 0 < document.anchor.chain_id < 2**64:
         raise PayloadError("unencodable", "payload version 1 carries chain ids below 2**64")
@@ -315,7 +316,7 @@ def _json_of(items: list[Any]) -> dict[str, Any]:
     _bytes(root, _HASH, "[4] root")
     if type(proof) is not bytes or len(proof) % _HASH or len(proof) > MAX_PROOF_LENGTH * _HASH:
         raise PayloadError(
-            "layout", f"[5] proof must be a byte string of 32*n bytes, n <= {MAX_PROOF_LENGTH}"
+            "layout", f"[5] proof must be a byte string of {_HASH}*n bytes, n <= {MAX_PROOF_LENGTH}"
         )
     names = licence_type.field_names
     if type(fields) is not list or len(fields) != len(names):
@@ -328,10 +329,10 @@ def _json_of(items: list[Any]) -> dict[str, Any]:
         elif type(item) is bytes:
             hidden[name] = _hex(_bytes(item, _HASH, f"[7] fields ({name})"))
         elif item is not None:
-            raise PayloadError("layout", f"[7] fields ({name}) must be text, 32 bytes or null")
+            raise PayloadError("layout", f"[7] fields ({name}) must be text, {_HASH} bytes or null")
     doc: dict[str, Any] = {
         "format": "elicence/1",
-        "hashSuite": "sha256",
+        "hashSuite": DEFAULT_SUITE,
         "type": licence_type.id,
         "fields": disclosed,
         "anchor": {
@@ -353,7 +354,7 @@ def _json_of(items: list[Any]) -> dict[str, Any]:
         doc["hidden"] = hidden
     else:
         raise PayloadError(
-            "layout", "[6] keys must be a secret of 32 bytes or one salt per disclosed field"
+            "layout", f"[6] keys must be a secret of {_HASH} bytes or one salt per disclosed field"
         )
     return doc
 

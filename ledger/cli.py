@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ledger.config import default_home
+
 ledger_app = typer.Typer(help="The embedded chain node.", no_args_is_help=True)
-
-
-def default_home() -> Path:
-    """ELICENCE_HOME, or ~/.elicence."""
-    return Path(os.environ.get("ELICENCE_HOME", Path.home() / ".elicence"))
 
 
 @ledger_app.command("serve")

@@ -1,8 +1,9 @@
 """Python binding of the LicenceRegistry contract.
 
-Bytes in, bytes out: roots, leaves and successors are 32-byte ``bytes``; addresses come
-back checksummed. Writes take the sending account (a ``LocalAccount``) and return
-:class:`~ledger.chain.Sent`; a revert raises
+Bytes in, bytes out: roots, leaves, successors and proof nodes are 16-byte ``bytes``
+(:data:`DIGEST_BYTES`: SHA-256 truncated to its first 16 bytes, the contract's
+``bytes16``); addresses come back checksummed. Writes take the sending account (a
+``LocalAccount``) and return :class:`~ledger.chain.Sent`; a revert raises
 :class:`~ledger.errors.RegistryRejected` naming the contract's custom error and its
 arguments. Reads return frozen dataclasses.
 """
@@ -24,6 +25,7 @@ from ledger.chain import Chain, Sent, translate_errors
 from ledger.errors import InvalidValue, RegistryNotFound, TransactionFailed
 
 __all__ = [
+    "DIGEST_BYTES",
     "MAX_LICENCE_TYPE",
     "Agency",
     "Anchor",
@@ -35,6 +37,7 @@ __all__ = [
 ]
 
 MAX_LICENCE_TYPE = 63
+DIGEST_BYTES = 16  # roots, leaves, successors, proof nodes: the contract's bytes16
 
 
 class LeafStatus(IntEnum):
@@ -96,9 +99,9 @@ def licence_types_from_mask(mask: int) -> frozenset[int]:
     return frozenset(t for t in range(1, MAX_LICENCE_TYPE + 1) if mask >> t & 1)
 
 
-def _bytes32(name: str, value: bytes) -> bytes:
-    if not isinstance(value, bytes) or len(value) != 32:
-        raise InvalidValue(f"{name} must be 32 bytes, got {value!r}")
+def _digest(name: str, value: bytes) -> bytes:
+    if not isinstance(value, bytes) or len(value) != DIGEST_BYTES:
+        raise InvalidValue(f"{name} must be {DIGEST_BYTES} bytes, got {value!r}")
     return value
 
 
@@ -192,7 +195,7 @@ class Registry:
         return self._send(
             sender,
             "anchor",
-            _bytes32("root", root),
+            _digest("root", root),
             _uint("licence_type", licence_type, 8),
             _uint("count", count, 32),
         )
@@ -220,9 +223,9 @@ class Registry:
         return self._send(
             sender,
             "supersede",
-            _bytes32("root", root),
-            _bytes32("leaf", leaf),
-            _bytes32("successor", successor),
+            _digest("root", root),
+            _digest("leaf", leaf),
+            _digest("successor", successor),
             _uint("reason", reason, 8),
         )
 
@@ -242,8 +245,8 @@ class Registry:
         return self._send(
             sender,
             "setStatuses",
-            _bytes32("root", root),
-            [_bytes32("leaf", leaf) for leaf in leaves],
+            _digest("root", root),
+            [_digest("leaf", leaf) for leaf in leaves],
             int(LeafStatus(status)),
             _uint("reason", reason, 8),
         )
@@ -253,7 +256,7 @@ class Registry:
     def anchor_of(self, root: bytes) -> Anchor | None:
         """The anchor of ``root``, or None if it was never anchored."""
         agency_id, licence_type, count, block, timestamp = self._call(
-            "anchorOf", _bytes32("root", root)
+            "anchorOf", _digest("root", root)
         )
         if agency_id == 0:
             return None
@@ -285,7 +288,7 @@ class Registry:
     def status_of(self, root: bytes, leaf: bytes) -> LeafState:
         """The status of ``leaf`` under ``root`` (Active if never changed)."""
         status, reason, changed_at, successor = self._call(
-            "statusOf", _bytes32("root", root), _bytes32("leaf", leaf)
+            "statusOf", _digest("root", root), _digest("leaf", leaf)
         )
         return LeafState(
             status=LeafStatus(status),
@@ -299,9 +302,9 @@ class Registry:
         return bool(
             self._call(
                 "includes",
-                _bytes32("root", root),
-                _bytes32("leaf", leaf),
-                [_bytes32("proof element", p) for p in proof],
+                _digest("root", root),
+                _digest("leaf", leaf),
+                [_digest("proof element", p) for p in proof],
             )
         )
 
@@ -320,7 +323,7 @@ class Registry:
         self, sender: LocalAccount, fn: str, root: bytes, leaf: bytes, reason: int
     ) -> Sent:
         return self._send(
-            sender, fn, _bytes32("root", root), _bytes32("leaf", leaf), _uint("reason", reason, 8)
+            sender, fn, _digest("root", root), _digest("leaf", leaf), _uint("reason", reason, 8)
         )
 
     def _send(self, sender: LocalAccount, fn: str, *args: Any) -> Sent:

@@ -2,9 +2,11 @@
 
 Run it as ``scripts/gas_report`` (``--print-only`` leaves docs/gas.md alone). Every figure
 is the ``gasUsed`` of a mined transaction on a fresh in-process chain (eth-tester,
-py-evm, cancun rules), except ``includes``, a view, which is an ``eth_estimateGas``.
-Roots and leaves are fixed hashes, so that two runs print the same figures (calldata
-costs 4 gas per zero byte and 16 per other byte: random values would wobble).
+py-evm, cancun rules), ``includes`` (a view) too: a transaction calling it. Not
+``eth_estimateGas``: eth-tester's estimate is a binary search that stops within 21,000
+gas of the truth, so it cannot show a change of a few hundred.
+Roots and leaves are fixed 16-byte hashes, so that two runs print the same figures
+(calldata costs 4 gas per zero byte and 16 per other byte: random values would wobble).
 """
 
 from __future__ import annotations
@@ -28,10 +30,13 @@ sys.path.insert(0, str(REPO))
 from contracts import load_artifact  # noqa: E402  (needs the repository on sys.path)
 from issuer.merkle import build_tree  # noqa: E402
 from ledger import Chain, LeafStatus, Registry, Sent, connect  # noqa: E402
+from ledger.registry import DIGEST_BYTES  # noqa: E402
 
 DOC = REPO / "docs" / "gas.md"
 COMMAND = "scripts/gas_report"
 OPEN_ATTESTATION_ISSUE = 47_886  # DocumentStore.issue(bytes32), measured on this machine kind
+WORD = 32  # bytes in an ABI word: a bytes16 argument or log field still fills one
+CALLDATA_ZERO, CALLDATA_NONZERO = 4, 16
 INCLUDES_LEAVES = 10_000
 
 # EVM prices (cancun) the floor arithmetic uses.
@@ -40,6 +45,7 @@ COLD_SLOAD = 2_100
 WARM_SLOAD = 100
 SSTORE_SET = 20_000
 LOG_BASE, LOG_TOPIC, LOG_BYTE = 375, 375, 8
+KECCAK_BASE, KECCAK_WORD = 30, 6
 ACCESS_LIST_ADDRESS, ACCESS_LIST_KEY = 2_400, 1_900
 
 # The registry's storage layout (solc's, in declaration order): AccessControl's _roles
@@ -78,19 +84,29 @@ class Target:
         return self.measured <= self.limit
 
 
-def h(label: str) -> bytes:
-    """A fixed 32-byte value for ``label``."""
+def _sha256(label: str) -> bytes:
     return hashlib.sha256(f"elicence-gas:{label}".encode()).digest()
+
+
+def h(label: str) -> bytes:
+    """A fixed 16-byte digest (a root, a leaf) for ``label``."""
+    return _sha256(label)[:DIGEST_BYTES]
 
 
 def key(label: str) -> LocalAccount:
     """A fixed key for ``label`` (worthless outside this run's throw-away chain)."""
-    return Account.from_key(h(f"key:{label}"))
+    return Account.from_key(_sha256(f"key:{label}"))
 
 
 def calldata_gas(data: bytes) -> int:
     """Intrinsic gas of transaction data: 4 per zero byte, 16 per other byte."""
-    return sum(4 if b == 0 else 16 for b in data)
+    return sum(CALLDATA_ZERO if b == 0 else CALLDATA_NONZERO for b in data)
+
+
+def digest_word_gas() -> int:
+    """Calldata gas of one digest argument: a word holding DIGEST_BYTES (non-zero, as a
+    hash's bytes almost always are) and the zero padding after them."""
+    return DIGEST_BYTES * CALLDATA_NONZERO + (WORD - DIGEST_BYTES) * CALLDATA_ZERO
 
 
 def tx_input(chain: Chain, sent: Sent) -> bytes:
@@ -99,8 +115,14 @@ def tx_input(chain: Chain, sent: Sent) -> bytes:
 
 
 def mapping_slot(key_word: bytes, slot: int) -> bytes:
-    """Storage slot of ``mapping[key]`` for a mapping declared at ``slot``."""
+    """Storage slot of ``mapping[key]`` for a mapping declared at ``slot``; ``key_word``
+    is the key as one 32-byte word (a bytes16 key is left-aligned, zero-padded)."""
     return Web3.keccak(key_word + slot.to_bytes(32, "big"))
+
+
+def digest_word(digest: bytes) -> bytes:
+    """A bytes16 value as a 32-byte word, as Solidity hashes it for a mapping key."""
+    return digest + bytes(WORD - len(digest))
 
 
 @dataclass
@@ -196,37 +218,46 @@ def bulk(bench: Bench, root: bytes) -> dict[int, Sent]:
 
 
 def includes(bench: Bench) -> tuple[int, int]:
-    """eth_estimateGas of the includes view for a leaf with the longest proof of a
-    10,000-leaf tree (the first leaf: the last ones skip levels where they had no sibling)."""
-    leaves = [hashlib.sha256(b"\x00" + h(f"includes {i}")).digest() for i in range(INCLUDES_LEAVES)]
+    """gasUsed of a transaction calling the includes view for a leaf with the longest proof
+    of a 10,000-leaf tree (the first leaf: the last ones skip levels where they had no
+    sibling)."""
+    leaves = [
+        hashlib.sha256(b"\x00" + h(f"includes {i}")).digest()[:DIGEST_BYTES]
+        for i in range(INCLUDES_LEAVES)
+    ]
     tree = build_tree(leaves)
+    if len(tree.root) != DIGEST_BYTES:
+        raise SystemExit(
+            f"issuer.merkle.build_tree made {len(tree.root)}-byte nodes; the registry takes "
+            f"{DIGEST_BYTES}-byte ones"
+        )
     index = 0
     proof = tree.proof(index)
     assert bench.registry.includes(tree.root, leaves[index], proof)
     abi = list(load_artifact().abi)
     contract = bench.chain.w3.eth.contract(address=bench.registry.address, abi=abi)
     data = contract.encode_abi("includes", args=[tree.root, leaves[index], proof])
-    estimate = int(bench.chain.w3.eth.estimate_gas({"to": bench.registry.address, "data": data}))
+    gas = bench.chain.transact(bench.agency, to=bench.registry.address, data=data).gas_used
     bench.rows.append(
         Row(
             f"includes (view), {len(proof)}-hash proof",
-            estimate,
-            note=f"eth_estimateGas; {INCLUDES_LEAVES:,}-leaf tree; "
-            f"{estimate - TX_BASE - calldata_gas(HexBytes(data)):,} of it execution",
+            gas,
+            note=f"as a transaction; {INCLUDES_LEAVES:,}-leaf tree; "
+            f"{gas - TX_BASE - calldata_gas(HexBytes(data)):,} of it execution",
         )
     )
-    return estimate, len(proof)
+    return gas, len(proof)
 
 
 def revoke_with_access_list(bench: Bench, root: bytes) -> int:
     """gasUsed of a revoke sent with an EIP-2930 access list pre-warming its three slots."""
     chain, registry, agency = bench.chain, bench.registry, bench.agency
     leaf = h("revoked with an access list")
-    leaves_of_root = int.from_bytes(mapping_slot(root, LEAVES_SLOT), "big")
+    leaves_of_root = int.from_bytes(mapping_slot(digest_word(root), LEAVES_SLOT), "big")
     slots = [
         mapping_slot(bytes(12) + bytes.fromhex(agency.address[2:]), SIGNERS_SLOT),
-        mapping_slot(root, ANCHORS_SLOT),
-        mapping_slot(leaf, leaves_of_root),
+        mapping_slot(digest_word(root), ANCHORS_SLOT),
+        mapping_slot(digest_word(leaf), leaves_of_root),
     ]
     contract = chain.w3.eth.contract(address=registry.address, abi=list(load_artifact().abi))
     base_fee = int(chain.w3.eth.get_block("latest").get("baseFeePerGas", 0))
@@ -312,8 +343,19 @@ def target_table(checked: list[Target]) -> str:
     return "\n".join(lines)
 
 
+# The hot paths with 32-byte digests (bytes32), the last build before the move to bytes16,
+# measured on 2026-11-28 the same way as now (includes as a transaction; the document
+# of the time quoted eth_estimateGas, 44,171, which is within 21,000 of the truth only).
+BEFORE_BYTES16 = (
+    ("anchor", 49_360),
+    ("revoke", 52_092),
+    ("suspend", 52_137),
+    ("setStatuses, per leaf at 100 leaves", 23_647),
+    ("includes, 14-hash proof", 42_340),
+)
+
 # Changes to the one-leaf path measured once, on 2026-11-28, with scratch builds of the
-# contract (so not rerun here): change, revoke gas, why it was not kept.
+# contract with 32-byte digests (so not rerun here): change, revoke gas, why not kept.
 EVALUATED_ONCE = (
     (
         "one event per status with one data word "
@@ -354,13 +396,32 @@ def document(rows: list[Row], figures: dict[str, Any], date: str) -> str:
     artifact = load_artifact()
     optimizer = artifact.settings["optimizer"]
     calldata = figures["revoke_calldata"]
-    event_now = LOG_BASE + 3 * LOG_TOPIC + 2 * 32 * LOG_BYTE  # LOG3: signature, root, leaf
-    event_min = LOG_BASE + LOG_TOPIC + 3 * 32 * LOG_BYTE  # LOG1: signature only
+    event_now = LOG_BASE + 3 * LOG_TOPIC + 2 * WORD * LOG_BYTE  # LOG3: signature, root, leaf
+    event_topics = LOG_BASE + 3 * LOG_TOPIC + WORD * LOG_BYTE  # the same, one data word
+    event_min = LOG_BASE + LOG_TOPIC + 3 * WORD * LOG_BYTE  # LOG1: signature only
     fixed = TX_BASE + calldata + 3 * COLD_SLOAD + SSTORE_SET
-    floor = fixed + event_min
+    floor = fixed + event_now
     overhead = figures["revoke"] - fixed - event_now
+    # _signers[caller], _anchors[root], _leaves[root], then [leaf]: a 64-byte hash each.
+    mapping_hashes = 4 * (KECCAK_BASE + 2 * KECCAK_WORD)
     access_list_delta = figures["revoke_with_access_list"] - figures["revoke"]
-    per_leaf_floor = COLD_SLOAD + SSTORE_SET + 32 * 16 + 32 * LOG_BYTE
+    leaf_calldata = digest_word_gas()
+    per_leaf_floor = COLD_SLOAD + SSTORE_SET + leaf_calldata + WORD * LOG_BYTE
+    now = {
+        "anchor": figures["anchor"],
+        "revoke": figures["revoke"],
+        "suspend": figures["suspend"],
+        "setStatuses, per leaf at 100 leaves": figures["bulk"][100] // 100,
+        "includes, 14-hash proof": figures["includes"],
+    }
+    before_after = markdown(
+        ("operation", "bytes32", "bytes16", "change"),
+        [
+            (what, f"{gas:,}", f"{now[what]:,}", f"{now[what] - gas:+,}")
+            for what, gas in BEFORE_BYTES16
+        ],
+        "lrrr",
+    )
     input_bytes, input_zeros = figures["revoke_input"]
     floor_table = markdown(
         ("item", "gas"),
@@ -380,8 +441,9 @@ def document(rows: list[Row], figures: dict[str, Any], date: str) -> str:
             ("the leaf's slot goes from zero to non-zero", f"{SSTORE_SET:,}"),
             ("**subtotal**", f"**{fixed:,}**"),
             (
-                "cheapest event naming root, leaf, status and reason: LOG1, 96 bytes",
-                f"{event_min:,}",
+                "the event: `LeafStatusChanged`, LOG3 (signature, root, leaf) with two "
+                "data words (status, reason)",
+                f"{event_now:,}",
             ),
             ("**floor**", f"**{floor:,}**"),
         ],
@@ -403,7 +465,20 @@ def document(rows: list[Row], figures: dict[str, Any], date: str) -> str:
     )
     return _TEMPLATE.format(
         floor_table=floor_table,
-        anonymous_room=50_000 - fixed - (LOG_BASE + 2 * LOG_TOPIC + 32 * LOG_BYTE),
+        anonymous_room=50_000 - fixed - (LOG_BASE + 2 * LOG_TOPIC + WORD * LOG_BYTE),
+        floor=floor,
+        event_topics=event_topics,
+        topics_room=50_000 - fixed - event_topics,
+        mapping_hashes=mapping_hashes,
+        event_min=event_min,
+        min_room=50_000 - fixed - event_min,
+        before_after=before_after,
+        digest_bytes=DIGEST_BYTES,
+        zero_tail=WORD - DIGEST_BYTES,
+        digest_word=digest_word_gas(),
+        full_word=WORD * CALLDATA_NONZERO,
+        saved_word=WORD * CALLDATA_NONZERO - digest_word_gas(),
+        leaf_calldata=leaf_calldata,
         evaluated=evaluated,
         command=COMMAND,
         date=date,
@@ -433,9 +508,10 @@ _TEMPLATE = """\
 
 Written by `{command}` on {date}; rerun it after changing the contract.
 Every figure is the `gasUsed` of a mined transaction on a fresh embedded chain
-(eth-tester with py-evm, cancun rules), except `includes`, a view, given as
-`eth_estimateGas`. Roots and leaves are fixed hashes, so two runs print the same
-figures. `tests/contracts/test_gas.py` holds the targets as tests.
+(eth-tester with py-evm, cancun rules); `includes`, a view, is measured as a transaction
+calling it (eth-tester's `eth_estimateGas` stops within 21,000 gas of the truth). Roots
+and leaves are fixed {digest_bytes}-byte hashes, so two runs print the same figures.
+`tests/contracts/test_gas.py` holds the targets as tests.
 
 Compiler: solc {compiler}, optimizer {optimizer} with {runs} runs,
 EVM version {evm}, legacy code generator (no `viaIR`); settings in `contracts/build.py`.
@@ -454,16 +530,33 @@ costs {anchor:,} ({anchor_delta:+,}) and also records, in the same single storag
 anchoring agency, the licence type, the number of licences, the block and the time, after
 checking that the caller is the current key of an agency authorised for that type.
 
+## From 32-byte to {digest_bytes}-byte digests
+
+Roots, leaves, successors and proof nodes are `bytes{digest_bytes}` (SHA-256 truncated to
+its first {digest_bytes} bytes). The ABI still gives each one a 32-byte word, but the
+word's last {zero_tail} bytes are zero, and calldata charges 4 gas for a zero byte
+against 16: a digest argument costs {digest_word} gas instead of {full_word}, {saved_word}
+less. Storage slots, event topics and log data words are priced per word, so they cost
+what they did. The compiler gives part of the saving back: it checks that the padding of
+every `bytes{digest_bytes}` argument is zero and masks the values it hashes and encodes,
+so the instructions cost more than with `bytes32`, most in the loops of `setStatuses` and
+`includes`, which handle one digest per turn: at 100 leaves `setStatuses` now spends more
+per leaf than the calldata saves.
+
+{before_after}
+
 ## Why one-leaf revoke and suspend miss 50,000, and cannot meet it
 
 A one-leaf status change must (1) refuse everyone but the batch's agency and the
 governor with a named error, (2) record the leaf's new status, and (3) emit an event
-from which an indexer can rebuild that status. The EVM's prices put a floor under that
-before the contract runs a single instruction:
+from which an indexer can rebuild that status, with root and leaf as topics, so that a
+client can fetch one licence's history with a log filter. The EVM's prices put a floor
+under that before the contract runs a single instruction:
 
 {floor_table}
 
-The floor is above 50,000 already. None of its items can go:
+The floor is above 50,000 already. Its items cannot go, and a cheaper event does not
+help enough:
 
 - The two reads answer different questions that change at different times: which
   agency anchored this root (fixed at anchoring) and which agency this key belongs to
@@ -472,15 +565,30 @@ The floor is above 50,000 already. None of its items can go:
 - The leaf's status is per (root, leaf), so that an agency cannot revoke another
   agency's licence by anchoring its id in a batch of its own. A first status change
   creates the slot: 20,000 gas. (Reinstating rewrites it: see `reinstate`.)
+- The cheapest event that keeps root and leaf as topics (LOG3 with status and reason in
+  one data word: {event_topics:,}) leaves {topics_room:,} gas for every instruction, and
+  the four mapping lookups (the signer record, the anchor record, the root's leaves, the
+  leaf) hash 64 bytes each: {mapping_hashes} gas of KECCAK256 alone.
 - An anonymous event (LOG2 with root and leaf as topics and 32 bytes of data: 1,381)
   would leave {anonymous_room:,} gas for all the instructions, and indexers could no
   longer select the event by its signature.
+- Only an event without the leaf as a topic (LOG1 with root, leaf, status and reason as
+  96 bytes of data: {event_min:,}) brings the floor under 50,000, and leaves {min_room:,}
+  gas for every instruction: dispatch, argument checks, four mapping hashes, the
+  authorisation and transition checks, packing the record, encoding the event. The
+  contract spends {overhead:,} on them; the scratch build with such an event (below)
+  spent about 1,500. It would also cost the per-licence log filter.
+
+With 32-byte digests the calldata cost 384 more and the floor stood above 50,000 even
+with the LOG1 event; `bytes{digest_bytes}` brought that variant under, but not the
+contract as designed.
 
 The measured {revoke:,} is the subtotal, the event the contract emits
 (`LeafStatusChanged`: LOG3 with two data words, {event_now:,}) and {overhead:,} gas of
-instructions (dispatch, mapping-key hashes, the transition check).
+instructions (dispatch, argument checks, mapping-key hashes, the transition check).
 
-Evaluated and not kept (measured on 2026-11-28; all still above 50,000):
+Evaluated and not kept (the first row this run; the others measured on 2026-11-28 with
+32-byte digests, when revoke cost 52,092: their figures are from then, not now):
 
 {evaluated}
 
@@ -491,17 +599,19 @@ The tests keep the one-leaf targets as strict expected failures, quoting this fl
 `setStatuses` emits one `LeafStatusesChanged(root, status, reason, leaves)` for the
 whole call instead of one `LeafStatusChanged` per leaf: a leaf then costs 256 gas of log
 data instead of a 2,012-gas LOG3 (with one event per leaf, 100 leaves cost 25,592 per
-leaf on 2026-11-28, over the target). Per leaf the floor is a cold slot created
-({per_leaf_floor:,}: 22,100 for the slot, 512 calldata, 256 log data); measured at 100
-leaves: {bulk100:,} per leaf. Indexers rebuild the same state from the one event; to
-follow one licence, filter by `root` (a topic of both events) and look inside `leaves`.
+leaf on 2026-11-28 with 32-byte digests, over the target). Per leaf the floor is a cold
+slot created ({per_leaf_floor:,}: 22,100 for the slot, {leaf_calldata} calldata, 256 log
+data); measured at 100 leaves: {bulk100:,} per leaf. Indexers rebuild the same state
+from the one event; to follow one licence, filter by `root` (a topic of both events) and
+look inside `leaves`.
 
 ## The `includes` view
 
 Checking a leaf of a {includes_leaves:,}-leaf batch ({proof_length} proof hashes) against its root
-costs {includes:,} gas as `eth_estimateGas`; as an `eth_call` it costs the caller nothing.
-Each proof hash is one call to the SHA-256 precompile (60 + 12 per word) plus
-abi-encoding the 65-byte preimage.
+costs {includes:,} gas as a transaction (base and calldata included); as an `eth_call` it
+costs the caller nothing. Each proof hash is one call to the SHA-256 precompile (60 + 12
+per word: 84 for the 33-byte preimage, tag and two {digest_bytes}-byte nodes) plus
+packing the preimage and truncating the result.
 """
 
 

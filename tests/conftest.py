@@ -167,12 +167,20 @@ class NodeProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> NodeProcess:
-        log = (self.home.parent / f"{self.home.name}-node.log").open("ab")
-        self.process = subprocess.Popen(
-            [str(ELICENCE), "ledger", "serve", "--home", str(self.home), "--port", str(self.port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with (self.home.parent / f"{self.home.name}-node.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    str(ELICENCE),
+                    "ledger",
+                    "serve",
+                    "--home",
+                    str(self.home),
+                    "--port",
+                    str(self.port),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         _wait_for_port(self.port, self.process, timeout, "elicence ledger serve")
         return self
 

@@ -8,13 +8,14 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from ledger import Registry, RegistryRejected, RegistryUnauthorised
+from ledger.registry import DIGEST_BYTES
 from tests.conftest import AGENCY_CODE, AGENCY_ID, AGENCY_NAME, OTHER_AGENCY_ID, key_for
 
 NEW_CODE = "91440300000000001" + "2"  # 18 characters; the registry checks length only
 
 
 def new_root() -> bytes:
-    return os.urandom(32)
+    return os.urandom(DIGEST_BYTES)
 
 
 def test_outsider_cannot_anchor(registry: Registry, outsider: LocalAccount) -> None:
@@ -59,7 +60,7 @@ def test_retired_agency_cannot_change_statuses_but_its_anchors_stay(
     registry.anchor(agency_key, root, 1, 10)
     registry.retire_agency(governor, AGENCY_ID)
     with pytest.raises(RegistryUnauthorised) as caught:
-        registry.revoke(agency_key, root, os.urandom(32), 1)
+        registry.revoke(agency_key, root, os.urandom(DIGEST_BYTES), 1)
     assert caught.value.error_name == "LicenceRegistryAgencyRetired"
     anchor = registry.anchor_of(root)
     assert anchor is not None and anchor.agency_id == AGENCY_ID
@@ -101,7 +102,7 @@ def test_rotated_away_key_cannot_anchor_but_earlier_anchors_stay(
 def test_rotated_away_key_cannot_change_statuses_and_new_key_can(
     registry: Registry, agency_key: LocalAccount, chain
 ) -> None:
-    root, leaf = new_root(), os.urandom(32)
+    root, leaf = new_root(), os.urandom(DIGEST_BYTES)
     registry.anchor(agency_key, root, 1, 10)
     new_key = key_for("agency-rotated")
     chain.fund(new_key.address, 10**18)
@@ -147,7 +148,7 @@ def test_other_agency_cannot_change_statuses_under_a_root_it_did_not_anchor(
     root = new_root()
     registry.anchor(agency_key, root, 1, 10)
     with pytest.raises(RegistryUnauthorised) as caught:
-        registry.revoke(other_agency_key, root, os.urandom(32), 1)
+        registry.revoke(other_agency_key, root, os.urandom(DIGEST_BYTES), 1)
     assert caught.value.error_name == "LicenceRegistryNotBatchIssuer"
     assert caught.value.error_args == {"caller": other_agency_key.address, "root": root}
 
@@ -158,7 +159,7 @@ def test_outsider_cannot_change_statuses(
     root = new_root()
     registry.anchor(agency_key, root, 1, 10)
     with pytest.raises(RegistryUnauthorised) as caught:
-        registry.set_statuses(outsider, root, [os.urandom(32)], 2, 1)
+        registry.set_statuses(outsider, root, [os.urandom(DIGEST_BYTES)], 2, 1)
     assert caught.value.error_name == "LicenceRegistryNotBatchIssuer"
 
 

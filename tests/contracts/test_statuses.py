@@ -9,6 +9,7 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from ledger import LeafStatus, Registry, RegistryRejected, RegistryUnauthorised
+from ledger.registry import DIGEST_BYTES
 from tests.conftest import AGENCY_ID
 
 S = LeafStatus
@@ -18,14 +19,14 @@ ALLOWED = {(S.ACTIVE, to) for to in (S.SUSPENDED, S.REVOKED, S.SUPERSEDED, S.CAN
 }
 
 
-def _bytes32() -> bytes:
-    return os.urandom(32)
+def _digest() -> bytes:
+    return os.urandom(DIGEST_BYTES)
 
 
 @pytest.fixture
 def root(registry: Registry, agency_key: LocalAccount) -> bytes:
     """A root anchored by agency 1: 10 licences of type 1."""
-    anchored = _bytes32()
+    anchored = _digest()
     registry.anchor(agency_key, anchored, 1, 10)
     return anchored
 
@@ -36,14 +37,14 @@ def move(registry: Registry, sender: LocalAccount, root: bytes, leaf: bytes, to:
         S.ACTIVE: lambda: registry.reinstate(sender, root, leaf, 7),
         S.SUSPENDED: lambda: registry.suspend(sender, root, leaf, 7),
         S.REVOKED: lambda: registry.revoke(sender, root, leaf, 7),
-        S.SUPERSEDED: lambda: registry.supersede(sender, root, leaf, b"\x5a" * 32, 7),
+        S.SUPERSEDED: lambda: registry.supersede(sender, root, leaf, b"\x5a" * DIGEST_BYTES, 7),
         S.CANCELLED: lambda: registry.cancel(sender, root, leaf, 7),
     }
     return calls[to]()
 
 
 def test_anchor_is_stored_and_announced(registry: Registry, agency_key: LocalAccount) -> None:
-    root = _bytes32()
+    root = _digest()
     sent = registry.anchor(agency_key, root, 2, 1_000)
     anchor = registry.anchor_of(root)
     assert anchor is not None
@@ -66,7 +67,7 @@ def test_anchor_is_stored_and_announced(registry: Registry, agency_key: LocalAcc
 
 
 def test_unanchored_root_reads_as_none(registry: Registry) -> None:
-    assert registry.anchor_of(_bytes32()) is None
+    assert registry.anchor_of(_digest()) is None
 
 
 def test_anchor_cannot_be_overwritten(
@@ -81,7 +82,7 @@ def test_anchor_cannot_be_overwritten(
     assert anchor is not None and anchor.count == 10
 
 
-@pytest.mark.parametrize(("root", "count"), [(bytes(32), 1), (b"\x01" * 32, 0)])
+@pytest.mark.parametrize(("root", "count"), [(bytes(DIGEST_BYTES), 1), (b"\x01" * DIGEST_BYTES, 0)])
 def test_anchor_needs_a_root_and_a_count(
     registry: Registry, agency_key: LocalAccount, root: bytes, count: int
 ) -> None:
@@ -94,15 +95,15 @@ def test_anchor_needs_a_root_and_a_count(
 def test_status_change_under_unanchored_root_is_refused(
     registry: Registry, agency_key: LocalAccount
 ) -> None:
-    root = _bytes32()
+    root = _digest()
     with pytest.raises(RegistryRejected) as caught:
-        registry.revoke(agency_key, root, _bytes32(), 1)
+        registry.revoke(agency_key, root, _digest(), 1)
     assert caught.value.error_name == "LicenceRegistryNotAnchored"
     assert caught.value.error_args == {"root": root}
 
 
 def test_untouched_leaf_is_active(registry: Registry, root: bytes) -> None:
-    state = registry.status_of(root, _bytes32())
+    state = registry.status_of(root, _digest())
     assert (state.status, state.reason, state.changed_at_block, state.successor) == (
         S.ACTIVE,
         0,
@@ -125,7 +126,7 @@ REACH: dict[LeafStatus, list[LeafStatus]] = {
 def test_transition_table(
     registry: Registry, agency_key: LocalAccount, root: bytes, start: LeafStatus, to: LeafStatus
 ) -> None:
-    leaf = _bytes32()
+    leaf = _digest()
     for step in REACH[start]:
         move(registry, agency_key, root, leaf, step)
     assert registry.status_of(root, leaf).status == start
@@ -143,7 +144,7 @@ def test_transition_table(
 def test_status_change_is_announced_with_everything_an_indexer_needs(
     registry: Registry, agency_key: LocalAccount, root: bytes
 ) -> None:
-    leaf = _bytes32()
+    leaf = _digest()
     sent = registry.suspend(agency_key, root, leaf, 12)
     assert [(e.name, e.args) for e in sent.events] == [
         ("LeafStatusChanged", {"root": root, "leaf": leaf, "status": S.SUSPENDED, "reason": 12})
@@ -153,7 +154,7 @@ def test_status_change_is_announced_with_everything_an_indexer_needs(
 def test_supersede_records_and_announces_the_successor(
     registry: Registry, agency_key: LocalAccount, root: bytes
 ) -> None:
-    leaf, successor = _bytes32(), _bytes32()
+    leaf, successor = _digest(), _digest()
     sent = registry.supersede(agency_key, root, leaf, successor, 4)
     assert [(e.name, e.args) for e in sent.events] == [
         ("LeafSuperseded", {"root": root, "leaf": leaf, "successor": successor, "reason": 4})
@@ -163,7 +164,7 @@ def test_supersede_records_and_announces_the_successor(
 
 
 def test_status_is_kept_per_root(registry: Registry, agency_key: LocalAccount, root: bytes) -> None:
-    other_root, leaf = _bytes32(), _bytes32()
+    other_root, leaf = _digest(), _digest()
     registry.anchor(agency_key, other_root, 1, 3)
     registry.revoke(agency_key, root, leaf, 1)
     assert registry.status_of(other_root, leaf).status == S.ACTIVE
@@ -172,7 +173,7 @@ def test_status_is_kept_per_root(registry: Registry, agency_key: LocalAccount, r
 def test_governor_can_change_a_leaf_status(
     registry: Registry, governor: LocalAccount, root: bytes
 ) -> None:
-    leaf = _bytes32()
+    leaf = _digest()
     registry.revoke(governor, root, leaf, 9)
     assert registry.status_of(root, leaf).status == S.REVOKED
 
@@ -181,7 +182,7 @@ def test_governor_can_change_statuses_under_a_retired_agency_root(
     registry: Registry, governor: LocalAccount, root: bytes
 ) -> None:
     registry.retire_agency(governor, AGENCY_ID)
-    leaf = _bytes32()
+    leaf = _digest()
     registry.set_statuses(governor, root, [leaf], S.CANCELLED, 2)
     assert registry.status_of(root, leaf).status == S.CANCELLED
 
@@ -189,7 +190,7 @@ def test_governor_can_change_statuses_under_a_retired_agency_root(
 def test_bulk_status_change_sets_and_announces_every_leaf(
     registry: Registry, agency_key: LocalAccount, root: bytes
 ) -> None:
-    leaves = [_bytes32() for _ in range(12)]
+    leaves = [_digest() for _ in range(12)]
     sent = registry.set_statuses(agency_key, root, leaves, S.REVOKED, 3)
     # One event for the whole call, naming every leaf in the order given.
     assert [e.name for e in sent.events] == ["LeafStatusesChanged"]
@@ -203,7 +204,7 @@ def test_bulk_status_change_sets_and_announces_every_leaf(
 def test_bulk_status_change_is_all_or_nothing(
     registry: Registry, agency_key: LocalAccount, root: bytes
 ) -> None:
-    revoked, fresh = _bytes32(), _bytes32()
+    revoked, fresh = _digest(), _digest()
     registry.revoke(agency_key, root, revoked, 1)
     with pytest.raises(RegistryRejected) as caught:
         registry.set_statuses(agency_key, root, [fresh, revoked], S.SUSPENDED, 1)
@@ -213,7 +214,7 @@ def test_bulk_status_change_is_all_or_nothing(
 
 def test_bulk_cannot_supersede(registry: Registry, agency_key: LocalAccount, root: bytes) -> None:
     with pytest.raises(RegistryRejected) as caught:
-        registry.set_statuses(agency_key, root, [_bytes32()], S.SUPERSEDED, 1)
+        registry.set_statuses(agency_key, root, [_digest()], S.SUPERSEDED, 1)
     assert caught.value.error_name == "LicenceRegistryStatusNotBulk"
     assert caught.value.error_args == {"status": S.SUPERSEDED}
 
@@ -228,5 +229,5 @@ def test_bulk_by_other_agency_is_refused(
     registry: Registry, other_agency_key: LocalAccount, root: bytes
 ) -> None:
     with pytest.raises(RegistryUnauthorised) as caught:
-        registry.set_statuses(other_agency_key, root, [_bytes32()], S.REVOKED, 1)
+        registry.set_statuses(other_agency_key, root, [_digest()], S.REVOKED, 1)
     assert caught.value.error_name == "LicenceRegistryNotBatchIssuer"

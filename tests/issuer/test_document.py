@@ -37,7 +37,7 @@ def test_document_survives_a_json_round_trip():
 
 def test_document_names_format_suite_chain_and_registry():
     raw = _batch().documents[0].to_json()
-    assert raw["format"] == "elicence/1" and raw["hashSuite"] == "sha256"
+    assert raw["format"] == "elicence/1" and raw["hashSuite"] == "sha256-128"
     assert raw["anchor"]["chainId"] == 31337 and raw["anchor"]["registry"] == REGISTRY
 
 
@@ -100,11 +100,11 @@ def _delete(path):
         (_set(["fields", "nickname"], "x"), "fields.nickname", "not a field of 营业执照"),
         (_set(["fields"], []), "fields", "must be a JSON object, not a list"),
         (_delete(["secret"]), "secret", "missing"),
-        (_set(["secret"], "0x1234"), "secret", "64 lowercase hex digits"),
-        (_set(["secret"], "0x" + "G" * 64), "secret", "64 lowercase hex digits"),
+        (_set(["secret"], "0x1234"), "secret", "32 lowercase hex digits"),
+        (_set(["secret"], "0x" + "G" * 32), "secret", "32 lowercase hex digits"),
         (_delete(["anchor"]), "anchor", "is missing"),
         (_delete(["anchor", "root"]), "anchor.root", "is missing"),
-        (_set(["anchor", "root"], "12" * 32), "anchor.root", "0x followed by 64"),
+        (_set(["anchor", "root"], "12" * 16), "anchor.root", "0x followed by 32"),
         (_set(["anchor", "proof"], ["0xzz"]), "anchor.proof[0]", "hex digits"),
         (_set(["anchor", "proof"], "0x00"), "anchor.proof", "must be a list"),
         (_set(["anchor", "chainId"], "31337"), "anchor.chainId", "positive whole number"),

@@ -8,6 +8,7 @@ import pytest
 from eth_account import Account
 
 from ledger import Registry, RegistryUnauthorised, connect
+from ledger.registry import DIGEST_BYTES
 from tests.conftest import AGENCY_CODE, AGENCY_NAME, ANVIL_FAUCET_KEY
 
 pytestmark = pytest.mark.anvil
@@ -20,7 +21,7 @@ def test_deploy_anchor_and_read_back_over_http(anvil_url: str) -> None:
         chain.fund(account.address, 10**19)
     registry = Registry.deploy(chain, governor)
     agency_id, _ = registry.register_agency(governor, AGENCY_CODE, AGENCY_NAME, agency.address, {1})
-    root = os.urandom(32)
+    root = os.urandom(DIGEST_BYTES)
 
     sent = registry.anchor(agency, root, 1, 42)
 
@@ -43,6 +44,6 @@ def test_revert_on_a_real_node_decodes_the_same(anvil_url: str) -> None:
         chain.fund(account.address, 10**19)
     registry = Registry.deploy(chain, governor)
     with pytest.raises(RegistryUnauthorised) as caught:
-        registry.anchor(outsider, os.urandom(32), 1, 1)
+        registry.anchor(outsider, os.urandom(DIGEST_BYTES), 1, 1)
     assert caught.value.error_name == "LicenceRegistryNotAgency"
     assert caught.value.error_args == {"caller": outsider.address}

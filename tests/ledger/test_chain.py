@@ -21,6 +21,7 @@ from ledger import (
     WrongChain,
     connect,
 )
+from ledger.registry import DIGEST_BYTES
 from tests.conftest import AGENCY_ID, free_port
 
 
@@ -61,7 +62,7 @@ def test_transactions_are_signed_locally_by_keys_the_node_does_not_hold(
 ) -> None:
     w3 = registry.chain.w3
     assert agency_key.address not in w3.eth.accounts
-    sent = registry.anchor(agency_key, os.urandom(32), 1, 1)
+    sent = registry.anchor(agency_key, os.urandom(DIGEST_BYTES), 1, 1)
     assert w3.eth.get_transaction(sent.tx_hash)["from"] == agency_key.address
 
 
@@ -69,7 +70,7 @@ def test_revert_decodes_to_registry_rejected_with_name_and_args(
     registry: Registry, agency_key: LocalAccount
 ) -> None:
     with pytest.raises(RegistryRejected) as caught:
-        registry.anchor(agency_key, os.urandom(32), 9, 1)
+        registry.anchor(agency_key, os.urandom(DIGEST_BYTES), 9, 1)
     error = caught.value
     assert isinstance(error, RegistryUnauthorised) and isinstance(error, PermissionError)
     assert error.error_name == "LicenceRegistryNotAuthorised"
@@ -79,17 +80,19 @@ def test_revert_decodes_to_registry_rejected_with_name_and_args(
 
 def test_unfunded_sender_is_insufficient_funds(registry: Registry) -> None:
     with pytest.raises(InsufficientFunds):
-        registry.anchor(Account.create(), os.urandom(32), 1, 1)
+        registry.anchor(Account.create(), os.urandom(DIGEST_BYTES), 1, 1)
 
 
 @pytest.mark.parametrize(
     "call",
     [
         lambda r, k: r.anchor(k, b"short", 1, 1),
-        lambda r, k: r.anchor(k, os.urandom(32), 256, 1),
-        lambda r, k: r.anchor(k, os.urandom(32), 1, 2**32),
-        lambda r, k: r.revoke(k, os.urandom(32), os.urandom(31), 1),
-        lambda r, k: r.set_statuses(k, os.urandom(32), [os.urandom(32)], LeafStatus.REVOKED, 300),
+        lambda r, k: r.anchor(k, os.urandom(DIGEST_BYTES), 256, 1),
+        lambda r, k: r.anchor(k, os.urandom(DIGEST_BYTES), 1, 2**32),
+        lambda r, k: r.revoke(k, os.urandom(DIGEST_BYTES), os.urandom(DIGEST_BYTES - 1), 1),
+        lambda r, k: r.set_statuses(
+            k, os.urandom(DIGEST_BYTES), [os.urandom(DIGEST_BYTES)], LeafStatus.REVOKED, 300
+        ),
         lambda r, k: r.set_agency_types(k, 1, {0}),
         lambda r, k: r.set_agency_types(k, 1, {64}),
     ],
@@ -99,3 +102,28 @@ def test_values_the_registry_cannot_take_are_invalid_value(
 ) -> None:
     with pytest.raises(InvalidValue):
         call(registry, agency_key)
+
+
+DIGEST_ARGUMENTS = {
+    "root": lambda r, k, bad: r.anchor(k, bad, 1, 1),
+    "leaf": lambda r, k, bad: r.revoke(k, os.urandom(DIGEST_BYTES), bad, 1),
+    "successor": lambda r, k, bad: r.supersede(
+        k, os.urandom(DIGEST_BYTES), os.urandom(DIGEST_BYTES), bad, 1
+    ),
+    "proof element": lambda r, k, bad: r.includes(
+        os.urandom(DIGEST_BYTES), os.urandom(DIGEST_BYTES), [bad]
+    ),
+}
+
+
+@pytest.mark.parametrize("length", [0, DIGEST_BYTES - 1, DIGEST_BYTES + 1, 32])
+@pytest.mark.parametrize(("name", "call"), DIGEST_ARGUMENTS.items(), ids=DIGEST_ARGUMENTS.keys())
+def test_digest_of_the_wrong_length_is_invalid_value_naming_the_argument(
+    registry: Registry, agency_key: LocalAccount, name: str, call, length: int
+) -> None:
+    with pytest.raises(InvalidValue, match=f"^{name} must be 16 bytes"):
+        call(registry, agency_key, os.urandom(length))
+
+
+def test_digests_are_16_bytes() -> None:
+    assert DIGEST_BYTES == 16

@@ -14,6 +14,7 @@ from eth_account import Account
 
 from ledger import Registry, connect
 from ledger.errors import RegistryRejected
+from ledger.registry import DIGEST_BYTES
 from tests.conftest import AGENCY_CODE, AGENCY_NAME, CAST, ELICENCE, key_for
 
 
@@ -40,8 +41,8 @@ def deploy_with_agency(url):
 
 def test_unfunded_keys_transact_without_manual_funding(node_process):
     _, registry, agency = deploy_with_agency(node_process.url)
-    sent = registry.anchor(agency, b"\x42" * 32, 1, 3)
-    assert registry.anchor_of(b"\x42" * 32).block_number == sent.block_number
+    sent = registry.anchor(agency, b"\x42" * DIGEST_BYTES, 1, 3)
+    assert registry.anchor_of(b"\x42" * DIGEST_BYTES).block_number == sent.block_number
 
 
 def test_node_holds_no_keys(node_process):
@@ -83,7 +84,7 @@ def test_batch_requests_are_answered_in_order(node_process):
 
 def test_state_and_block_hashes_survive_a_restart(node_process):
     chain, registry, agency = deploy_with_agency(node_process.url)
-    registry.anchor(agency, b"\x01" * 32, 1, 10)
+    registry.anchor(agency, b"\x01" * DIGEST_BYTES, 1, 10)
     head = chain.block_number()
     hashes = [chain.w3.eth.get_block(n)["hash"] for n in range(head + 1)]
     node_process.stop()
@@ -91,7 +92,7 @@ def test_state_and_block_hashes_survive_a_restart(node_process):
     again = connect(node_process.url)
     assert again.block_number() == head
     assert [again.w3.eth.get_block(n)["hash"] for n in range(head + 1)] == hashes
-    assert Registry.at(again, registry.address).anchor_of(b"\x01" * 32).count == 10
+    assert Registry.at(again, registry.address).anchor_of(b"\x01" * DIGEST_BYTES).count == 10
 
 
 def test_a_second_node_on_the_same_home_is_refused(node_process):
@@ -167,10 +168,10 @@ def test_cast_reads_the_registry_through_the_node(node_process):
 
 def test_a_failed_transaction_does_not_disturb_the_chain(node_process):
     chain, registry, agency = deploy_with_agency(node_process.url)
-    registry.anchor(agency, b"\x07" * 32, 1, 1)
+    registry.anchor(agency, b"\x07" * DIGEST_BYTES, 1, 1)
     head = chain.block_number()
     with pytest.raises(RegistryRejected) as caught:
-        registry.anchor(agency, b"\x07" * 32, 1, 1)
+        registry.anchor(agency, b"\x07" * DIGEST_BYTES, 1, 1)
     assert caught.value.error_name == "LicenceRegistryAlreadyAnchored"
     assert chain.block_number() == head
-    assert registry.anchor_of(b"\x07" * 32).count == 1
+    assert registry.anchor_of(b"\x07" * DIGEST_BYTES).count == 1

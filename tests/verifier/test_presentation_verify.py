@@ -61,7 +61,7 @@ def test_changed_disclosed_field_of_a_presentation_is_tampered(world, issued, fi
 def test_changed_hidden_commitment_is_tampered(world, issued):
     shown = present(issued.documents[0], [])
     hidden = dict(shown.hidden)
-    hidden["businessScope"] = bytes(32)
+    hidden["businessScope"] = bytes(16)
     forged = dataclasses.replace(shown, hidden=hidden)
     assert verify(forged, world.source).status is Status.TAMPERED
 

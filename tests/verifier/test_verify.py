@@ -71,7 +71,7 @@ def test_changed_credit_code_is_tampered_and_names_the_broken_check_character(wo
 
 def test_changed_secret_is_tampered(world, issued):
     def change(raw):
-        raw["secret"] = "0x" + "ab" * 32
+        raw["secret"] = "0x" + "ab" * 16
 
     assert verify(_reparsed(issued.documents[0], change), world.source).status is Status.TAMPERED
 
