@@ -46,4 +46,23 @@ ensure_npm() {
   fi
 }
 
+# Debian packages the tests need: a headless browser and its driver (web page tests) and
+# wrk (the API benchmark). Installed only when a command is missing.
+ensure_apt() {
+  local missing=()
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+  command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" != 0 ] && ! command -v sudo >/dev/null 2>&1; then
+    echo "missing Debian packages (${missing[*]}): install them, or run as root" >&2
+    return 1
+  fi
+  local as_root=(); [ "$(id -u)" = 0 ] || as_root=(sudo)
+  log "installing Debian packages: ${missing[*]}"
+  "${as_root[@]}" apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+}
+
 export PATH="$VENV/bin:$PATH"
