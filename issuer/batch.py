@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from issuer.catalogue import LicenceType
-from issuer.digest import DEFAULT_SUITE, SECRET_BYTES, commitment, leaf_hash, salt
+from issuer.digest import DEFAULT_SUITE, SECRET_BYTES, commitment, derive_salts, leaf_hash
 from issuer.document import AnchorRef, LicenceDocument
 from issuer.errors import FieldProblem, LicenceValidationError
 from issuer.merkle import MerkleTree, build_tree
@@ -78,8 +78,11 @@ def wrap_batch(
     names = licence_type.field_names
     leaves = []
     for row, secret in zip(rows, secrets, strict=True):
+        present = [n for n in names if n in row]
+        salts = derive_salts(secret, present, suite)
         commitments = {
-            n: commitment(n, row[n], salt(secret, n, suite), suite) for n in names if n in row
+            n: commitment(n, row[n], field_salt, suite)
+            for n, field_salt in zip(present, salts, strict=True)
         }
         leaves.append(leaf_hash(licence_type.id, commitments, suite))
     tree = build_tree(leaves, suite)

@@ -25,6 +25,7 @@ from issuer.digest import (
     DIGEST_BYTES,
     FORMAT,
     commitment,
+    derive_salts,
     hash_function,
     leaf_hash,
     salt,
@@ -74,12 +75,18 @@ class LicenceDocument:
     @cached_property
     def commitments(self) -> dict[str, bytes]:
         """Each present field's commitment, disclosed or hidden, in catalogue order."""
+        fields, hidden, suite = self.fields, self.hidden, self.suite
+        salts = (
+            dict(zip(fields, derive_salts(self.secret, list(fields), suite), strict=True))
+            if self.secret is not None
+            else self.salts
+        )
         result: dict[str, bytes] = {}
         for name in self.licence_type.field_names:
-            if name in self.fields:
-                result[name] = commitment(name, self.fields[name], self.salt_of(name), self.suite)
-            elif name in self.hidden:
-                result[name] = self.hidden[name]
+            if name in fields:
+                result[name] = commitment(name, fields[name], salts[name], suite)
+            elif name in hidden:
+                result[name] = hidden[name]
         return result
 
     @cached_property
@@ -202,7 +209,14 @@ def _fields(raw: object, licence_type: LicenceType) -> dict[str, str]:
             raise DocumentError(
                 f"fields.{name}", f"is not a field of {licence_type.name.zh} ({licence_type.id})"
             )
-        _string(value, f"fields.{name}")
+        text = _string(value, f"fields.{name}")
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise DocumentError(
+                    f"fields.{name}", "contains an unpaired surrogate (not Unicode text)"
+                ) from None
     return dict(obj)
 
 

@@ -30,6 +30,8 @@ def _problem_with_value(spec: FieldSpec, value: str) -> str | None:
         return "has leading or trailing white space"
     if any(unicodedata.category(c) == "Cc" for c in value):
         return "contains control characters"
+    if any(unicodedata.category(c) == "Cs" for c in value):
+        return "contains an unpaired surrogate (not Unicode text)"
     if unicodedata.normalize("NFC", value) != value:
         # Hashes compare code points: two spellings of one character would differ.
         return "is not in Unicode normal form NFC"

@@ -94,6 +94,7 @@ class RegistryIndex:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
         self._check_identity(start_block)
+        self._synced = int(self._meta("synced_block"))
         self._state = self._rebuild_state()
 
     # -- what verification reads (verifier.source.LedgerSource) --------------------------
@@ -111,7 +112,8 @@ class RegistryIndex:
     @property
     def synced_block(self) -> int:
         """The last block whose events are in the index."""
-        return int(self._meta("synced_block"))
+        # Kept in memory (every verification asks); refreshed after each commit.
+        return self._synced
 
     def block_number(self) -> int:
         """The block height the index reflects."""
@@ -205,6 +207,7 @@ class RegistryIndex:
                 "DELETE FROM block_hashes WHERE number < ?", (high - KEEP_HASHES * self._step,)
             )
             self._set_meta("synced_block", str(high))
+        self._synced = high
         for row in decoded:
             if row is not None:
                 _apply(self._state, row)
@@ -256,6 +259,7 @@ class RegistryIndex:
             self._db.execute("DELETE FROM events WHERE block_number > ?", (block,))
             self._db.execute("DELETE FROM block_hashes WHERE number > ?", (block,))
             self._set_meta("synced_block", str(block))
+        self._synced = block
         self._state = self._rebuild_state()
 
     def _rebuild_state(self) -> _State:

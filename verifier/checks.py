@@ -17,6 +17,7 @@ can be trusted, and nothing on chain describes it.
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from issuer.document import LicenceDocument
@@ -156,12 +157,17 @@ def _anchor(document: LicenceDocument, ledger: LedgerSource) -> tuple[Check, Anc
             Status.NOT_ANCHORED,
             f"root {_hex(ref.root)} is not anchored in registry {ledger.registry_address}",
         ), None
-    when = dt.datetime.fromtimestamp(anchor.timestamp, CHINA).isoformat(timespec="seconds")
+    return _anchored(anchor.block_number, anchor.timestamp, anchor.count), anchor
+
+
+@lru_cache(maxsize=4096)
+def _anchored(block_number: int, timestamp: int, count: int) -> Check:
+    # Anchors never change, and formatting a time zone is a large part of a verification.
+    when = dt.datetime.fromtimestamp(timestamp, CHINA).isoformat(timespec="seconds")
     return _passed(
         CheckName.ANCHOR,
-        f"root anchored in block {anchor.block_number} at {when} "
-        f"(a batch of {anchor.count} licences)",
-    ), anchor
+        f"root anchored in block {block_number} at {when} (a batch of {count} licences)",
+    )
 
 
 def _issuer(document: LicenceDocument, anchor: AnchorView, agency: AgencyView) -> Check:

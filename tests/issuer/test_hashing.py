@@ -14,7 +14,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from issuer.canonical import canonical_json
-from issuer.digest import commitment, hash_function, leaf_hash, salt
+from issuer.digest import (
+    commitment,
+    derive_salts,
+    hash_function,
+    leaf_body_reference,
+    leaf_hash,
+    salt,
+)
 from issuer.errors import DocumentError
 from issuer.merkle import build_tree, fold_proof, node_hash
 
@@ -165,3 +172,32 @@ def test_fast_canonical_form_agrees_with_the_rfc8785_reference(value):
     import rfc8785
 
     assert canonical_json(value) == bytes(rfc8785.dumps(value))
+
+
+@given(
+    st.binary(min_size=16, max_size=16),
+    st.lists(st.text(st.characters(codec="utf-8"), max_size=20), min_size=1, max_size=12),
+)
+def test_derived_salts_are_truncated_hmac_sha256(secret, names):
+    expected = [hmac.new(secret, n.encode(), "sha256").digest()[:16] for n in names]
+    assert derive_salts(secret, names) == expected
+
+
+@given(
+    st.dictionaries(
+        st.text(st.characters(codec="utf-8"), min_size=1, max_size=12),
+        st.binary(min_size=16, max_size=16),
+        min_size=1,
+        max_size=12,
+    ),
+    st.text(st.characters(codec="utf-8"), min_size=1, max_size=20),
+)
+def test_fast_leaf_hash_equals_the_reference_canonical_form(commitments, licence_type):
+    reference = hashlib.sha256(b"\x00" + leaf_body_reference(licence_type, commitments))
+    assert leaf_hash(licence_type, commitments) == reference.digest()[:16]
+
+
+@given(st.text(st.characters(codec="utf-8"), max_size=60), st.binary(min_size=16, max_size=16))
+def test_fast_commitment_equals_the_reference_canonical_form(value, field_salt):
+    reference = hashlib.sha256(b"\x02" + field_salt + canonical_json(["holderName", value]))
+    assert commitment("holderName", value, field_salt) == reference.digest()[:16]
