@@ -210,3 +210,13 @@ def embedded_node_url(tmp_path_factory) -> Iterator[str]:
         yield node.url
     finally:
         node.stop()
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory, monkeypatch) -> Path:
+    """Every test gets its own ELICENCE_HOME, so a developer's ~/.elicence never leaks in."""
+    home = tmp_path_factory.mktemp("elicence-home")
+    monkeypatch.setenv("ELICENCE_HOME", str(home))
+    for name in ("ELICENCE_CHAIN", "ELICENCE_REGISTRY", "ELICENCE_PASSPHRASE"):
+        monkeypatch.delenv(name, raising=False)
+    return home

@@ -23,6 +23,7 @@ from issuer.document import LicenceDocument
 from issuer.errors import IssuerError
 from issuer.qr import load_any
 from ledger import cli as ledger_cli
+from ledger.config import ConfigError, HomeConfig, default_home
 from ledger.errors import ChainUnreachable, LedgerError, RegistryNotFound
 from verifier.errors import CouldNotCheck
 
@@ -68,16 +69,25 @@ def verify(
         ),
     ],
     chain: Annotated[
-        str,
-        typer.Option(help="JSON-RPC URL of the chain the registry is on.", envvar="ELICENCE_CHAIN"),
-    ],
+        str | None,
+        typer.Option(
+            help="JSON-RPC URL of the chain the registry is on (default: the home's "
+            "configuration, else http://127.0.0.1:8545).",
+            envvar="ELICENCE_CHAIN",
+        ),
+    ] = None,
     registry: Annotated[
         str | None,
         typer.Option(
-            help="Address of the registry you trust. Without it the document's own is used, "
-            "which proves only that someone anchored it there.",
+            help="Address of the registry you trust (default: the home's configuration). "
+            "Without one, the document's own is used, which proves only that someone "
+            "anchored it there.",
             envvar="ELICENCE_REGISTRY",
         ),
+    ] = None,
+    home: Annotated[
+        Path | None,
+        typer.Option(help="Home folder whose configuration names the chain and registry."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
 ) -> None:
@@ -86,6 +96,7 @@ def verify(
     Exit status: 0 VALID, 1 any other verdict, 2 unusable input, 3 could not check.
 
     Example: [bold]elicence verify 330106000000000001.json --chain http://127.0.0.1:8545[/]
+    (without --chain and --registry, the home's configuration is used).
     """
     from ledger.chain import connect
     from ledger.registry import Registry
@@ -94,7 +105,12 @@ def verify(
     from verifier.render import print_verdict
 
     document = read_document(file)
-    address = registry or document.anchor.registry
+    try:
+        config = HomeConfig.load(home or default_home()).resolve(chain, registry)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_UNUSABLE)
+    chain = config.chain_url
+    address = config.registry or document.anchor.registry
     try:
         ledger = connect(chain)
         if ledger.chain_id != document.anchor.chain_id:
@@ -114,7 +130,7 @@ def verify(
     if as_json:
         console.print_json(json.dumps(verdict.to_json(), ensure_ascii=False))
     else:
-        if registry is None:
+        if config.registry is None:
             errors.print(
                 "[yellow]note:[/] registry taken from the document; pass --registry to "
                 "check against the one you trust",
