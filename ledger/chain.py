@@ -13,6 +13,8 @@ never used.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -66,6 +68,16 @@ RECEIPT_TIMEOUT_S = 120.0
 # changes between estimate and inclusion (e.g. a slot written meanwhile).
 GAS_MARGIN_NUM, GAS_MARGIN_DEN = 5, 4
 
+NONCE_RETRIES = 5
+_LOCKS_GUARD = threading.Lock()
+
+
+def _is_nonce_clash(message: str) -> bool:
+    """The node's way of saying another transaction took this nonce."""
+    lowered = message.lower()
+    return "nonce" in lowered or "already known" in lowered or "underpriced" in lowered
+
+
 # Errors that mean "you may not", as opposed to "this cannot be done".
 _UNAUTHORISED = frozenset(
     {
@@ -117,6 +129,7 @@ class Chain:
     url: str
     chain_id: int
     faucet: LocalAccount | None = None
+    _locks: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
 
     def block_number(self) -> int:
         """The number of the latest block."""
@@ -158,10 +171,8 @@ class Chain:
             TransactionFailed: mined with status 0, or not mined in time.
             ChainUnreachable: the node stopped answering.
         """
+        tx, tx_hash = self._send(sender, to=to, data=data, value=value, abi=abi)
         with translate_errors(abi):
-            tx = self._build(sender, to=to, data=data, value=value)
-            signed = sender.sign_transaction(cast(dict[str, Any], tx))
-            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
             receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
         if receipt["status"] != 1:
             raise TransactionFailed(
@@ -169,6 +180,35 @@ class Chain:
                 f"(gas used {receipt['gasUsed']} of {tx['gas']})"
             )
         return _sent(receipt, abi, self.w3)
+
+    def _send(
+        self,
+        sender: LocalAccount,
+        *,
+        to: ChecksumAddress | None,
+        data: HexStr | None,
+        value: int,
+        abi: ABI,
+    ) -> tuple[TxParams, HexBytes]:
+        # One sender's transactions go out one at a time from this process, so two threads
+        # never pick the same nonce; another process using the same key can still take a
+        # nonce first, which the node reports and a fresh nonce cures.
+        with self._sender_lock(sender.address):
+            for attempt in range(NONCE_RETRIES):
+                try:
+                    with translate_errors(abi):
+                        tx = self._build(sender, to=to, data=data, value=value)
+                        signed = sender.sign_transaction(cast(dict[str, Any], tx))
+                        return tx, self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                except TransactionFailed as exc:
+                    if not _is_nonce_clash(str(exc)) or attempt == NONCE_RETRIES - 1:
+                        raise
+                    time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _sender_lock(self, address: str) -> threading.Lock:
+        with _LOCKS_GUARD:
+            return self._locks.setdefault(address, threading.Lock())
 
     def _build(
         self, sender: LocalAccount, *, to: ChecksumAddress | None, data: HexStr | None, value: int
@@ -265,6 +305,11 @@ def translate_errors(abi: ABI = ()) -> Iterator[None]:
         message = _rpc_message(exc)
         if "insufficient funds" in message.lower():
             raise InsufficientFunds(message) from exc
+        if "exceeds allowance" in message.lower():
+            # anvil and geth estimate gas up to what the balance buys: none, when empty.
+            raise InsufficientFunds(
+                f"insufficient funds: the sender's balance cannot pay for gas ({message})"
+            ) from exc
         raise TransactionFailed(message) from exc
 
 
