@@ -64,6 +64,7 @@ __all__ = [
 EMBEDDED_URLS = frozenset({"embedded", "eth-tester://"})
 CONNECT_TIMEOUT_S = 5.0
 RECEIPT_TIMEOUT_S = 120.0
+RECEIPT_POLL_S = 0.01
 # Estimates are exact for the state they ran against; the margin covers state that
 # changes between estimate and inclusion (e.g. a slot written meanwhile).
 GAS_MARGIN_NUM, GAS_MARGIN_DEN = 5, 4
@@ -173,7 +174,10 @@ class Chain:
         """
         tx, tx_hash = self._send(sender, to=to, data=data, value=value, abi=abi)
         with translate_errors(abi):
-            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
+            # Auto-mining nodes answer at once; web3's default 0.1 s poll would dominate.
+            receipt = self.w3.eth.wait_for_transaction_receipt(
+                tx_hash, timeout=RECEIPT_TIMEOUT_S, poll_latency=RECEIPT_POLL_S
+            )
         if receipt["status"] != 1:
             raise TransactionFailed(
                 f"transaction {tx_hash.to_0x_hex()} failed in block {receipt['blockNumber']} "

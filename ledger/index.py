@@ -89,6 +89,7 @@ class RegistryIndex:
             if item.get("type") == "event"
         }
         self._contract = self._w3.eth.contract(abi=list(load_artifact().abi))
+        self._topic_of = {item["name"]: topic for topic, item in self._events.items()}
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -133,6 +134,17 @@ class RegistryIndex:
     def status_of(self, root: bytes, leaf: bytes) -> LeafState:
         """A licence's status under its root."""
         return self._state.leaves.get((root, leaf), _ACTIVE)
+
+    def anchor_transaction(self, root: bytes) -> str | None:
+        """The hash of the transaction that anchored `root`, or None (from the journal: a
+        verdict names it so that anyone can look the anchor up in a block explorer)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT tx_hash FROM events WHERE name = 'BatchAnchored' "
+                "AND json_extract(args, '$.root') = ? ORDER BY block_number DESC LIMIT 1",
+                ("0x" + root.hex(),),
+            ).fetchone()
+        return None if row is None else str(row[0])
 
     def agencies(self) -> list[Agency]:
         """Every agency, by id."""
@@ -185,7 +197,14 @@ class RegistryIndex:
                 )
             )
             end_hash = self._w3.eth.get_block(high)["hash"].to_0x_hex()
-        timestamps: dict[int, int] = {}
+        anchor_topic = self._topic_of["BatchAnchored"]
+        timestamps = self._timestamps(
+            {
+                int(log["blockNumber"])
+                for log in logs
+                if log["topics"] and bytes(log["topics"][0]) == anchor_topic
+            }
+        )
         decoded = [self._decode(log, timestamps) for log in logs]
         with self._transaction():
             for row in decoded:
@@ -213,6 +232,25 @@ class RegistryIndex:
                 _apply(self._state, row)
         return sum(1 for row in decoded if row is not None)
 
+    def _timestamps(self, blocks: set[int]) -> dict[int, int]:
+        """Block times for anchors (verdicts show when a batch was anchored), fetched in
+        one JSON-RPC batch rather than one request per block."""
+        if not blocks:
+            return {}
+        ordered = sorted(blocks)
+        found: list[Any]
+        with translate_errors():
+            try:
+                with self._w3.batch_requests() as batch:
+                    for number in ordered:
+                        batch.add(self._w3.eth.get_block(number))
+                    found = list(batch.execute())
+            except Exception:  # a node without batch support: ask one by one
+                found = [self._w3.eth.get_block(number) for number in ordered]
+        return {
+            number: int(block["timestamp"]) for number, block in zip(ordered, found, strict=True)
+        }
+
     def _decode(self, log: LogReceipt, timestamps: dict[int, int]) -> _Event | None:
         topics = log["topics"]
         item = self._events.get(bytes(topics[0])) if topics else None
@@ -220,16 +258,13 @@ class RegistryIndex:
             return None
         args = self._contract.events[item["name"]]().process_log(log)["args"]
         block = int(log["blockNumber"])
-        if block not in timestamps:
-            with translate_errors():
-                timestamps[block] = int(self._w3.eth.get_block(block)["timestamp"])
         return _Event(
             block_number=block,
             log_index=int(log["logIndex"]),
             tx_hash=log["transactionHash"].to_0x_hex(),
             name=str(item["name"]),
             args={k: _jsonable(v) for k, v in args.items()},
-            timestamp=timestamps[block],
+            timestamp=timestamps.get(block, 0),  # only anchors need their time
         )
 
     def _follow_reorganisation(self) -> int | None:
