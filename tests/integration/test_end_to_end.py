@@ -154,3 +154,30 @@ def test_index_says_could_not_check_while_the_node_is_down_and_recovers(tmp_path
     finally:
         if node.process is not None:
             node.stop()
+
+
+@pytest.mark.anvil
+def test_verifier_replicas_with_their_own_indexes_agree(anvil_url, tmp_path):
+    """Two verifier replicas (one index each, one with a confirmation depth) read the same
+    chain and give the same verdicts once the change is confirmed."""
+    chain, governor, agency = connected(anvil_url, f"replicas-anvil-{tmp_path.name}")
+    registry = Registry.deploy(chain, governor)
+    registry.register_agency(governor, AGENCY_CODE, AUTHORITY, agency.address, [BUSINESS.code])
+    batch = issue_batch(
+        registry, agency, BUSINESS, [business_licence(i) for i in range(3)], tmp_path / "out"
+    )
+    replica_a = RegistryIndex(
+        tmp_path / "a.sqlite", Registry.at(connect(anvil_url), registry.address)
+    )
+    replica_b = RegistryIndex(
+        tmp_path / "b.sqlite", Registry.at(connect(anvil_url), registry.address), confirmations=2
+    )
+    revoke(registry, agency, batch.documents[0], Reason.FRAUD)
+    replica_a.catch_up()
+    replica_b.catch_up()
+    assert verify(batch.documents[0], replica_a).status is Status.REVOKED
+    assert verify(batch.documents[0], replica_b).status is Status.NOT_ANCHORED  # not yet confirmed
+    for i in range(2):  # two more blocks confirm it
+        registry.anchor(agency, bytes([0xA0 + i]) * 16, BUSINESS.code, 1)
+    replica_b.catch_up()
+    assert verify(batch.documents[0], replica_b).status is Status.REVOKED
