@@ -8,6 +8,10 @@ Every request that changes the chain (a raw transaction, a mined block) is commi
 disk before its answer leaves, so a transaction whose hash or receipt a client has seen
 survives kill -9; one that was cut off before its answer is lost whole, never half.
 
+Logs: eth-tester answers eth_getLogs by re-reading every block's receipts, which takes
+seconds over a few thousand transactions; the node instead writes each new block's logs
+to a table beside the chain, in the same transaction, and answers eth_getLogs from it.
+
 The node holds no agency keys. It refuses eth_sendTransaction and the signing methods
 and reports no accounts: clients sign locally and send raw transactions. Gas costs
 nothing in practice: before a raw transaction runs, a sender whose balance is below
@@ -133,6 +137,10 @@ class Node:
         )
         self.faucet: LocalAccount = faucet_of(self._backend)
         self.chain_id = int(self._w3.eth.chain_id)
+        self._sql = self._store.sql
+        self._create_log_tables()
+        self._record_logs()  # a chain made before the log table existed
+        self._store.commit()
         # eth-tester and py-evm are not thread-safe; one request at a time.
         self._lock = threading.Lock()
 
@@ -181,12 +189,15 @@ class Node:
     def _answer_locked(self, request_id: Any, method: str, params: list[Any]) -> dict[str, Any]:
         topped_up = False
         params = _normalised(method, params)
+        if method == "eth_getLogs":
+            return self._get_logs(request_id, params)
         try:
             sender = _sender_of(method, params)
             if sender is not None:
                 topped_up = self._top_up(sender)
             response = self._request(RPCEndpoint(method), params)
             if method in MUTATING or topped_up:
+                self._record_logs()
                 self._store.commit()
         except Exception as exc:  # any failure must become an answer, not a dead request
             if method in MUTATING or topped_up:
@@ -219,6 +230,75 @@ class Node:
         if "error" in response:
             raise LedgerError(f"could not fund {sender}: {response['error']}")
         return True
+
+    def _create_log_tables(self) -> None:
+        for statement in _LOG_SCHEMA:
+            self._sql.execute(statement)
+
+    def _logged_up_to(self) -> int:
+        row = self._sql.execute("SELECT value FROM node_meta WHERE key = 'logs_up_to'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _record_logs(self) -> None:
+        """Copy the logs of blocks mined since the last call into the log table."""
+        head = int(self._w3.eth.block_number)
+        first = self._logged_up_to() + 1
+        rows = []
+        for number in range(first, head + 1):
+            block = self._request(RPCEndpoint("eth_getBlockByNumber"), [number, False])["result"]
+            for tx_hash in block["transactions"]:
+                receipt = self._request(RPCEndpoint("eth_getTransactionReceipt"), [tx_hash])
+                for log in receipt["result"]["logs"]:
+                    wire = to_wire(log)
+                    rows.append(
+                        (
+                            number,
+                            int(log["logIndex"]),
+                            str(wire["address"]).lower(),
+                            json.dumps(wire, separators=(",", ":")),
+                        )
+                    )
+        self._sql.executemany("INSERT OR REPLACE INTO node_logs VALUES (?, ?, ?, ?)", rows)
+        self._sql.execute(
+            "INSERT OR REPLACE INTO node_meta VALUES ('logs_up_to', ?)", (max(head, first - 1),)
+        )
+
+    def _get_logs(self, request_id: Any, params: list[Any]) -> dict[str, Any]:
+        query = params[0] if params else {}
+        if not isinstance(query, dict):
+            return _error(request_id, INVALID_PARAMS, "eth_getLogs takes one filter object")
+        try:
+            low, high = self._log_range(query)
+            addresses = _addresses(query.get("address"))
+            topics = _topic_filter(query.get("topics"))
+        except (ValueError, TypeError, KeyError) as exc:
+            return _error(request_id, INVALID_PARAMS, f"eth_getLogs: {exc}")
+        sql = "SELECT body FROM node_logs WHERE block BETWEEN ? AND ?"
+        args: list[Any] = [low, high]
+        if addresses is not None:
+            sql += f" AND address IN ({','.join('?' * len(addresses))})"
+            args += addresses
+        rows = self._sql.execute(sql + " ORDER BY block, log_index", args).fetchall()
+        found = [log for (body,) in rows if _matches(log := json.loads(body), topics)]
+        if len(found) > MAX_LOGS:
+            return _error(
+                request_id,
+                -32005,
+                f"query returned more than {MAX_LOGS} results; ask for fewer blocks",
+            )
+        return _result(request_id, found)
+
+    def _log_range(self, query: dict[str, Any]) -> tuple[int, int]:
+        if "blockHash" in query:
+            block = self._request(RPCEndpoint("eth_getBlockByHash"), [query["blockHash"], False])
+            if block.get("result") is None:
+                raise ValueError(f"unknown block {query['blockHash']}")
+            number = int(block["result"]["number"])
+            return number, number
+        head = int(self._w3.eth.block_number)
+        return _block_number(query.get("fromBlock", "latest"), head), _block_number(
+            query.get("toBlock", "latest"), head
+        )
 
     def _recover(self) -> None:
         # A failed mutation may have written part of a block: drop it and rebuild the
@@ -282,6 +362,62 @@ def _sender_of(method: str, params: list[Any]) -> str | None:
         if isinstance(sender, str) and Web3.is_address(sender):
             return Web3.to_checksum_address(sender)
     return None
+
+
+MAX_LOGS = 10_000
+_LOG_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS node_logs (block INTEGER NOT NULL, log_index INTEGER NOT NULL,"
+    " address TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (block, log_index))",
+    "CREATE INDEX IF NOT EXISTS node_logs_by_address ON node_logs (address, block)",
+    "CREATE TABLE IF NOT EXISTS node_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+)
+
+
+def _block_number(tag: object, head: int) -> int:
+    if tag in ("latest", "safe", "finalized", "pending", None):
+        return head
+    if tag == "earliest":
+        return 0
+    if isinstance(tag, str) and tag.startswith("0x"):
+        return int(tag, 16)
+    raise ValueError(f"bad block {tag!r}")
+
+
+def _addresses(raw: object) -> list[str] | None:
+    if raw is None:
+        return None
+    values = [raw] if isinstance(raw, str) else raw
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise TypeError("address must be an address or a list of addresses")
+    return [v.lower() for v in values]
+
+
+def _topic_filter(raw: object) -> list[set[str] | None]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise TypeError("topics must be a list")
+    wanted: list[set[str] | None] = []
+    for entry in raw:
+        if entry is None:
+            wanted.append(None)
+        elif isinstance(entry, str):
+            wanted.append({entry.lower()})
+        elif isinstance(entry, list):
+            wanted.append({str(t).lower() for t in entry} if entry else None)
+        else:
+            raise TypeError("a topic is a hash, a list of hashes or null")
+    return wanted
+
+
+def _matches(log: dict[str, Any], wanted: list[set[str] | None]) -> bool:
+    topics = [str(t).lower() for t in log.get("topics", [])]
+    for position, options in enumerate(wanted):
+        if options is None:
+            continue
+        if position >= len(topics) or topics[position] not in options:
+            return False
+    return True
 
 
 def _result(request_id: Any, result: Any) -> dict[str, Any]:

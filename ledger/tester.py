@@ -151,6 +151,11 @@ class SqliteStore(BaseDB):
         if self._db.execute("DELETE FROM kv WHERE key = ?", (key,)).rowcount == 0:
             raise KeyError(key)
 
+    @property
+    def sql(self) -> sqlite3.Connection:
+        """The connection, for tables kept beside the chain in the same transactions."""
+        return self._db
+
     def commit(self) -> None:
         """Make every write since the last commit durable, all at once."""
         self._db.execute("COMMIT")

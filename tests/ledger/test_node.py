@@ -11,7 +11,9 @@ import urllib.request
 
 import pytest
 from eth_account import Account
+from eth_utils.abi import event_abi_to_log_topic
 
+from contracts import load_artifact
 from ledger import Registry, connect
 from ledger.errors import RegistryRejected
 from ledger.registry import DIGEST_BYTES
@@ -175,3 +177,21 @@ def test_a_failed_transaction_does_not_disturb_the_chain(node_process):
     assert caught.value.error_name == "LicenceRegistryAlreadyAnchored"
     assert chain.block_number() == head
     assert registry.anchor_of(b"\x07" * DIGEST_BYTES).count == 1
+
+
+def test_logs_are_served_by_range_address_and_topic_and_survive_a_restart(node_process):
+    chain, registry, agency = deploy_with_agency(node_process.url)
+    roots = [bytes([0x30 + i]) * DIGEST_BYTES for i in range(3)]
+    for root in roots:
+        registry.anchor(agency, root, 1, 1)
+    (event,) = [e for e in load_artifact().abi if e.get("name") == "BatchAnchored"]
+    topic = "0x" + event_abi_to_log_topic(event).hex()
+    query = {"fromBlock": 0, "toBlock": "latest", "address": registry.address, "topics": [topic]}
+    assert len(chain.w3.eth.get_logs(query)) == 3
+    assert chain.w3.eth.get_logs({**query, "address": "0x" + "00" * 20}) == []
+    head = chain.block_number()
+    assert len(chain.w3.eth.get_logs({**query, "fromBlock": head, "toBlock": head})) == 1
+    node_process.stop()
+    node_process.start()
+    again = connect(node_process.url)
+    assert len(again.w3.eth.get_logs(query)) == 3
