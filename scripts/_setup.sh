@@ -46,13 +46,15 @@ ensure_npm() {
   fi
 }
 
-# Debian packages the tests need: a headless browser and its driver (web page tests) and
-# wrk (the API benchmark). Installed only when a command is missing.
+# Debian packages the tests need: a headless browser and its driver (web page tests), a
+# Chinese font for its screenshots, and wrk (the API benchmark). Installed only when a command is missing.
 ensure_apt() {
   local missing=()
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
   command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+  # A Chinese font, so the page screenshots the browser tests save are readable.
+  dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || missing+=(fonts-wqy-microhei)
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" != 0 ] && ! command -v sudo >/dev/null 2>&1; then
     echo "missing Debian packages (${missing[*]}): install them, or run as root" >&2
