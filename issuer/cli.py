@@ -104,4 +104,8 @@ def present_command(
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands to the root `elicence` app."""
+    from issuer import agency_cli, issue_cli
+
     app.command("present")(present_command)
+    agency_cli.register(app)
+    issue_cli.register(app)

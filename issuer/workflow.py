@@ -1,28 +1,63 @@
-"""The agency's workflow: validate and wrap a batch, anchor its root, write the documents.
+"""The agency's workflow: validate and wrap batches, anchor their roots, write the documents.
 
 The only module of the issuer package that calls out (to the chain and the disk).
-Order matters: documents are written only after the anchoring transaction's receipt,
+Order matters: documents are published only after the anchoring transaction's receipt,
 so no document ever names a root that was not anchored.
+
+`issue_file` is the crash-safe, resumable path the `elicence issue` command takes:
+
+1. wrap and stage: each batch is wrapped (in worker processes when large) and its
+   documents and QR images are written, complete, into a hidden staging folder in the
+   output folder;
+2. plan: the batch (input digest, root, count) and its licences (number, id, secret) are
+   recorded in one SQLite transaction, state PLANNED;
+3. anchor: unless the registry already has the root (an earlier run's transaction
+   landed), the anchoring transaction is sent; state ANCHORED with its hash and block;
+4. publish: one sync, then each staged file is renamed into the output folder, then the
+   manifest is written and the folder synced; state WRITTEN.
+
+A run killed at any point leaves only complete files in the output folder, and running
+the same input again resumes each batch at the step it stopped at.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import os
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, cast
 
 from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.types import FilterParams
 
 from issuer.batch import wrap_batch
-from issuer.catalogue import LicenceType
+from issuer.catalogue import LicenceType, catalogue
 from issuer.document import LicenceDocument
-from issuer.errors import IssuingError
-from issuer.files import write_atomically
+from issuer.errors import FieldProblem, IssuingError, LicenceValidationError
+from issuer.faults import fault_point
+from issuer.files import PRIVATE, write_atomically
+from issuer.qr import MODULE_PX, QUIET_ZONE, encode_payload, qr_code
 from issuer.reasons import Reason
-from ledger.errors import LedgerError
-from ledger.registry import Registry
+from issuer.records import (
+    BatchRecord,
+    BatchState,
+    LicenceRecord,
+    PlannedLicence,
+    Records,
+    RecordsError,
+)
+from issuer.spreadsheet import ReadInput
+from issuer.validation import field_problems
+from ledger.chain import translate_errors
+from ledger.errors import LedgerError, RegistryRejected
+from ledger.registry import LeafStatus, Registry
 
 _SAFE_NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,100}")
 
@@ -102,3 +137,670 @@ def revoke(
     """Revoke one licence (吊销, final); returns the transaction hash."""
     sent = registry.revoke(agency, document.anchor.root, document.licence_id, int(reason))
     return sent.tx_hash
+
+
+# ---- issuing from an input file: plan, anchor, write, resumable ---------------------
+
+DEFAULT_BATCH_SIZE = 10_000
+# Below this many licences a process pool costs more to start than it saves.
+POOL_THRESHOLD = 4_000
+_BATCH_ANCHORED = Web3.keccak(text="BatchAnchored(bytes16,uint32,uint8,uint32)")
+
+
+@dataclass(frozen=True)
+class IssueOptions:
+    """How `issue_file` splits and writes."""
+
+    batch_size: int = DEFAULT_BATCH_SIZE
+    qr: bool = True
+    skip_invalid: bool = False
+    workers: int = 0  # 0: one per CPU when the input is large enough, 1: in this process
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What happened to one batch of an input."""
+
+    root: bytes
+    count: int
+    tx_hash: str
+    block_number: int
+    manifest: Path
+    resumed: BatchState | None  # None: new; else the state an earlier run left it in
+    anchored_now: bool  # False when an earlier run's transaction had landed
+
+
+@dataclass(frozen=True)
+class IssueReport:
+    """The batches of an input, and the rows left out by --skip-invalid."""
+
+    batches: tuple[BatchOutcome, ...]
+    skipped: tuple[FieldProblem, ...]
+
+    @property
+    def count(self) -> int:
+        """Licences in all batches."""
+        return sum(b.count for b in self.batches)
+
+
+Progress = Callable[[str, int], None]  # (phase, licences done in that phase)
+
+
+@dataclass(frozen=True)
+class AgencyContext:
+    """An agency at work: the registry, its signing key and its records."""
+
+    registry: Registry
+    key: LocalAccount
+    records: Records
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A batch to wrap and stage (picklable: it may run in a worker process)."""
+
+    index: int
+    licence_type: str
+    rows: list[dict[str, str]]
+    row_numbers: list[int]
+    secrets: list[bytes] | None
+    chain_id: int
+    registry: str
+    staging: str
+    qr: bool
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """A wrapped batch whose files wait, complete but hidden, in its staging folder."""
+
+    index: int
+    root: bytes
+    licences: list[PlannedLicence]
+    files: list[str]
+    problems: list[FieldProblem]
+
+
+def input_digest(licence_type: LicenceType, chain_id: int, registry: str, rows: Any) -> bytes:
+    """What identifies a batch across runs: type, chain, registry and its rows' fields.
+
+    Fields are taken in catalogue order (absent ones as null), so the digest does not
+    depend on column order; nothing is taken from the clock.
+    """
+    names = licence_type.field_names
+    content = [
+        licence_type.id,
+        chain_id,
+        registry.lower(),
+        [[row.get(n) for n in names] for row in rows],
+    ]
+    text = json.dumps(content, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+def issue_file(
+    agency: AgencyContext,
+    licence_type: LicenceType,
+    source: ReadInput,
+    out_dir: Path,
+    *,
+    options: IssueOptions = IssueOptions(),
+    progress: Progress | None = None,
+) -> IssueReport:
+    """Issue every licence of `source`, in batches of `options.batch_size`.
+
+    Validates every row before anything is sent: LicenceValidationError lists every
+    problem of every row (unless `skip_invalid`, which leaves bad rows out and reports
+    them). Each batch is recorded (PLANNED) before its anchoring transaction is sent,
+    then ANCHORED, then its files are published and it is WRITTEN; a second run of the
+    same input finds its batches by input digest and resumes each where it stopped, with
+    the recorded secrets, so it writes the same documents and never anchors twice.
+    """
+    registry, records = agency.registry, agency.records
+    agency_id = _authorised_agency(registry, agency.key, licence_type)
+    chain_id, address = registry.chain.chain_id, registry.address
+    rows, numbers, skipped = _checked_rows(licence_type, source, options.skip_invalid)
+    if not rows:
+        if skipped:
+            raise LicenceValidationError(skipped)
+        raise LicenceValidationError([FieldProblem("", "the input holds no licence")])
+    size = max(1, options.batch_size)
+    groups = [(rows[i : i + size], numbers[i : i + size]) for i in range(0, len(rows), size)]
+    digests = [input_digest(licence_type, chain_id, address, g[0]) for g in groups]
+    existing = [records.batch_by_digest(d) for d in digests]
+    problems = _already_issued(registry, records, licence_type, groups, existing)
+    if problems:
+        if not options.skip_invalid:
+            raise LicenceValidationError(problems)
+        raise IssuingError(
+            "some licence numbers are already issued in another batch; remove those rows "
+            "or give new numbers: " + "; ".join(str(p) for p in problems[:5])
+        )
+    jobs: list[_Job] = []
+    done: dict[int, BatchOutcome] = {}
+    for index, ((batch_rows, batch_numbers), digest, record) in enumerate(
+        zip(groups, digests, existing, strict=True)
+    ):
+        if record is not None and record.state is BatchState.WRITTEN:
+            manifest = out_dir / manifest_name(record.root)
+            if manifest.exists():
+                done[index] = _outcome(record, manifest, BatchState.WRITTEN, anchored_now=False)
+                continue
+        jobs.append(
+            _Job(
+                index=index,
+                licence_type=licence_type.id,
+                rows=batch_rows,
+                row_numbers=batch_numbers,
+                secrets=records.secrets_of(record.id) if record is not None else None,
+                chain_id=chain_id,
+                registry=address,
+                staging=str(out_dir / f".staging-{digest.hex()[:32]}"),
+                qr=options.qr,
+            )
+        )
+    staged = _stage_all(jobs, options.workers, progress)
+    problems = [p for s in staged for p in s.problems]
+    if problems:
+        for job in jobs:
+            shutil.rmtree(job.staging, ignore_errors=True)
+        raise LicenceValidationError(sorted(problems, key=lambda p: p.row or 0))
+    written = 0
+    for job, batch in zip(jobs, staged, strict=True):
+        record = existing[job.index]
+        done[job.index] = _finish(
+            agency,
+            licence_type,
+            batch,
+            agency_id=agency_id,
+            digest=digests[job.index],
+            record=record,
+            staging=Path(job.staging),
+            out_dir=out_dir,
+        )
+        written += len(batch.licences)
+        if progress is not None:
+            progress("written", written)
+    return IssueReport(tuple(done[i] for i in sorted(done)), tuple(skipped))
+
+
+def manifest_name(root: bytes) -> str:
+    """`batch-<first 16 hex digits of the root>.json`."""
+    return f"batch-{root.hex()[:16]}.json"
+
+
+def _authorised_agency(registry: Registry, agency: LocalAccount, licence_type: LicenceType) -> int:
+    # Checked before any work, so that an agency learns in a second, not after wrapping
+    # a hundred thousand licences, that it may not issue them.
+    try:
+        agency_id = registry.agency_id_of(agency.address)
+        if agency_id is None:
+            raise IssuingError(
+                f"the key {agency.address} is not the signing key of any agency in registry "
+                f"{registry.address}: the governor must first run `elicence agency authorise`"
+            )
+        record = registry.agency(agency_id)
+    except LedgerError as exc:
+        raise IssuingError(f"cannot read the registry: {exc}") from exc
+    if record.retired:
+        raise IssuingError(f"agency {agency_id} ({record.name}) is retired and can issue nothing")
+    if licence_type.code not in record.licence_types:
+        raise IssuingError(
+            f"agency {agency_id} ({record.name}) is not authorised to issue "
+            f"{licence_type.name.zh} ({licence_type.id}); the governor can add it with "
+            f"`elicence agency types`"
+        )
+    return agency_id
+
+
+def _checked_rows(
+    licence_type: LicenceType, source: ReadInput, skip_invalid: bool
+) -> tuple[list[dict[str, str]], list[int], list[FieldProblem]]:
+    """Rows to issue with their row numbers; problems the caller must hear about first.
+
+    Without --skip-invalid, field validation happens while wrapping (once per row);
+    here only what spans rows: a licence number used twice in the input.
+    """
+    problems = list(source.problems)
+    first_row: dict[object, int] = {}
+    bad_rows = {p.row for p in problems}
+    for row in source.rows:
+        number = row.fields.get("licenceNumber")
+        if number is None:
+            continue
+        if number in first_row:
+            problems.append(
+                FieldProblem(
+                    "licenceNumber", f"repeats row {first_row[number]}", number, row.number
+                )
+            )
+            bad_rows.add(row.number)
+        else:
+            first_row[number] = row.number
+    if skip_invalid:
+        for row in source.rows:
+            found = field_problems(licence_type, row.fields, row=row.number)
+            if found:
+                problems.extend(found)
+                bad_rows.add(row.number)
+    elif problems:
+        raise LicenceValidationError(_with_field_problems(licence_type, source, problems))
+    kept = [r for r in source.rows if r.number not in bad_rows]
+    return (
+        [cast(dict[str, str], r.fields) for r in kept],
+        [r.number for r in kept],
+        sorted(problems, key=lambda p: p.row or 0),
+    )
+
+
+def _with_field_problems(
+    licence_type: LicenceType, source: ReadInput, problems: list[FieldProblem]
+) -> list[FieldProblem]:
+    # Failing early on a repeated number must still report every other bad row.
+    everything = list(problems)
+    for row in source.rows:
+        everything.extend(field_problems(licence_type, row.fields, row=row.number))
+    return sorted(everything, key=lambda p: p.row or 0)
+
+
+def _already_issued(
+    registry: Registry,
+    records: Records,
+    licence_type: LicenceType,
+    groups: list[tuple[list[dict[str, str]], list[int]]],
+    existing: list[BatchRecord | None],
+) -> list[FieldProblem]:
+    """Rows whose licence number another batch already holds (a changed input, re-run)."""
+    problems: list[FieldProblem] = []
+    for (rows, numbers), record in zip(groups, existing, strict=True):
+        if record is not None:
+            continue  # the batch itself: a resumed run
+        by_number = {str(r.get("licenceNumber")): n for r, n in zip(rows, numbers, strict=True)}
+        taken = records.issued_numbers(licence_type.id, by_number)
+        for batch_id in sorted(set(taken.values())):
+            stale = records.batch(batch_id)
+            if stale.state is BatchState.PLANNED and _not_anchored(registry, stale.root):
+                # A plan from a run that stopped before anchoring, for input since
+                # changed: nothing was issued, so the plan may go.
+                records.forget_batch(batch_id)
+                taken = {k: v for k, v in taken.items() if v != batch_id}
+        for number, batch_id in taken.items():
+            root = records.batch(batch_id).root
+            problems.append(
+                FieldProblem(
+                    "licenceNumber",
+                    f"was already issued in batch 0x{root.hex()} with different fields; "
+                    "to change a licence, supersede it with a new number",
+                    number,
+                    by_number[number],
+                )
+            )
+    return sorted(problems, key=lambda p: p.row or 0)
+
+
+def _not_anchored(registry: Registry, root: bytes) -> bool:
+    try:
+        return registry.anchor_of(root) is None
+    except LedgerError as exc:
+        raise IssuingError(f"cannot read the registry: {exc}") from exc
+
+
+def _stage_all(jobs: list[_Job], workers: int, progress: Progress | None) -> list[_Staged]:
+    total = sum(len(j.rows) for j in jobs)
+    count = workers or min(os.cpu_count() or 1, len(jobs))
+    results: list[_Staged] = []
+    if count <= 1 or (total < POOL_THRESHOLD and workers == 0):
+        for job in jobs:
+            results.append(stage_batch(job))
+            if progress is not None:
+                progress("wrapped", sum(len(r.licences) for r in results))
+        return results
+    # Batches are independent until anchored, so they are wrapped and staged in
+    # parallel; anchoring and publishing stay in this process, in input order.
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=count) as pool:
+        for staged in pool.map(stage_batch, jobs):
+            results.append(staged)
+            if progress is not None:
+                progress("wrapped", sum(len(r.licences) for r in results))
+    return results
+
+
+def stage_batch(job: _Job) -> _Staged:
+    """Wrap one batch and write its files into its staging folder (runs in a worker).
+
+    Nothing here is visible in the output folder; files are published by rename only
+    after the batch is anchored. No fsync per file: `_publish` syncs once.
+    """
+    licence_type = catalogue().get(job.licence_type)
+    try:
+        batch = wrap_batch(
+            licence_type,
+            job.rows,
+            chain_id=job.chain_id,
+            registry=job.registry,
+            secrets=job.secrets,
+        )
+    except LicenceValidationError as exc:
+        # wrap_batch numbers rows from 1 within the batch; the agency needs file rows.
+        problems = [
+            replace(p, row=job.row_numbers[p.row - 1]) if p.row is not None else p
+            for p in exc.problems
+        ]
+        return _Staged(job.index, b"", [], [], problems)
+    staging = Path(job.staging)
+    staging.mkdir(parents=True, exist_ok=True)
+    files: list[str] = []
+    licences: list[PlannedLicence] = []
+    for document in batch.documents:
+        name = document_filename(document)
+        _write_new(staging / name, document.to_bytes(), PRIVATE)
+        files.append(name)
+        if job.qr:
+            png = name.removesuffix(".json") + ".png"
+            _write_new(staging / png, _png_bytes(document), 0o644)
+            files.append(png)
+        assert document.secret is not None  # wrap_batch always makes full documents
+        licences.append(
+            PlannedLicence(
+                number=document.fields["licenceNumber"],
+                licence_id=document.licence_id,
+                secret=document.secret,
+                holder_code=document.fields.get("unifiedSocialCreditCode"),
+            )
+        )
+    return _Staged(job.index, batch.root, licences, files, [])
+
+
+def _png_bytes(document: LicenceDocument) -> bytes:
+    buffer = io.BytesIO()
+    qr_code(encode_payload(document)).save(buffer, kind="png", scale=MODULE_PX, border=QUIET_ZONE)
+    return buffer.getvalue()
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    # O_TRUNC: a staging file left by a killed run is simply rewritten.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _finish(
+    agency: AgencyContext,
+    licence_type: LicenceType,
+    staged: _Staged,
+    *,
+    agency_id: int,
+    digest: bytes,
+    record: BatchRecord | None,
+    staging: Path,
+    out_dir: Path,
+) -> BatchOutcome:
+    """Plan (if new), anchor (if not yet on chain), publish and mark one staged batch."""
+    registry, records = agency.registry, agency.records
+    resumed = record.state if record is not None else None
+    if record is None:
+        record = records.plan(
+            digest=digest,
+            licence_type=licence_type.id,
+            chain_id=registry.chain.chain_id,
+            registry=registry.address,
+            root=staged.root,
+            licences=staged.licences,
+            out_dir=str(out_dir),
+        )
+        fault_point("after-plan")
+    elif record.root != staged.root:
+        raise IssuingError(
+            f"batch {record.id} re-wrapped to root 0x{staged.root.hex()}, not the recorded "
+            f"0x{record.root.hex()}: the records do not belong to this input"
+        )
+    anchored_now = False
+    if record.state is BatchState.PLANNED:
+        tx_hash, block, anchored_now = _anchor(agency, agency_id, licence_type, record)
+        records.mark_anchored(record.id, tx_hash, block)
+        record = records.batch(record.id)
+    manifest = _publish(registry, licence_type, record, staged, staging=staging, out_dir=out_dir)
+    records.mark_written(record.id, str(out_dir))
+    shutil.rmtree(staging, ignore_errors=True)
+    return _outcome(records.batch(record.id), manifest, resumed, anchored_now=anchored_now)
+
+
+def _anchor(
+    agency: AgencyContext,
+    agency_id: int,
+    licence_type: LicenceType,
+    record: BatchRecord,
+) -> tuple[str, int, bool]:
+    """The batch's anchoring transaction: an earlier run's if it landed, else a new one."""
+    registry = agency.registry
+    try:
+        found = registry.anchor_of(record.root)
+        if found is None:
+            try:
+                sent = registry.anchor(agency.key, record.root, licence_type.code, record.count)
+            except RegistryRejected as exc:
+                # An earlier run's transaction may have been mined meanwhile.
+                if exc.error_name != "LicenceRegistryAlreadyAnchored":
+                    raise
+                found = registry.anchor_of(record.root)
+            else:
+                fault_point("after-send")
+                return sent.tx_hash, sent.block_number, True
+        if found is None or found.agency_id != agency_id:
+            raise IssuingError(
+                f"root 0x{record.root.hex()} is anchored by another agency; nothing was issued"
+            )
+        return _anchoring_tx(registry, record.root, found.block_number), found.block_number, False
+    except LedgerError as exc:
+        raise IssuingError(f"the registry did not anchor the batch: {exc}") from exc
+
+
+def _anchoring_tx(registry: Registry, root: bytes, block: int) -> str:
+    # The anchor records the block; the transaction is found from the BatchAnchored log
+    # of that root in that block.
+    topic = "0x" + root.hex() + "00" * (32 - len(root))
+    with translate_errors():
+        logs = registry.chain.w3.eth.get_logs(
+            cast(
+                FilterParams,
+                {
+                    "address": registry.address,
+                    "fromBlock": block,
+                    "toBlock": block,
+                    "topics": [_BATCH_ANCHORED.to_0x_hex(), topic],
+                },
+            )
+        )
+    if not logs:
+        raise IssuingError(f"no BatchAnchored log for 0x{root.hex()} in block {block}")
+    return str(logs[0]["transactionHash"].to_0x_hex())
+
+
+def _publish(
+    registry: Registry,
+    licence_type: LicenceType,
+    record: BatchRecord,
+    staged: _Staged,
+    *,
+    staging: Path,
+    out_dir: Path,
+) -> Path:
+    """Move the staged files into `out_dir` (one rename each), then write the manifest."""
+    # One sync for the whole batch instead of an fsync per file: after it, every staged
+    # file is on disk, so no rename below can expose a file whose data a power cut loses.
+    os.sync()
+    halfway = len(staged.files) // 2
+    for position, name in enumerate(staged.files):
+        if position == halfway:
+            fault_point("mid-write")
+        os.replace(staging / name, out_dir / name)
+    fault_point("before-manifest")
+    manifest = out_dir / manifest_name(record.root)
+    entries = [
+        {
+            "licenceNumber": licence.number,
+            "licenceId": "0x" + licence.licence_id.hex(),
+            "file": name,
+        }
+        for licence, name in zip(
+            staged.licences, [f for f in staged.files if f.endswith(".json")], strict=True
+        )
+    ]
+    write_atomically(
+        manifest,
+        json.dumps(
+            {
+                "root": "0x" + record.root.hex(),
+                "licenceType": licence_type.id,
+                "count": record.count,
+                "chainId": record.chain_id,
+                "registry": registry.address,
+                "transaction": record.tx_hash,
+                "block": record.block,
+                "licences": entries,
+            },
+            ensure_ascii=False,
+            indent=2,
+        ).encode("utf-8"),
+    )
+    _fsync_folder(out_dir)
+    return manifest
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _outcome(
+    record: BatchRecord, manifest: Path, resumed: BatchState | None, *, anchored_now: bool
+) -> BatchOutcome:
+    return BatchOutcome(
+        root=record.root,
+        count=record.count,
+        tx_hash=record.tx_hash or "",
+        block_number=record.block or 0,
+        manifest=manifest,
+        resumed=resumed,
+        anchored_now=anchored_now,
+    )
+
+
+# ---- status changes by licence number ------------------------------------------------
+
+# The one-licence registry call for each status (a bulk change uses setStatuses).
+_SINGLE: dict[LeafStatus, str] = {
+    LeafStatus.REVOKED: "revoke",
+    LeafStatus.SUSPENDED: "suspend",
+    LeafStatus.ACTIVE: "reinstate",
+    LeafStatus.CANCELLED: "cancel",
+}
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """One transaction that changed the status of licences under one root."""
+
+    root: bytes
+    numbers: tuple[str, ...]
+    tx_hash: str | None  # None: the chain already showed the status (an earlier run's)
+
+
+def resolve(records: Records, reference: str) -> LicenceRecord:
+    """The one licence a number or licence id names in this agency's records."""
+    found = records.find(reference)
+    if not found:
+        raise RecordsError(
+            f"{reference}: no licence with this number or licence id in this agency's records"
+        )
+    if len(found) > 1:
+        kinds = ", ".join(r.licence_type for r in found)
+        raise RecordsError(
+            f"{reference}: {len(found)} licences have this number ({kinds}); give the licence id"
+        )
+    return found[0]
+
+
+def change_status(
+    agency: AgencyContext,
+    references: Sequence[str],
+    status: LeafStatus,
+    reason: Reason,
+) -> list[StatusChange]:
+    """Give every referenced licence `status`: one transaction per batch root.
+
+    Licences whose status on chain already is `status` are not sent again (a re-run after
+    a crash); the records are brought in step with the chain either way.
+    """
+    registry, records = agency.registry, agency.records
+    if status is LeafStatus.SUPERSEDED:
+        raise IssuingError("a supersession names a successor: use supersede()")
+    licences = [resolve(records, r) for r in dict.fromkeys(references)]
+    by_root: dict[bytes, list[LicenceRecord]] = {}
+    for licence in licences:
+        by_root.setdefault(licence.root, []).append(licence)
+    changes: list[StatusChange] = []
+    for root, group in by_root.items():
+        try:
+            pending = [
+                lic for lic in group if registry.status_of(root, lic.licence_id).status != status
+            ]
+            tx_hash = None
+            if len(pending) == 1:
+                call = getattr(registry, _SINGLE[status])
+                tx_hash = call(agency.key, root, pending[0].licence_id, int(reason)).tx_hash
+            elif pending:
+                leaves = [lic.licence_id for lic in pending]
+                tx_hash = registry.set_statuses(
+                    agency.key, root, leaves, status, int(reason)
+                ).tx_hash
+        except RegistryRejected as exc:
+            raise StatusRefused(exc, {lic.licence_id: lic.number for lic in group}) from exc
+        records.set_status([lic.licence_id for lic in group], status.name, int(reason), None)
+        changes.append(StatusChange(root, tuple(lic.number for lic in group), tx_hash))
+    return changes
+
+
+def supersede(
+    agency: AgencyContext,
+    old: str,
+    new: str,
+    reason: Reason,
+) -> StatusChange:
+    """Mark licence `old` as superseded by licence `new` (numbers or licence ids)."""
+    registry, records = agency.registry, agency.records
+    before = resolve(records, old)
+    after = resolve(records, new)
+    if after.licence_id == before.licence_id:
+        raise IssuingError(f"{old}: a licence cannot supersede itself")
+    names = {before.licence_id: before.number, after.licence_id: after.number}
+    try:
+        state = registry.status_of(before.root, before.licence_id)
+        tx_hash = None
+        if state.status is not LeafStatus.SUPERSEDED:
+            sent = registry.supersede(
+                agency.key, before.root, before.licence_id, after.licence_id, int(reason)
+            )
+            tx_hash = sent.tx_hash
+    except RegistryRejected as exc:
+        raise StatusRefused(exc, names) from exc
+    records.set_status(
+        [before.licence_id], LeafStatus.SUPERSEDED.name, int(reason), after.licence_id
+    )
+    return StatusChange(before.root, (before.number,), tx_hash)
+
+
+class StatusRefused(IssuingError):
+    """The registry refused a status change; `rejection` says why, `numbers` names leaves."""
+
+    def __init__(self, rejection: RegistryRejected, numbers: Mapping[bytes, str]) -> None:
+        self.rejection = rejection
+        self.numbers = dict(numbers)
+        super().__init__(str(rejection))

@@ -1,0 +1,276 @@
+"""`elicence registry deploy` and `elicence agency ...`: the governor's and the agency's
+governance commands. Registered on the root app by issuer/cli.py."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from issuer.cli_support import (
+    EXIT_UNUSABLE,
+    ChainOption,
+    HomeOption,
+    RegistryOption,
+    console,
+    fail,
+    home_of,
+    licence_type_codes,
+    open_key,
+    open_registry,
+    passphrase,
+    reported,
+    type_name,
+)
+from issuer.keystore import AGENCY_KEYSTORE, GOVERNOR_KEYSTORE, keystore_path
+
+registry_app = typer.Typer(
+    help="The licence registry contract (the governor's).", no_args_is_help=True
+)
+agency_app = typer.Typer(
+    help="Issuing agencies: keys, authorisation, retirement, key rotation.", no_args_is_help=True
+)
+
+_NEXT_KEYSTORE = "agency-next.json"  # a rotation in progress (see `agency rotate --new-key`)
+
+
+@registry_app.command("deploy")
+def deploy(home: HomeOption = None, chain: ChainOption = None) -> None:
+    """Deploy a new registry with the governor's key and save its address in the home.
+
+    Creates the governor's keystore (HOME/keys/governor.json) on first use; the
+    passphrase comes from ELICENCE_PASSPHRASE or a prompt. Later commands find the
+    registry and chain in HOME/config.json.
+
+    Example: [bold]elicence registry deploy --home ~/.elicence --chain http://127.0.0.1:8545[/]
+    """
+    from issuer.keystore import create
+    from ledger.chain import connect
+    from ledger.config import HomeConfig
+    from ledger.registry import Registry
+
+    folder = home_of(home)
+    path = keystore_path(folder, GOVERNOR_KEYSTORE)
+    with reported():
+        if path.exists():
+            governor = open_key(folder, GOVERNOR_KEYSTORE, "governor")
+        else:
+            governor = create(path, passphrase(confirm=True))
+            console.print(f"governor key created: {governor.address} ({path})", highlight=False)
+        config = HomeConfig.load(folder).resolve(chain)
+        connected = connect(config.chain_url)
+        registry = Registry.deploy(connected, governor)
+        HomeConfig(config.chain_url, connected.chain_id, registry.address).save(folder)
+    console.print(
+        f"registry deployed at [bold]{registry.address}[/] on chain {connected.chain_id} "
+        f"({config.chain_url}); saved in {folder / 'config.json'}",
+        highlight=False,
+    )
+
+
+@agency_app.command("new")
+def new(
+    name: Annotated[str, typer.Option(help="The agency's name, e.g. 北京市海淀区市场监督管理局.")],
+    code: Annotated[str, typer.Option(help="The agency's unified social credit code.")],
+    home: HomeOption = None,
+    chain: ChainOption = None,
+    registry: RegistryOption = None,
+) -> None:
+    """Create this agency's signing key in an encrypted keystore and print its address.
+
+    The key is written to HOME/keys/agency.json (mode 0600), encrypted with the
+    passphrase from ELICENCE_PASSPHRASE or a prompt; it is never printed. Give the
+    printed command to the governor. --chain and --registry (the governor's) are saved
+    in HOME/config.json for later commands.
+
+    Example: [bold]elicence agency new --name 海淀区市场监管局 --code 91110108551385082Q[/]
+    """
+    from issuer import credit_code
+    from issuer.keystore import create
+    from ledger.config import HomeConfig
+
+    problem = credit_code.problem_with(code)
+    if problem:
+        fail(f"--code {code!r} is not a valid unified social credit code: {problem}", 2)
+    folder = home_of(home)
+    path = keystore_path(folder, AGENCY_KEYSTORE)
+    with reported():
+        account = create(path, passphrase(confirm=True))
+        if chain or registry:
+            config = HomeConfig.load(folder).resolve(chain, registry)
+            HomeConfig(config.chain_url, config.chain_id, config.registry).save(folder)
+    console.print(f"agency key created: [bold]{account.address}[/] ({path})", highlight=False)
+    console.print("Ask the governor to run:", highlight=False)
+    console.print(
+        f"  elicence agency authorise --address {account.address} --code {code} "
+        f"--name {shlex.quote(name)} --types business-licence",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@agency_app.command("authorise")
+def authorise(
+    *,
+    address: Annotated[str, typer.Option(help="The agency's signing address (0x...).")],
+    code: Annotated[str, typer.Option(help="The agency's unified social credit code.")],
+    name: Annotated[str, typer.Option(help="The agency's name.")],
+    types: Annotated[
+        str, typer.Option(help="Licence types it may issue: catalogue ids, comma-separated.")
+    ],
+    home: HomeOption = None,
+    chain: ChainOption = None,
+    registry: RegistryOption = None,
+) -> None:
+    """Register an agency and the licence types it may issue (the governor's key).
+
+    Example: [bold]elicence agency authorise --address 0x5B38Da6a701c568545dCfcB03FcB875f56beddC4
+    --code 91110108551385082Q --name 海淀区市场监管局 --types business-licence[/]
+    """
+    folder = home_of(home)
+    codes = _types(types)
+    governor = open_key(folder, GOVERNOR_KEYSTORE, "governor")
+    with reported():
+        bound = open_registry(folder, chain, registry)
+        agency_id, sent = bound.register_agency(governor, code, name, address, codes)
+    console.print(
+        f"agency [bold]{agency_id}[/] ({name}) authorised for "
+        f"{', '.join(type_name(c) for c in codes)}; transaction {sent.tx_hash}",
+        highlight=False,
+    )
+
+
+@agency_app.command("types")
+def set_types(
+    *,
+    agency_id: Annotated[int, typer.Option("--id", help="The agency's id.", min=1)],
+    types: Annotated[
+        str, typer.Option(help="All the licence types it may issue from now on, comma-separated.")
+    ],
+    home: HomeOption = None,
+    chain: ChainOption = None,
+    registry: RegistryOption = None,
+) -> None:
+    """Replace the licence types an agency may issue (the governor's key).
+
+    Batches anchored before keep their validity.
+
+    Example: [bold]elicence agency types --id 1 --types business-licence,food-business-licence[/]
+    """
+    folder = home_of(home)
+    codes = _types(types)
+    governor = open_key(folder, GOVERNOR_KEYSTORE, "governor")
+    with reported():
+        sent = open_registry(folder, chain, registry).set_agency_types(governor, agency_id, codes)
+    console.print(
+        f"agency {agency_id} may now issue {', '.join(type_name(c) for c in codes)}; "
+        f"transaction {sent.tx_hash}",
+        highlight=False,
+    )
+
+
+@agency_app.command("retire")
+def retire(
+    agency_id: Annotated[int, typer.Option("--id", help="The agency's id.", min=1)],
+    home: HomeOption = None,
+    chain: ChainOption = None,
+    registry: RegistryOption = None,
+) -> None:
+    """Retire an agency for good (the governor's key); what it issued stays valid.
+
+    Example: [bold]elicence agency retire --id 3[/]
+    """
+    folder = home_of(home)
+    governor = open_key(folder, GOVERNOR_KEYSTORE, "governor")
+    with reported():
+        sent = open_registry(folder, chain, registry).retire_agency(governor, agency_id)
+    console.print(f"agency {agency_id} retired; transaction {sent.tx_hash}", highlight=False)
+
+
+@agency_app.command("rotate")
+def rotate(
+    *,
+    agency_id: Annotated[
+        int | None, typer.Option("--id", help="The agency's id (governor rotation).", min=1)
+    ] = None,
+    new_address: Annotated[
+        str | None, typer.Option(help="The new signing address (governor rotation).")
+    ] = None,
+    new_key: Annotated[
+        bool,
+        typer.Option("--new-key", help="Agency rotation: make a new key here and switch to it."),
+    ] = False,
+    home: HomeOption = None,
+    chain: ChainOption = None,
+    registry: RegistryOption = None,
+) -> None:
+    """Replace an agency's signing key; licences it anchored before stay valid.
+
+    The governor: `--id N --new-address 0x...`. The agency itself: `--new-key`, which
+    creates a new keystore, signs the rotation with the current key and switches this
+    home to the new key (the old keystore is kept as agency-retired-<address>.json).
+
+    Example: [bold]elicence agency rotate --new-key[/]
+    """
+    folder = home_of(home)
+    if new_key == (agency_id is not None or new_address is not None):
+        fail("give either --new-key, or --id and --new-address", EXIT_UNUSABLE)
+    if not new_key:
+        if agency_id is None or new_address is None:
+            fail("a governor rotation needs both --id and --new-address", EXIT_UNUSABLE)
+        governor = open_key(folder, GOVERNOR_KEYSTORE, "governor")
+        with reported():
+            bound = open_registry(folder, chain, registry)
+            sent = bound.rotate_signer(governor, agency_id, new_address)
+        console.print(
+            f"agency {agency_id} now signs with {new_address}; transaction {sent.tx_hash}",
+            highlight=False,
+        )
+        return
+    _rotate_own_key(folder, chain, registry)
+
+
+def _rotate_own_key(folder: Path, chain: str | None, registry: str | None) -> None:
+    from issuer.keystore import address_of, create
+    from issuer.keystore import load as load_keystore
+
+    current_path = keystore_path(folder, AGENCY_KEYSTORE)
+    next_path = keystore_path(folder, _NEXT_KEYSTORE)
+    old = open_key(folder, AGENCY_KEYSTORE, "agency")
+    with reported():
+        bound = open_registry(folder, chain, registry)
+        agency_id = bound.agency_id_of(old.address)
+        if agency_id is None:
+            fail(f"the key {old.address} signs for no agency in this registry", 1)
+        # The new key is on disk before the transaction names it, so a crash can never
+        # leave the agency with a signer nobody holds; a re-run reuses it.
+        if next_path.exists():
+            new = load_keystore(next_path, passphrase(confirm=False))
+        else:
+            new = create(next_path, passphrase(confirm=False))
+        if bound.agency(agency_id).signer != new.address:
+            sent = bound.rotate_signer(old, agency_id, new.address)
+            console.print(f"rotation sent: transaction {sent.tx_hash}", highlight=False)
+    retired = keystore_path(folder, f"agency-retired-{address_of(current_path)}.json")
+    current_path.replace(retired)
+    next_path.replace(current_path)
+    console.print(
+        f"agency {agency_id} now signs with [bold]{new.address}[/]; the old key is kept in "
+        f"{retired}",
+        highlight=False,
+    )
+
+
+def _types(text: str) -> list[int]:
+    with reported():
+        return licence_type_codes(text)
+    raise AssertionError("unreachable")  # reported() exits on error
+
+
+def register(app: typer.Typer) -> None:
+    """Add `registry` and `agency` to the root app."""
+    app.add_typer(registry_app, name="registry")
+    app.add_typer(agency_app, name="agency")

@@ -1,0 +1,265 @@
+"""What the agency commands share: options, keys, the registry, and error sentences.
+
+Errors become one line and an exit code here, at the edge, and nowhere else:
+0 done, 1 refused (by the registry) or invalid data, 2 unusable input (a missing file,
+a wrong passphrase, a bad option or configuration), 3 the chain could not be reached.
+The codes mean what they mean in verifier/cli.py.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from eth_account.signers.local import LocalAccount
+from rich.console import Console
+
+from issuer.catalogue import catalogue
+from issuer.errors import IssuerError, LicenceValidationError
+from issuer.keystore import (
+    KeystoreError,
+    KeystoreMissing,
+    WrongPassphrase,
+    keystore_path,
+)
+from issuer.keystore import load as load_keystore
+from ledger.config import HomeConfig, default_home
+from ledger.errors import (
+    ChainUnreachable,
+    InsufficientFunds,
+    LedgerError,
+    RegistryRejected,
+)
+from ledger.registry import LeafStatus, Registry
+
+EXIT_OK, EXIT_REFUSED, EXIT_UNUSABLE, EXIT_UNREACHABLE = 0, 1, 2, 3
+PASSPHRASE_VARIABLE = "ELICENCE_PASSPHRASE"
+
+console = Console()
+errors = Console(stderr=True)
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        help="Home folder (keys, config, records); default ELICENCE_HOME or ~/.elicence.",
+        file_okay=False,
+        show_default=False,
+    ),
+]
+ChainOption = Annotated[
+    str | None,
+    typer.Option(
+        "--chain",
+        help="Chain JSON-RPC URL; default ELICENCE_CHAIN, then the home's config.json, "
+        "then http://127.0.0.1:8545.",
+        show_default=False,
+    ),
+]
+RegistryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        help="Registry address; default ELICENCE_REGISTRY, then the home's config.json.",
+        show_default=False,
+    ),
+]
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Print a one-line error and exit with `code`."""
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def home_of(home: Path | None) -> Path:
+    """--home, else ELICENCE_HOME, else ~/.elicence."""
+    return home if home is not None else default_home()
+
+
+def passphrase(*, confirm: bool) -> str:
+    """ELICENCE_PASSPHRASE, else a hidden prompt (asked twice for a new keystore)."""
+    value = os.environ.get(PASSPHRASE_VARIABLE)
+    if value:
+        return value
+    answer: str = typer.prompt(
+        "Keystore passphrase", hide_input=True, confirmation_prompt=confirm, err=True
+    )
+    return answer
+
+
+def open_key(home: Path, name: str, who: str) -> LocalAccount:
+    """The key in HOME/keys/NAME, opened with the passphrase; exits 2 when it cannot be."""
+    path = keystore_path(home, name)
+    if not path.exists():
+        hint = (
+            "create it with `elicence agency new`"
+            if who == "agency"
+            else "`elicence registry deploy` creates it"
+        )
+        fail(f"there is no {who} key in {home} ({path} is missing): {hint}", EXIT_UNUSABLE)
+    try:
+        return load_keystore(path, passphrase(confirm=False))
+    except WrongPassphrase:
+        fail(f"wrong passphrase for the {who} key {path}", EXIT_UNUSABLE)
+    except (KeystoreMissing, KeystoreError) as exc:
+        fail(str(exc), EXIT_UNUSABLE)
+
+
+def open_registry(home: Path, chain: str | None, registry: str | None) -> Registry:
+    """The registry the home's config (or the options) name, on its chain."""
+    from ledger.chain import connect
+
+    config = HomeConfig.load(home).resolve(chain, registry)
+    address = config.require_registry()
+    connected = connect(config.chain_url)
+    return Registry.at(connected, address)
+
+
+def licence_type_codes(text: str) -> list[int]:
+    """Catalogue ids (or codes) separated by commas -> on-chain codes."""
+    codes = []
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            continue
+        codes.append(catalogue().by_code(int(item)).code if item.isdigit() else _code_of(item))
+    if not codes:
+        fail("--types names no licence type (see `elicence catalogue`)", EXIT_UNUSABLE)
+    return codes
+
+
+def _code_of(type_id: str) -> int:
+    return catalogue().get(type_id).code
+
+
+def type_name(code: object) -> str:
+    """营业执照 (business-licence) for a licence type code; the code itself if unknown."""
+    try:
+        licence_type = catalogue().by_code(int(str(code)))
+    except (IssuerError, ValueError):
+        return f"licence type {code}"
+    return f"{licence_type.name.zh} ({licence_type.id})"
+
+
+def explain_rejection(exc: RegistryRejected, names: Mapping[bytes, str] | None = None) -> str:
+    """The registry's refusal as a sentence an official understands."""
+    a = exc.error_args
+    names = names or {}
+
+    def licence(leaf: object) -> str:
+        if isinstance(leaf, bytes) and leaf in names:
+            return f"licence {names[leaf]}"
+        return f"licence 0x{leaf.hex()}" if isinstance(leaf, bytes) else "the licence"
+
+    def status(value: object) -> str:
+        try:
+            return LeafStatus(int(str(value))).name.lower()
+        except ValueError:
+            return f"status {value}"
+
+    root = a.get("root")
+    batch = f"0x{root.hex()}" if isinstance(root, bytes) else "this batch"
+    sentences: dict[str, Callable[[], str]] = {
+        "AccessControlUnauthorizedAccount": lambda: (
+            f"{a.get('account')} is not a governor of this registry: only the governor's key "
+            "may do this"
+        ),
+        "LicenceRegistryNotAuthorised": lambda: (
+            f"agency {a.get('agencyId')} is not authorised to issue "
+            f"{type_name(a.get('licenceType'))}; the governor can add it with "
+            "`elicence agency types`"
+        ),
+        "LicenceRegistryNotAgency": lambda: (
+            f"the key {a.get('caller')} is not the signing key of any agency in this registry "
+            "(not yet authorised by the governor, or replaced by a newer key)"
+        ),
+        "LicenceRegistryAgencyRetired": lambda: (
+            f"agency {a.get('agencyId')} is retired: it can no longer issue or change licences"
+        ),
+        "LicenceRegistryUnknownAgency": lambda: (
+            f"there is no agency {a.get('agencyId')} in this registry"
+        ),
+        "LicenceRegistryAgencyCodeTaken": lambda: (
+            f"the credit code {a.get('code')} is already registered as agency {a.get('agencyId')}"
+        ),
+        "LicenceRegistryInvalidAgencyCode": lambda: (
+            f"{a.get('code')!r} is not an 18-character unified social credit code"
+        ),
+        "LicenceRegistrySignerAlreadyUsed": lambda: (
+            f"the key {a.get('signer')} has signed for an agency before and can never be used "
+            "again: create a new key"
+        ),
+        "LicenceRegistryInvalidSigner": lambda: f"{a.get('signer')} cannot be a signing key",
+        "LicenceRegistryInvalidLicenceTypes": lambda: "the licence types given are not valid",
+        "LicenceRegistryNotSignerOrGovernor": lambda: (
+            f"{a.get('caller')} may not change agency {a.get('agencyId')}: only the agency's "
+            "current key or the governor may"
+        ),
+        "LicenceRegistryAlreadyAnchored": lambda: f"batch {batch} is already anchored",
+        "LicenceRegistryNotAnchored": lambda: f"batch {batch} is not anchored in this registry",
+        "LicenceRegistryNotBatchIssuer": lambda: (
+            f"batch {batch} was anchored by another agency: only that agency or the governor "
+            "may change its licences"
+        ),
+        "LicenceRegistryInvalidTransition": lambda: (
+            f"{licence(a.get('leaf'))} is {status(a.get('from'))} and cannot become "
+            f"{status(a.get('to'))}"
+        ),
+        "LicenceRegistryInvalidAnchor": lambda: f"batch {batch} cannot be anchored as given",
+    }
+    make = sentences.get(exc.error_name)
+    return make() if make is not None else f"the registry refused: {exc}"
+
+
+@contextmanager
+def reported(names: Mapping[bytes, str] | None = None) -> Iterator[None]:
+    """Turn the library's errors into one line and an exit code."""
+    from issuer.workflow import StatusRefused
+
+    try:
+        yield
+    except StatusRefused as exc:
+        fail(explain_rejection(exc.rejection, exc.numbers), EXIT_REFUSED)
+    except LicenceValidationError as exc:
+        print_problems(exc)
+        raise typer.Exit(EXIT_REFUSED) from None
+    except RegistryRejected as exc:
+        fail(explain_rejection(exc, names), EXIT_REFUSED)
+    except ChainUnreachable as exc:
+        fail(
+            f"cannot reach the chain: {exc} (is `elicence ledger serve` running?)",
+            EXIT_UNREACHABLE,
+        )
+    except InsufficientFunds as exc:
+        fail(
+            f"the key has no funds to pay for this transaction on this chain ({exc}): "
+            "ask the chain's operator to fund it",
+            EXIT_REFUSED,
+        )
+    except LedgerError as exc:
+        fail(str(exc), EXIT_UNUSABLE if isinstance(exc, ValueError | LookupError) else 1)
+    except KeystoreError as exc:
+        fail(str(exc), EXIT_UNUSABLE)
+    except IssuerError as exc:
+        code = EXIT_UNUSABLE if isinstance(exc, ValueError | LookupError | KeyError) else 1
+        fail(str(exc), code)
+
+
+def print_problems(exc: LicenceValidationError, limit: int = 200) -> None:
+    """Every bad row, one line each: row, field, value, reason."""
+    problems = exc.problems
+    rows = {p.row for p in problems}
+    errors.print(
+        f"[bold red]error:[/] {len(rows)} row(s) are not valid licences; nothing was issued "
+        "(fix them, or pass --skip-invalid to issue the others):",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for problem in problems[:limit]:
+        errors.print(f"  {problem}", highlight=False, soft_wrap=True, markup=False)
+    if len(problems) > limit:
+        errors.print(f"  … and {len(problems) - limit} more", highlight=False)

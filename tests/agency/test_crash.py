@@ -1,0 +1,131 @@
+"""kill -9 during `elicence issue`, then the same command again: it completes, nothing is
+anchored twice, no output file is half-written, and the records match the chain.
+
+Real processes: the `elicence` command against an `elicence ledger serve` node. The
+process kills itself at a named point (ELICENCE_FAULT, see issuer/faults.py), or is
+killed from outside at a random moment.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import time
+
+import pytest
+
+from issuer.document import loads_document
+from issuer.records import BatchState, Records
+from issuer.workflow import _anchoring_tx
+from tests.agency.conftest import write_csv
+from tests.conftest import ELICENCE
+from tests.samples import business_licence
+
+pytestmark = pytest.mark.slow
+
+COUNT, BATCH = 12, 5
+
+
+def _issue_args(node_agency, tmp_path):
+    rows = [business_licence(i) for i in range(COUNT)]
+    source = write_csv(tmp_path / "licences.csv", rows)
+    return [
+        "issue",
+        str(source),
+        "--type",
+        "business-licence",
+        "--out",
+        str(tmp_path / "out"),
+        "--batch-size",
+        str(BATCH),
+    ]
+
+
+def _assert_complete_and_consistent(node_agency, out):
+    registry = node_agency.registry
+    with Records.of_home(node_agency.home) as records:
+        batches = records.batches()
+        licences = records.licences()
+    assert [b.count for b in batches] == [5, 5, 2]
+    assert all(b.state is BatchState.WRITTEN for b in batches)
+    for batch in batches:
+        anchor = registry.anchor_of(batch.root)
+        assert anchor is not None and anchor.count == batch.count
+        assert batch.block == anchor.block_number
+        assert batch.tx_hash == _anchoring_tx(registry, batch.root, anchor.block_number)
+    # one anchoring transaction per batch, ever: the registry refuses a second anchor of a
+    # root, and no other root was anchored by this agency
+    assert registry.chain.w3.eth.get_logs(
+        {
+            "address": registry.address,
+            "fromBlock": 0,
+            "toBlock": "latest",
+            "topics": [
+                "0x"
+                + registry.chain.w3.keccak(text="BatchAnchored(bytes16,uint32,uint8,uint32)")
+                .hex()
+                .removeprefix("0x")
+            ],
+        }
+    ).__len__() == len(batches)
+    names = sorted(p.name for p in out.iterdir())
+    assert not [n for n in names if n.startswith(".")], "staging or temporary files left"
+    assert len([n for n in names if n.endswith(".json") and not n.startswith("batch-")]) == COUNT
+    for record in licences:
+        document = loads_document((out / f"{record.number}.json").read_bytes())
+        assert document.licence_id == record.licence_id
+        assert document.computed_root() == record.root
+
+
+@pytest.mark.parametrize("fault", ["after-plan", "after-send", "mid-write", "before-manifest"])
+def test_issue_killed_at_a_step_completes_when_run_again(node_agency, tmp_path, fault):
+    args = _issue_args(node_agency, tmp_path)
+    killed = node_agency.run(*args, fault=fault)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    finished = node_agency.run(*args)
+    assert finished.returncode == 0, finished.stderr
+    _assert_complete_and_consistent(node_agency, tmp_path / "out")
+    again = node_agency.run(*args)
+    assert again.returncode == 0 and "already anchored" in again.stdout
+
+
+def test_issue_killed_at_a_random_moment_completes_when_run_again(node_agency, tmp_path):
+    args = _issue_args(node_agency, tmp_path)
+    started = time.monotonic()
+    timing = node_agency.run(*args)  # a full run, to learn how long one takes here
+    duration = time.monotonic() - started
+    assert timing.returncode == 0, timing.stderr
+    # then the same on a fresh output and a fresh set of numbers, killed part-way
+    rows = [business_licence(i + 1000) for i in range(COUNT)]
+    source = write_csv(tmp_path / "second.csv", rows)
+    args = [
+        "issue",
+        str(source),
+        "--type",
+        "business-licence",
+        "--out",
+        str(tmp_path / "out2"),
+        "--batch-size",
+        str(BATCH),
+    ]
+    process = subprocess.Popen(
+        [str(ELICENCE), *args],
+        env=node_agency.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(random.uniform(0.3, 1.0) * duration)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = node_agency.run(*args)
+    assert finished.returncode == 0, finished.stderr
+    names = sorted(p.name for p in (tmp_path / "out2").iterdir())
+    assert not [n for n in names if n.startswith(".")]
+    with Records.of_home(node_agency.home) as records:
+        for batch in records.batches():
+            anchor = node_agency.registry.anchor_of(batch.root)
+            assert anchor is not None and batch.state is BatchState.WRITTEN
+            assert batch.tx_hash == _anchoring_tx(
+                node_agency.registry, batch.root, anchor.block_number
+            )
