@@ -8,6 +8,7 @@ the holder sees, so there is no number or date formatting to disagree about.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import unicodedata
 from collections.abc import Mapping
 
@@ -23,18 +24,24 @@ def parse_date(text: str) -> dt.date:
     return dt.date.fromisoformat(text)
 
 
+# Unicode's Cc (control) characters, and lone UTF-16 surrogates.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _problem_with_value(spec: FieldSpec, value: str) -> str | None:
     if value == "":
         return "is empty"
     if value != value.strip():
         return "has leading or trailing white space"
-    if any(unicodedata.category(c) == "Cc" for c in value):
+    if _CONTROL.search(value):
         return "contains control characters"
-    if any(unicodedata.category(c) == "Cs" for c in value):
-        return "contains an unpaired surrogate (not Unicode text)"
-    if unicodedata.normalize("NFC", value) != value:
-        # Hashes compare code points: two spellings of one character would differ.
-        return "is not in Unicode normal form NFC"
+    if not value.isascii():
+        if _SURROGATE.search(value):
+            return "contains an unpaired surrogate (not Unicode text)"
+        if not unicodedata.is_normalized("NFC", value):
+            # Hashes compare code points: two spellings of one character would differ.
+            return "is not in Unicode normal form NFC"
     if spec.max_length is not None and len(value) > spec.max_length:
         return f"is longer than {spec.max_length} characters ({len(value)})"
     if spec.pattern is not None and not spec.pattern.fullmatch(value):
