@@ -1,8 +1,14 @@
-"""Showing a verdict in a terminal (rich), for the CLI and the demo."""
+"""Showing a verdict in a terminal (rich), for the CLI and the demo.
+
+It works from the verdict's JSON form, so a verdict computed here and one answered by a
+verifier service (`elicence verify --verifier URL`) look the same.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from typing import Any
 
 from rich.console import Console, Group
 from rich.panel import Panel
@@ -10,8 +16,9 @@ from rich.table import Table
 from rich.text import Text
 
 from issuer.catalogue import catalogue
+from issuer.errors import IssuerError
 from verifier.checks import CHINA
-from verifier.verdict import Outcome, Status, Verdict
+from verifier.verdict import Status, Verdict
 
 _COLOUR = {
     Status.VALID: "green",
@@ -25,49 +32,64 @@ _COLOUR = {
     Status.EXPIRED: "yellow",
     Status.NOT_YET_VALID: "yellow",
 }
-_MARK = {Outcome.PASSED: "[green]✓[/]", Outcome.FAILED: "[red]✗[/]", Outcome.SKIPPED: "[dim]–[/]"}
+_MARK = {"passed": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[dim]–[/]"}
 
 
-def verdict_panel(verdict: Verdict, title: str | None = None) -> Panel:
-    """A panel with the status, each check and the disclosed fields."""
+def _label(licence_type_id: str, name: str) -> str:
+    try:
+        spec = catalogue().get(licence_type_id).field(name)
+    except IssuerError:
+        spec = None
+    return spec.label.zh if spec else name
+
+
+def verdict_panel(body: Mapping[str, Any], title: str | None = None) -> Panel:
+    """A panel with the status, each check and the disclosed fields of a JSON verdict."""
+    status = Status(body["status"])
+    licence_type = str(body.get("licenceType", ""))
     checks = Table.grid(padding=(0, 1))
-    for check in verdict.checks:
-        checks.add_row(_MARK[check.outcome], f"[bold]{check.name.value}[/]", check.reason)
+    for check in body.get("checks", []):
+        checks.add_row(
+            _MARK.get(check["outcome"], "?"), f"[bold]{check['name']}[/]", check["reason"]
+        )
     fields = Table.grid(padding=(0, 2))
-    licence_type = catalogue().get(verdict.licence_type)
-    if verdict.status is Status.TAMPERED:
+    if status is Status.TAMPERED:
         # An altered document's fields are exactly what must not be shown as the licence.
         fields.add_row("[dim]fields[/]", "[red]not shown: the document was altered[/]")
     else:
-        for name, value in verdict.fields.items():
-            spec = licence_type.field(name)
-            fields.add_row(f"[dim]{spec.label.zh if spec else name}[/]", value)
-    for name in verdict.hidden:
-        spec = licence_type.field(name)
-        fields.add_row(
-            f"[dim]{spec.label.zh if spec else name}[/]", "[dim](hidden by the holder)[/]"
-        )
+        for name, value in body.get("fields", {}).items():
+            fields.add_row(f"[dim]{_label(licence_type, name)}[/]", str(value))
+    for name in body.get("hidden", []):
+        fields.add_row(f"[dim]{_label(licence_type, name)}[/]", "[dim](hidden by the holder)[/]")
+    for name in body.get("withheld", []):
+        fields.add_row(f"[dim]{_label(licence_type, name)}[/]", "[dim](withheld from you)[/]")
     parts: list[Table | Text] = [
         Text.from_markup(
-            f"[bold {_COLOUR[verdict.status]}]{verdict.status.value}[/]  "
-            f"{verdict.licence_type_name}  [dim]{verdict.licence_id}[/]"
+            f"[bold {_COLOUR[status]}]{status.value}[/]  "
+            f"{body.get('licenceTypeName', '')}  [dim]{body.get('licenceId', '')}[/]"
         ),
         checks,
         fields,
     ]
-    if verdict.anchor is not None:
-        when = dt.datetime.fromtimestamp(verdict.anchor.timestamp, CHINA).isoformat()
+    anchor = body.get("anchor")
+    if anchor:
+        when = dt.datetime.fromisoformat(anchor["time"]).astimezone(CHINA).isoformat()
         parts.append(
             Text(
-                f"anchored in block {verdict.anchor.block_number} ({when}) of chain "
-                f"{verdict.anchor.chain_id}, registry {verdict.anchor.registry}; "
-                f"answer reflects block {verdict.block_height}",
+                f"anchored in block {anchor['blockNumber']} ({when}) of chain "
+                f"{anchor['chainId']}, registry {anchor['registry']}; "
+                f"answer reflects block {body.get('blockHeight')}",
                 style="dim",
             )
         )
-    return Panel(Group(*parts), title=title, border_style=_COLOUR[verdict.status])
+    return Panel(Group(*parts), title=title, border_style=_COLOUR[status])
 
 
 def print_verdict(console: Console, verdict: Verdict, title: str | None = None) -> None:
     """Print one verdict."""
-    console.print(verdict_panel(verdict, title))
+    console.print(verdict_panel(verdict.to_json(), title))
+
+
+def print_verdict_json(console: Console, body: Mapping[str, Any], title: str | None = None) -> None:
+    """Print a verdict answered by a verifier service."""
+    console.print(verdict_panel(body, title))
