@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -70,6 +71,7 @@ class AnchorInfo:
     root: str
     block_number: int
     timestamp: int
+    transaction: str | None = None  # the anchoring transaction, when the source knows it
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,18 @@ class Verdict:
         """True only for VALID."""
         return self.status is Status.VALID
 
-    def to_json(self) -> dict[str, Any]:
-        """The verdict as a JSON object (camelCase members, as the API answers)."""
+    def to_json(self, *, visible: Collection[str] | None = None) -> dict[str, Any]:
+        """The verdict as a JSON object (camelCase members, as the API answers).
+
+        `visible` limits the disclosed fields shown to those named (least privilege: a
+        caller entitled to fewer fields); the others are listed under `withheld`. The
+        status and the checks are the same either way.
+        """
+        if visible is None:
+            fields, withheld = self.fields, []
+        else:
+            fields = {k: v for k, v in self.fields.items() if k in visible}
+            withheld = [k for k in self.fields if k not in visible]
         return {
             "status": self.status.value,
             "licenceId": self.licence_id,
@@ -107,8 +119,9 @@ class Verdict:
                 {"name": c.name.value, "outcome": c.outcome.value, "reason": c.reason}
                 for c in self.checks
             ],
-            "fields": self.fields,
+            "fields": fields,
             "hidden": list(self.hidden),
+            "withheld": withheld,
             "issuer": None
             if self.issuer is None
             else {
@@ -125,6 +138,7 @@ class Verdict:
                 "root": self.anchor.root,
                 "blockNumber": self.anchor.block_number,
                 "time": dt.datetime.fromtimestamp(self.anchor.timestamp, dt.UTC).isoformat(),
+                "transaction": self.anchor.transaction,
             },
             "statusReason": self.status_reason,
             "successor": self.successor,

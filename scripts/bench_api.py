@@ -1,0 +1,238 @@
+"""scripts/bench_api: see that script's header. Figures go to docs/benchmarks.md by hand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ELICENCE = Path(sys.executable).with_name("elicence")
+ANVIL = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
+ANVIL_FAUCET_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
+LUA = """
+wrk.method = "POST"
+wrk.body = {body}
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {key}"
+done = function(summary, latency, requests)
+  io.write(string.format(
+    "RESULT {{\\"requests\\":%d,\\"duration_us\\":%d,\\"p50\\":%d,\\"p90\\":%d,\\"p99\\":%d,"
+    .. "\\"max\\":%d,\\"non2xx\\":%d,\\"connect\\":%d,\\"read\\":%d,\\"write\\":%d,"
+    .. "\\"timeout\\":%d}}\\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.max, summary.errors.status, summary.errors.connect,
+    summary.errors.read, summary.errors.write, summary.errors.timeout))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the service exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit("the service did not become ready")
+
+
+def wrk(url: str, script: Path, connections: int, duration: int) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(script),
+            url + "/v1/verifications",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=duration + 60,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+    result: dict[str, float] = json.loads(line[len("RESULT ") :])
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    result["errors"] = sum(result[k] for k in ("non2xx", "connect", "read", "write", "timeout"))
+    return result
+
+
+def in_process(home: Path, payload: str, count: int = 5000) -> dict[str, float]:
+    """decode, verify and answer times per licence, against the service's own index file
+    copied (the service keeps it open)."""
+    from issuer.qr import decode_payload
+    from ledger.chain import connect
+    from ledger.config import HomeConfig
+    from ledger.index import RegistryIndex
+    from ledger.registry import Registry
+    from verifier.checks import verify
+    from verifier.service.live import IndexView
+
+    config = HomeConfig.load(home)
+    assert config.registry is not None
+    registry = Registry.at(connect(config.chain_url), config.registry)
+    index = RegistryIndex(home / "bench-index.sqlite", registry)
+    index.sync()
+    view = IndexView(index, index.synced_block)
+    started = time.perf_counter()
+    documents = [decode_payload(payload) for _ in range(count)]
+    decode = (time.perf_counter() - started) / count
+    # Fresh documents: a document caches its licence id once computed.
+    started = time.perf_counter()
+    verdicts = [verify(d, view) for d in documents]
+    check = (time.perf_counter() - started) / count
+    assert all(v.is_valid for v in verdicts)
+    started = time.perf_counter()
+    for verdict in verdicts:
+        json.dumps(verdict.to_json(), ensure_ascii=False).encode()
+    answer = (time.perf_counter() - started) / count
+    index.close()
+    return {"decode_us": decode * 1e6, "verify_us": check * 1e6, "answer_us": answer * 1e6}
+
+
+def start_chain(kind: str, home: Path, helpers: list[subprocess.Popen[bytes]]) -> list[str]:
+    """anvil with the demo deployed on it, or a free port for the embedded node that
+    `elicence serve --demo` starts; the serve arguments that go with it."""
+    if kind == "anvil":
+        from ledger.chain import connect
+        from verifier.service.demo import set_up_demo
+
+        anvil_port = free_port()
+        helpers.append(
+            subprocess.Popen(
+                [str(ANVIL), "--host", "127.0.0.1", "--port", str(anvil_port), "--silent"]
+            )
+        )
+        time.sleep(1.0)
+        chain_url = f"http://127.0.0.1:{anvil_port}"
+        set_up_demo(home, connect(chain_url, faucet_key=ANVIL_FAUCET_KEY))
+        return ["--chain", chain_url]
+    from ledger.config import HomeConfig
+
+    HomeConfig(chain_url=f"http://127.0.0.1:{free_port()}").save(home)
+    return []
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--chain", choices=("embedded", "anvil"), default="embedded")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: apt-get install wrk (scripts/test installs it)")
+    work = Path(tempfile.mkdtemp(prefix="elicence-bench-"))
+    home = work / "home"
+    home.mkdir()
+    helpers: list[subprocess.Popen[bytes]] = []
+    chain_args = start_chain(args.chain, home, helpers)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "ELICENCE_HOME": str(home)}
+    service = subprocess.Popen(
+        [
+            str(ELICENCE),
+            "serve",
+            "--home",
+            str(home),
+            "--port",
+            str(port),
+            "--demo",
+            "--log-level",
+            "warning",
+            *chain_args,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(work / "service.log").open("wb"),
+        start_new_session=True,
+    )
+    try:
+        wait_ready(url, service)
+        key = subprocess.run(
+            [
+                str(ELICENCE),
+                "apikey",
+                "create",
+                "--home",
+                str(home),
+                "--name",
+                "bench",
+                "--rate",
+                "1000000",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        payload = sorted((home / "demo" / "qr").glob("business-*.el1"))[0].read_text().strip()
+        body = json.dumps({"qr": payload, "purpose": "bench"})
+        request = urllib.request.Request(
+            url + "/v1/verifications",
+            body.encode(),
+            method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert json.loads(answer.read())["status"] == "VALID"
+        script = work / "verify.lua"
+        script.write_text(LUA.format(body=json.dumps(body), key=key))
+        wrk(url, script, 32, 2)  # warm-up
+        rows = []
+        for connections in (32, 320):
+            r = wrk(url, script, connections, args.duration)
+            rows.append(
+                f"| {args.chain} | {connections} | {r['rps']:,.0f} | {r['p50'] / 1000:.1f} | "
+                f"{r['p90'] / 1000:.1f} | {r['p99'] / 1000:.1f} | {int(r['errors'])} |"
+            )
+        with urllib.request.urlopen(url + "/metrics", timeout=10) as answer:
+            checks = [
+                line
+                for line in answer.read().decode().splitlines()
+                if line.startswith("elicence_head_checks ")
+            ]
+        times = in_process(home, payload)
+    finally:
+        os.killpg(service.pid, signal.SIGTERM)
+        service.wait(timeout=30)
+        for helper in helpers:
+            helper.terminate()
+            helper.wait(timeout=10)
+    print("| chain | connections | verifications/s | p50 ms | p90 ms | p99 ms | errors |")
+    print("|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    print(f"head checks made: {checks[0].split()[1] if checks else '?'}")
+    print(
+        f"in process, per licence: decode EL1 payload {times['decode_us']:.0f} µs, "
+        f"verify {times['verify_us']:.0f} µs, verdict JSON {times['answer_us']:.0f} µs"
+    )
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""`elicence serve` as a real process (uvicorn on 127.0.0.1) over a real embedded node:
+freshness after a revocation, and "could not check" while the chain is down."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from issuer.catalogue import catalogue
+from issuer.presentation import present
+from issuer.qr import encode_payload
+from issuer.reasons import Reason
+from issuer.workflow import issue_batch, revoke
+from ledger.chain import connect
+from ledger.registry import Registry
+from tests.conftest import AGENCY_CODE, AGENCY_NAME, key_for
+from tests.samples import business_licence
+from tests.service.conftest import ServiceProcess
+
+
+@pytest.fixture
+def served(node_process, tmp_path):
+    """Two licences issued on a real node, and the service over it."""
+    chain = connect(node_process.url)
+    governor, agency = key_for("svc-governor"), key_for("svc-agency")  # the node tops them up
+    registry = Registry.deploy(chain, governor)
+    registry.register_agency(governor, AGENCY_CODE, AGENCY_NAME, agency.address, [1])
+    batch = issue_batch(
+        registry,
+        agency,
+        catalogue().get("business-licence"),
+        [business_licence(i) for i in range(2)],
+        tmp_path / "licences",
+    )
+    service = ServiceProcess(tmp_path / "service-home", node_process.url, registry.address)
+    service.start()
+    try:
+        yield service, registry, agency, batch
+    finally:
+        service.stop()
+
+
+def verify(url, document):
+    body = {"qr": encode_payload(present(document, []))}
+    return httpx.post(f"{url}/v1/verifications", json=body, timeout=30)
+
+
+def test_revoked_licence_is_revoked_at_once_over_http(served):
+    service, registry, agency, batch = served
+    assert verify(service.url, batch.documents[1]).json()["status"] == "VALID"
+    revoke(registry, agency, batch.documents[1], Reason.COURT_ORDER)
+    assert verify(service.url, batch.documents[1]).json()["status"] == "REVOKED"
+    assert verify(service.url, batch.documents[0]).json()["status"] == "VALID"
+
+
+def test_chain_down_is_could_not_check_and_chain_back_answers_again(served, node_process):
+    service, _, _, batch = served
+    node_process.stop()
+    down = verify(service.url, batch.documents[0])
+    assert down.status_code == 503
+    assert down.headers["content-type"] == "application/problem+json"
+    assert down.json()["type"].endswith("/could-not-check")
+    assert down.json()["status"] == 503 and "verdict" not in down.text.lower()
+    assert httpx.get(f"{service.url}/readyz", timeout=30).status_code == 503
+    assert httpx.get(f"{service.url}/healthz", timeout=30).status_code == 200
+    node_process.start()
+    back = verify(service.url, batch.documents[0])
+    assert back.status_code == 200
+    assert back.json()["status"] == "VALID"
+
+
+def test_attempts_without_a_verdict_are_audited_as_could_not_check(served, node_process):
+    service, _, _, batch = served
+    node_process.stop()
+    verify(service.url, batch.documents[0])
+    node_process.start()
+    verify(service.url, batch.documents[0])
+    from typer.testing import CliRunner
+
+    from verifier.cli import app
+
+    result = CliRunner().invoke(
+        app, ["audit", "--home", str(service.home), "--format", "jsonl"], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    assert [line.split('"verdict": ')[1].split(",")[0] for line in result.output.splitlines()] == [
+        '"COULD_NOT_CHECK"',
+        '"VALID"',
+    ]

@@ -1,0 +1,173 @@
+"""create_app(settings): the FastAPI service, built from its settings and nothing else.
+
+Routes win over the static web page: the page (verifier/web/static, when present) is
+mounted at / after every API route, so /docs, /openapi.json, /v1/..., /healthz, /readyz
+and /metrics are never shadowed by a file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger.chain import connect
+from ledger.config import HomeConfig
+from ledger.registry import Registry
+from verifier.errors import VerifierError
+from verifier.service import problems
+from verifier.service.access import Gate
+from verifier.service.apikeys import ApiKeyStore
+from verifier.service.audit import AuditLog
+from verifier.service.deps import Services
+from verifier.service.live import LiveIndex, OpenRegistry
+from verifier.service.metrics import Metrics, MetricsMiddleware
+from verifier.service.models import (
+    BatchVerificationRequest,
+    LicenceInput,
+    Problem,
+    VerificationRequest,
+)
+from verifier.service.ratelimit import RateLimiter
+from verifier.service.requests import BodyLimitMiddleware
+from verifier.service.routers import catalogue, health, holder, verifications
+from verifier.service.settings import (
+    MAX_BATCH_BYTES,
+    MAX_IMAGE_BYTES,
+    MAX_JSON_BYTES,
+    Settings,
+)
+
+log = logging.getLogger("elicence.service")
+
+WEB_STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
+API_VERSION = "1.0.0"
+DESCRIPTION = """\
+Verify electronic licences (电子证照) against the blockchain registry they are anchored
+in. Approval systems (审批系统) send a licence as the text of its QR code (`EL1:...`), as
+its JSON document, or as a photo of the QR code, and get a verdict with the reason for
+each check.
+
+Access: `Authorization: Bearer <API key>` (keys from `elicence apikey create`); without a
+key, calls are anonymous and limited per address. Every error is an RFC 9457 problem
+(`application/problem+json`). A 503 means the chain could not be read: the licence could
+not be checked, which is never a verdict.
+"""
+
+
+def registry_opener(settings: Settings) -> OpenRegistry:
+    """Connects to the chain and registry the settings (or the home's config) name."""
+
+    def open_registry() -> Registry:
+        config = HomeConfig.load(settings.home).resolve(settings.chain, settings.registry)
+        return Registry.at(connect(config.chain_url), config.require_registry())
+
+    return open_registry
+
+
+def create_app(settings: Settings, *, registry: Registry | None = None) -> FastAPI:
+    """The service; `registry` given (tests on an in-process chain) replaces connecting."""
+    from verifier.service.routers.catalogue import catalogue_json
+
+    opener: OpenRegistry = (lambda: registry) if registry is not None else registry_opener(settings)
+    live = LiveIndex(settings.home / "index.sqlite", opener, confirmations=settings.confirmations)
+    keys = ApiKeyStore(settings.service_dir / "apikeys.sqlite")
+    audit = AuditLog(settings.service_dir / "audit.sqlite")
+    metrics = Metrics(lambda: live.last_height, lambda: float(live.head_checks))
+    from verifier.service.verification import VerificationService
+
+    services = Services(
+        settings=settings,
+        live=live,
+        keys=keys,
+        audit=audit,
+        metrics=metrics,
+        gate=Gate(keys, settings, RateLimiter()),
+        verification=VerificationService(live, audit, metrics),
+        catalogue_json=json.dumps(catalogue_json(), ensure_ascii=False).encode("utf-8"),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, live.catch_up_blocking)
+        except VerifierError as exc:
+            # Not fatal: the service answers 503 until the chain can be read.
+            log.warning("starting without the chain: %s", exc)
+        try:
+            yield
+        finally:
+            live.close()
+            keys.close()
+            audit.close()
+
+    app = FastAPI(
+        title="elicence verify API",
+        version=API_VERSION,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.include_router(verifications.router)
+    app.include_router(holder.router)
+    app.include_router(catalogue.router)
+    app.include_router(health.router)
+    app.add_exception_handler(VerifierError, problems.on_error)
+    app.add_exception_handler(StarletteHTTPException, problems.on_http_error)
+    app.add_exception_handler(RequestValidationError, problems.on_validation_error)
+    app.add_exception_handler(Exception, problems.on_unexpected)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limits={
+            "/v1/verifications/batch": MAX_BATCH_BYTES,
+            "/v1/verifications/image": MAX_IMAGE_BYTES,
+        },
+        default=MAX_JSON_BYTES,
+    )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    web_root = settings.web_root or WEB_STATIC
+    if web_root.is_dir():
+        app.mount("/", StaticFiles(directory=web_root, html=True), name="web")
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document plus the request and problem models the routes name by $ref
+    (their bodies are read by hand, so FastAPI does not see them)."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    named: tuple[tuple[type[BaseModel], JsonSchemaMode], ...] = (
+        (VerificationRequest, "validation"),
+        (BatchVerificationRequest, "validation"),
+        (LicenceInput, "validation"),
+        (Problem, "serialization"),
+    )
+    for model, mode in named:
+        found = model.model_json_schema(
+            by_alias=True, ref_template="#/components/schemas/{model}", mode=mode
+        )
+        for name, definition in found.pop("$defs", {}).items():
+            components.setdefault(name, definition)
+        components[model.__name__] = found
+    app.openapi_schema = schema
+    return schema

@@ -1,0 +1,174 @@
+"""POST /v1/verifications, /v1/verifications/batch and /v1/verifications/image."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from issuer.document import LicenceDocument
+from issuer.errors import PayloadError
+from issuer.qr import decode_image, decode_payload
+from verifier.service.deps import CallerDep, ServicesDep
+from verifier.service.errors import (
+    FieldError,
+    InvalidRequest,
+    ServiceError,
+    UnsupportedMediaType,
+    UnusableLicence,
+)
+from verifier.service.models import (
+    PURPOSE_MAX,
+    BatchVerdictOut,
+    BatchVerificationRequest,
+    Channel,
+    VerdictOut,
+    VerificationRequest,
+)
+from verifier.service.requests import load_licence, media_type, read_json, validate
+from verifier.service.routers.common import answers, json_body, json_response
+from verifier.service.settings import MAX_BATCH_BYTES, MAX_BATCH_ITEMS, MAX_JSON_BYTES
+from verifier.service.verification import Item
+
+router = APIRouter(prefix="/v1/verifications", tags=["verifications"])
+
+
+@router.post(
+    "",
+    summary="Verify one licence",
+    response_model=None,
+    responses=answers(VerdictOut, "The verdict.", 400, 401, 403, 413, 415, 422, 429, 503),
+    openapi_extra=json_body(
+        "VerificationRequest",
+        f"The licence as `qr` (an EL1: payload) or `document` (JSON); at most "
+        f"{MAX_JSON_BYTES} bytes.",
+    ),
+)
+async def verify_licence(request: Request, caller: CallerDep, services: ServicesDep) -> Response:
+    """Check a licence or presentation against the trusted registry.
+
+    The answer (200) is a verdict whatever the licence: `status` is VALID only when
+    every check passed (integrity, anchor, issuer, status, validity); otherwise it names
+    the first failed check's outcome (TAMPERED, NOT_ANCHORED, ISSUER_NOT_AUTHORISED,
+    REVOKED, CANCELLED, SUPERSEDED, SUSPENDED, EXPIRED, NOT_YET_VALID), and each check
+    gives its reason in words. The answer reflects the chain as of `blockHeight`, which
+    includes every transaction confirmed before the request arrived.
+
+    Fields the caller's API key may not see are listed in `withheld`, not shown; the
+    verdict is the same. When the chain cannot be read the answer is 503
+    (`could-not-check`), never a verdict.
+    """
+    body = validate(VerificationRequest, await read_json(request))
+    document = load_licence(body)
+    answer = await services.verification.verify_one(document, caller, body.purpose, Channel.SINGLE)
+    return json_response(answer)
+
+
+@router.post(
+    "/batch",
+    summary="Verify the licences of one matter (一件事一次办)",
+    response_model=None,
+    responses=answers(
+        BatchVerdictOut,
+        "Per-item verdicts and the overall answer.",
+        400,
+        401,
+        413,
+        415,
+        422,
+        429,
+        503,
+    ),
+    openapi_extra=json_body(
+        "BatchVerificationRequest",
+        f"1 to {MAX_BATCH_ITEMS} licences; at most {MAX_BATCH_BYTES} bytes.",
+    ),
+)
+async def verify_batch(request: Request, caller: CallerDep, services: ServicesDep) -> Response:
+    """Check several licences for one matter in one call.
+
+    Each item gets its own verdict, or a `problem` when it cannot be read or the API key
+    may not verify its type. `satisfied` is true only when every item is VALID, every
+    licence type in `requiredTypes` is among the VALID items, and (unless `sameHolder`
+    is false) every licence names the same unified social credit code; otherwise
+    `reasons` says why: `invalid-item`, `missing-type`, `holder-mismatch`,
+    `holder-unknown` (a licence that does not disclose its holder's code).
+    """
+    body = validate(BatchVerificationRequest, await read_json(request))
+    items: list[Item] = []
+    for index, entry in enumerate(body.items):
+        try:
+            items.append(Item(load_licence(entry)))
+        except UnusableLicence as exc:
+            path = f"items.{index}.{exc.path}" if exc.path else f"items.{index}"
+            items.append(Item(None, UnusableLicence(str(exc), reason=exc.reason, path=path)))
+    answer = await services.verification.verify_batch(
+        items, caller, body.purpose, body.required_types, body.same_holder
+    )
+    return json_response(answer)
+
+
+_IMAGE_FORM = {
+    "requestBody": {
+        "required": True,
+        "description": "A photo or scan of the licence's QR code (PNG or JPEG, at most "
+        "10 MB and 40 megapixels).",
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {
+                        "image": {"type": "string", "format": "binary"},
+                        "purpose": {"type": "string", "maxLength": PURPOSE_MAX},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/image",
+    summary="Verify the licence in a QR code image",
+    response_model=None,
+    responses=answers(VerdictOut, "The verdict.", 400, 401, 403, 413, 415, 422, 429, 503),
+    openapi_extra=_IMAGE_FORM,
+)
+async def verify_image(request: Request, caller: CallerDep, services: ServicesDep) -> Response:
+    """Read the QR code in a PNG or JPEG image (e.g. a phone photo) and verify its licence.
+
+    The answer is the same as for a single verification. An image without a readable
+    QR code is a 422 problem with the reason `no-qr`.
+    """
+    if media_type(request) != "multipart/form-data":
+        raise UnsupportedMediaType("send the image as multipart/form-data (field 'image')")
+    async with request.form(max_files=1, max_fields=2) as form:
+        image = form.get("image")
+        purpose = form.get("purpose")
+        if not isinstance(image, UploadFile):
+            raise InvalidRequest(
+                "the form has no image", [FieldError("image", "a PNG or JPEG file is required")]
+            )
+        if purpose is not None and (not isinstance(purpose, str) or len(purpose) > PURPOSE_MAX):
+            raise InvalidRequest(
+                "purpose is too long",
+                [FieldError("purpose", f"at most {PURPOSE_MAX} characters of text")],
+            )
+        data = await image.read()
+    # Decoding a photo takes milliseconds of native code: off the event loop.
+    document = await run_in_threadpool(_document_in_image, data)
+    answer = await services.verification.verify_one(document, caller, purpose, Channel.IMAGE)
+    return json_response(answer)
+
+
+def _document_in_image(data: bytes) -> LicenceDocument:
+    if not data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")):
+        raise UnusableLicence("the image is neither PNG nor JPEG", reason="image")
+    try:
+        return decode_payload(decode_image(data))
+    except PayloadError as exc:
+        raise UnusableLicence(str(exc), reason=exc.reason) from None
+    except ServiceError:
+        raise

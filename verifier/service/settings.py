@@ -1,0 +1,66 @@
+"""The service's settings: environment variables prefixed ELICENCE_, or arguments.
+
+Built by `get_settings()` at start-up (cached), never at import, so tests and the
+`elicence serve` command pass their own.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ledger.config import default_home
+
+# Request body limits (documented in docs/api.md and in the OpenAPI text).
+MAX_JSON_BYTES = 128 * 1024  # a 64 KiB document plus its envelope
+MAX_BATCH_BYTES = 8 * 1024 * 1024  # 100 items of up to 64 KiB and their envelopes
+MAX_IMAGE_BYTES = 10 * 1000 * 1000 + 64 * 1024  # issuer.qr's image cap plus the form's parts
+MAX_BATCH_ITEMS = 100
+
+
+class Settings(BaseSettings):
+    """What the operator sets (ELICENCE_<NAME> in the environment)."""
+
+    model_config = SettingsConfigDict(env_prefix="ELICENCE_", extra="ignore")
+
+    home: Path = Field(default_factory=default_home, description="Home folder.")
+    chain: str | None = Field(default=None, description="Chain URL (default: the home's config).")
+    registry: str | None = Field(
+        default=None, description="Trusted registry (default: the home's)."
+    )
+    confirmations: int = Field(default=0, ge=0, description="Blocks to wait before indexing.")
+    anonymous_rate: float = Field(
+        default=2.0,
+        ge=0,
+        description="Anonymous requests per second per address (0: none allowed).",
+    )
+    anonymous_burst: int = Field(
+        default=20, ge=1, description="Anonymous requests allowed at once."
+    )
+    key_rate: float = Field(
+        default=2000.0, gt=0, description="Requests per second per API key unless the key says."
+    )
+    key_burst: int = Field(default=4000, ge=1, description="Requests allowed at once per API key.")
+    anonymous_sees_personal: bool = Field(
+        default=True,
+        description="Whether anonymous callers see disclosed personal fields (the holder "
+        "chose to disclose them); false withholds them like a key without those fields.",
+    )
+    web_root: Path | None = Field(
+        default=None,
+        description="Static web page folder (default: verifier/web/static when present).",
+    )
+
+    @property
+    def service_dir(self) -> Path:
+        """HOME/service: API keys and the audit log."""
+        return self.home / "service"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The settings from the environment, read once."""
+    return Settings()
