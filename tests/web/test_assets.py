@@ -1,0 +1,139 @@
+"""The page's files: served by the service, nothing from outside, vendored copies current."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from html.parser import HTMLParser
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.web.conftest import STATIC, Site
+
+REPO = STATIC.parents[2]
+NODE_MODULES = REPO / "node_modules"
+PAGES = ("index.html", "present.html")
+# Each vendored file and the package file it is an unmodified copy of.
+VENDORED = {
+    "pako/pako_deflate.umd.min.js": ("pako", "dist/browser/pako_deflate.umd.min.js"),
+    "pako/LICENSE": ("pako", "LICENSE"),
+    "jsqr/jsQR.js": ("jsqr", "dist/jsQR.js"),
+    "jsqr/LICENSE": ("jsqr", "LICENSE"),
+    "qrcode-generator/qrcode.js": ("qrcode-generator", "dist/qrcode.js"),
+}
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+        self.handlers: list[str] = []
+        self.inline_scripts = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        names = dict(attrs)
+        self.urls += [v for n, v in attrs if n in ("src", "href") and v]
+        self.handlers += [f"{tag} {n}" for n in names if n.startswith("on")]
+        if tag == "script" and "src" not in names:
+            self.inline_scripts += 1
+
+
+def _tags(page: str) -> _Tags:
+    parser = _Tags()
+    parser.feed((STATIC / page).read_text("utf-8"))
+    return parser
+
+
+def _references(page: str) -> list[str]:
+    return _tags(page).urls
+
+
+def _own_files() -> list[Path]:
+    """The files we write (not the vendored libraries)."""
+    return [p for p in STATIC.rglob("*") if p.is_file() and "vendor" not in p.parts]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_pages_reference_only_files_of_their_own(page: str) -> None:
+    for url in _references(page):
+        assert not re.match(r"^[a-z]+:|^//", url), f"{page} loads {url} from elsewhere"
+        target = url.split("#")[0].split("?")[0]
+        if target and target != "./":
+            assert (STATIC / target).is_file(), f"{page} refers to missing {url}"
+
+
+def test_no_script_or_style_fetches_from_another_host() -> None:
+    for path in _own_files():
+        if path.suffix in (".js", ".css"):
+            text = path.read_text("utf-8")
+            assert not re.search(r"https?://|@import|url\(\s*['\"]?(?!data:)", text), path
+
+
+def test_pages_have_no_inline_script() -> None:
+    # Every script is a file, so the service may forbid inline scripts (CSP script-src 'self').
+    for page in PAGES:
+        tags = _tags(page)
+        assert tags.inline_scripts == 0, page
+        assert tags.handlers == [], page
+
+
+def test_embedded_catalogue_is_the_packages_catalogue() -> None:
+    shipped = json.loads((STATIC / "catalogue.json").read_text("utf-8"))
+    files = sorted((REPO / "issuer" / "licence_types").glob("*.json"))
+    types = sorted((json.loads(p.read_text("utf-8")) for p in files), key=lambda t: t["code"])
+    assert shipped == {"types": types}, "run scripts/vendor_web to refresh catalogue.json"
+
+
+@pytest.mark.parametrize("copy", sorted(VENDORED))
+def test_vendored_file_is_an_unmodified_copy_of_the_pinned_package(copy: str) -> None:
+    package, inside = VENDORED[copy]
+    source = NODE_MODULES / package / inside
+    if not source.exists():
+        pytest.skip(f"{source} is not installed (npm ci)")
+    assert (STATIC / "vendor" / copy).read_bytes() == source.read_bytes(), (
+        f"vendor/{copy} differs from {package}: run scripts/vendor_web"
+    )
+
+
+def test_vendored_versions_are_pinned_and_listed_with_their_licences() -> None:
+    pinned = json.loads((REPO / "package.json").read_text("utf-8"))["devDependencies"]
+    listing = (STATIC / "vendor" / "VENDORED.md").read_text("utf-8")
+    for package in {p for p, _ in VENDORED.values()}:
+        version = pinned[package]
+        assert re.fullmatch(r"\d+\.\d+\.\d+", version), f"{package} is not pinned: {version}"
+        assert f"npm `{package}`" in listing and f"| {version} |" in listing, package
+        assert (STATIC / "vendor" / package / "LICENSE").is_file(), package
+        installed = NODE_MODULES / package / "package.json"
+        if installed.exists():
+            assert json.loads(installed.read_text("utf-8"))["version"] == version
+
+
+def test_package_data_ships_every_static_file() -> None:
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["verifier"]
+    shipped = {p for pattern in patterns for p in (REPO / "verifier").glob(pattern) if p.is_file()}
+    every = {p for p in STATIC.rglob("*") if p.is_file()}
+    assert every <= shipped, sorted(str(p) for p in every - shipped)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        ("/", "text/html"),
+        ("/present.html", "text/html"),
+        ("/css/app.css", "text/css"),
+        ("/js/verify.js", "javascript"),  # module scripts need a JavaScript type
+        ("/js/present.js", "javascript"),
+        ("/js/elformat.js", "javascript"),
+        ("/vendor/jsqr/jsQR.js", "javascript"),
+        ("/catalogue.json", "application/json"),
+    ],
+)
+def test_service_serves_the_page_files(site: Site, path: str, kind: str) -> None:
+    response = httpx.get(site.url + path, timeout=30)
+    assert response.status_code == 200
+    assert kind in response.headers["content-type"]

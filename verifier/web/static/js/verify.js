@@ -1,0 +1,423 @@
+// The verify page: paste, upload or scan; ask the service; show the verdict as a card.
+//
+// The service answers 200 with a verdict (VALID or what failed), 503 when the chain
+// could not be read ("could not check": no verdict, never shown as invalid), and 4xx
+// (problem+json) when the input is not a licence at all.
+
+import { applyStatic, joinList, label, lang, onLangChange, setUpLanguage, t } from "./i18n.js";
+import { el, loadCatalogue } from "./common.js";
+import { decodeImageData, imageDataOfBlob, scanCamera } from "./scan.js";
+
+const GREEN = new Set(["VALID"]);
+const AMBER = new Set(["SUSPENDED", "EXPIRED", "NOT_YET_VALID", "SUPERSEDED"]);
+// Everything else (TAMPERED, NOT_ANCHORED, ISSUER_NOT_AUTHORISED, REVOKED, CANCELLED) is red.
+
+const slot = document.getElementById("card-slot");
+const announce = document.getElementById("announce");
+const cameraStatus = document.getElementById("camera-status");
+let shown = null; // what the card shows, kept so a language switch can redraw it
+let catalogue = { types: [] };
+
+// ---------------------------------------------------------------- asking the service
+
+/** Verify pasted or read text: a licence JSON or an EL1: payload. */
+async function verifyText(raw) {
+  const text = raw.replace(/^\uFEFF/, "").trim();
+  if (!text) {
+    show({ kind: "unreadable", detail: t("paste-empty") });
+    return;
+  }
+  // The document goes to the service as the holder's own text, not re-serialised, so
+  // that nothing (a large chain id, a duplicate key) is changed on the way.
+  const body = text.startsWith("{") ? `{"document":${text}}` : JSON.stringify({ qr: text });
+  await ask(() =>
+    fetch("v1/verifications", {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json" },
+      body,
+    }),
+  );
+}
+
+/** Verify an image the browser could not read a QR code from: the service tries harder. */
+async function verifyImage(file) {
+  const form = new FormData();
+  form.append("image", file, file.name || "image");
+  await ask(() => fetch("v1/verifications/image", { method: "POST", body: form }));
+}
+
+async function ask(request) {
+  slot.setAttribute("aria-busy", "true");
+  announce.textContent = t("checking");
+  let response;
+  try {
+    response = await request();
+  } catch (exc) {
+    // The service itself could not be reached: no verdict either.
+    show({ kind: "unchecked", detail: String(exc.message || exc) });
+    return;
+  } finally {
+    slot.removeAttribute("aria-busy");
+  }
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null;
+  }
+  if (response.ok && body && body.status) {
+    show({ kind: "verdict", verdict: body });
+  } else if (response.status === 503 || response.status >= 500) {
+    show({ kind: "unchecked", detail: problemText(body, response) });
+  } else {
+    show({ kind: "unreadable", detail: problemText(body, response) });
+  }
+}
+
+function problemText(body, response) {
+  if (body && typeof body.detail === "string") return body.detail;
+  if (body && Array.isArray(body.detail)) {
+    return body.detail.map((d) => d.msg ?? JSON.stringify(d)).join("; ");
+  }
+  if (body && typeof body.title === "string") return body.title;
+  return `HTTP ${response.status}`;
+}
+
+// ---------------------------------------------------------------- the card
+
+function show(what) {
+  shown = what;
+  slot.replaceChildren(render(what));
+  announce.textContent = summary(what);
+  slot.scrollIntoView({ block: "start", behavior: "instant" });
+}
+
+function summary(what) {
+  if (what.kind === "verdict") {
+    const status = what.verdict.status;
+    return `${t("result-h")}: ${t(`status-${status}`)}. ${t(`meaning-${status}`)}`;
+  }
+  return `${t(`${what.kind}-title`)}. ${t(`${what.kind}-meaning`)}`;
+}
+
+function render(what) {
+  if (what.kind === "verdict") return verdictCard(what.verdict);
+  const tone = what.kind === "unchecked" ? "unknown" : "neutral";
+  return el(
+    "article",
+    { class: `card card--${tone}`, "data-kind": what.kind, "aria-labelledby": "card-title" },
+    el(
+      "header",
+      { class: "card__head" },
+      el("span", { class: "card__icon", "aria-hidden": "true", text: what.kind === "unchecked" ? "?" : "!" }),
+      el(
+        "div",
+        {},
+        el("h3", { id: "card-title", class: "card__title", tabindex: "-1", text: t(`${what.kind}-title`) }),
+        el("p", { class: "card__meaning", text: t(`${what.kind}-meaning`) }),
+      ),
+    ),
+    what.detail ? el("p", { class: "card__reason" }, el("strong", { text: `${t("problem")}: ` }), what.detail) : null,
+  );
+}
+
+function tone(status) {
+  if (GREEN.has(status)) return "ok";
+  if (AMBER.has(status)) return "warn";
+  return "bad";
+}
+
+const ICON = { ok: "✓", warn: "!", bad: "✗" };
+
+function verdictCard(v) {
+  const type = catalogue.types.find((x) => x.id === v.licenceType);
+  const failed = (v.checks || []).find((c) => c.outcome === "failed");
+  const cardTone = tone(v.status);
+  return el(
+    "article",
+    { class: `card card--${cardTone}`, "data-kind": "verdict", "data-status": v.status, "aria-labelledby": "card-title" },
+    el(
+      "header",
+      { class: "card__head" },
+      el("span", { class: "card__icon", "aria-hidden": "true", text: ICON[cardTone] }),
+      el(
+        "div",
+        {},
+        el(
+          "h3",
+          { id: "card-title", class: "card__title", tabindex: "-1" },
+          t(`status-${v.status}`),
+          el("span", { class: "card__code", lang: "en", text: v.status }),
+        ),
+        el("p", { class: "card__meaning", text: t(`meaning-${v.status}`) }),
+      ),
+    ),
+    failed ? el("p", { class: "card__reason" }, el("strong", { text: `${t("reason")}: ` }), failed.reason) : null,
+    facts([
+      [t("status-reason"), v.statusReason, "status-reason"],
+      [t("successor"), v.successor && el("code", { text: v.successor }), "successor"],
+      [t("licence-type"), type ? label(type.name) : v.licenceTypeName || v.licenceType, "licence-type"],
+      [t("licence-id"), el("code", { text: v.licenceId }), "licence-id"],
+    ]),
+    fieldsSection(v, type),
+    issuerSection(v.issuer),
+    anchorSection(v.anchor),
+    checksSection(v.checks || []),
+    el(
+      "footer",
+      { class: "card__foot" },
+      el(
+        "p",
+        {},
+        `${t("checked-at")}: ${when(v.checkedAt)}`,
+        v.blockHeight != null ? ` · ${t("block-height")}: ${v.blockHeight}` : "",
+      ),
+      el("button", { type: "button", class: "print-button", "data-action": "print", text: t("print") }),
+    ),
+  );
+}
+
+/** A definition list of [term, value, key] rows, skipping empty values. */
+function facts(rows, className = "facts") {
+  const list = el("dl", { class: className });
+  for (const [term, value, key] of rows) {
+    if (value === null || value === undefined || value === "") continue;
+    list.append(el("div", { "data-fact": key }, el("dt", { text: term }), el("dd", {}, value)));
+  }
+  return list.childElementCount ? list : null;
+}
+
+function fieldsSection(v, type) {
+  const fields = v.fields || {};
+  const hidden = new Set(v.hidden || []);
+  const withheld = new Set(v.withheld || []);
+  const specs = type ? type.fields : Object.keys(fields).map((name) => ({ name, label: { zh: name, en: name } }));
+  const rows = [];
+  for (const spec of specs) {
+    let state = null;
+    let value = null;
+    if (spec.name in fields) {
+      state = "disclosed";
+      value = fields[spec.name];
+    } else if (hidden.has(spec.name)) {
+      state = "hidden";
+      value = el("span", { class: "muted", text: t("field-hidden") });
+    } else if (withheld.has(spec.name)) {
+      state = "withheld";
+      value = el("span", { class: "muted", text: t("field-withheld") });
+    } else if (spec.absentMeans && v.status !== "TAMPERED") {
+      state = "absent";
+      value = label(spec.absentMeans);
+    }
+    if (!state) continue;
+    rows.push(
+      el(
+        "tr",
+        { "data-field": spec.name, "data-state": state },
+        el("th", { scope: "row", text: label(spec.label) }),
+        el("td", {}, value),
+      ),
+    );
+  }
+  const names = (set) => joinList([...set].map((n) => label(type?.fields.find((f) => f.name === n)?.label) || n));
+  return el(
+    "section",
+    { class: "card__section", "aria-labelledby": "fields-h" },
+    el("h4", { id: "fields-h", text: t("fields-h") }),
+    untrusted(v) ? el("p", { class: "untrusted", text: t("fields-untrusted") }) : null,
+    el("table", { class: untrusted(v) ? "fields fields--untrusted" : "fields" }, el("tbody", {}, rows)),
+    el(
+      "p",
+      { class: "hidden-note", "data-hidden": [...hidden].join(",") },
+      hidden.size ? t("hidden-summary", names(hidden)) : t("none-hidden"),
+    ),
+    withheld.size ? el("p", { class: "hidden-note", text: t("withheld-summary", names(withheld)) }) : null,
+  );
+}
+
+/** True when what the card lists cannot be relied on: it is not what an authorised
+ * agency anchored (as opposed to a licence that was genuine but is no longer in force). */
+function untrusted(v) {
+  return (v.checks || []).some(
+    (c) => c.outcome === "failed" && ["integrity", "anchor", "issuer"].includes(c.name),
+  );
+}
+
+function issuerSection(issuer) {
+  if (!issuer) return null;
+  return el(
+    "section",
+    { class: "card__section", "aria-labelledby": "issuer-h" },
+    el("h4", { id: "issuer-h", text: t("issuer-h") }),
+    facts([
+      [t("issuer-name"), issuer.name, "issuer-name"],
+      [t("issuer-code"), issuer.code, "issuer-code"],
+      [t("issuer-agency"), issuer.agencyId, "issuer-agency"],
+      [t("issuer-address"), issuer.address && el("code", { text: issuer.address }), "issuer-address"],
+    ]),
+  );
+}
+
+function anchorSection(anchor) {
+  if (!anchor) return null;
+  return el(
+    "section",
+    { class: "card__section", "aria-labelledby": "anchor-h" },
+    el("h4", { id: "anchor-h", text: t("anchor-h") }),
+    facts([
+      [t("anchor-block"), anchor.blockNumber, "anchor-block"],
+      [t("anchor-tx"), anchor.transaction && el("code", { text: anchor.transaction }), "anchor-tx"],
+      [t("anchor-time"), anchor.time && when(anchor.time), "anchor-time"],
+      [t("anchor-chain"), anchor.chainId, "anchor-chain"],
+      [t("anchor-registry"), anchor.registry && el("code", { text: anchor.registry }), "anchor-registry"],
+      [t("anchor-root"), anchor.root && el("code", { text: anchor.root }), "anchor-root"],
+    ]),
+  );
+}
+
+function checksSection(checks) {
+  if (!checks.length) return null;
+  return el(
+    "section",
+    { class: "card__section", "aria-labelledby": "checks-h" },
+    el("h4", { id: "checks-h", text: t("checks-h") }),
+    el(
+      "ol",
+      { class: "checks" },
+      checks.map((c) =>
+        el(
+          "li",
+          { class: `check check--${c.outcome}`, "data-check": c.name },
+          el("span", { class: "check__name", text: t(`check-${c.name}`) }),
+          el("span", { class: "check__outcome", text: t(`outcome-${c.outcome}`) }),
+          el("span", { class: "check__reason", text: c.reason }),
+        ),
+      ),
+    ),
+  );
+}
+
+/** A time in China Standard Time, as the clerk's documents state times. */
+function when(iso) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return String(iso);
+  const text = new Intl.DateTimeFormat(lang() === "zh" ? "zh-CN" : "en-GB", {
+    timeZone: "Asia/Shanghai",
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    hour12: false,
+  }).format(date);
+  return `${text} (${t("tz")})`;
+}
+
+// ---------------------------------------------------------------- the three ways in
+
+function setUpPaste() {
+  const form = document.getElementById("paste-form");
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    verifyText(document.getElementById("paste").value);
+  });
+  // Ctrl+Enter verifies from inside the text box (a scanner gun often types a newline).
+  document.getElementById("paste").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+}
+
+function isImage(file) {
+  return /^image\//.test(file.type) || /\.(png|jpe?g)$/i.test(file.name);
+}
+
+function setUpUpload() {
+  const input = document.getElementById("upload");
+  input.addEventListener("change", async () => {
+    const file = input.files && input.files[0];
+    if (!file) return;
+    try {
+      if (isImage(file)) {
+        announce.textContent = t("reading-image");
+        let text = null;
+        try {
+          text = decodeImageData(await imageDataOfBlob(file));
+        } catch {
+          text = null; // not decodable here: the service reads more kinds of picture
+        }
+        await (text ? verifyText(text) : verifyImage(file));
+      } else {
+        await verifyText(await file.text());
+      }
+    } finally {
+      input.value = ""; // choosing the same file again verifies it again
+    }
+  });
+}
+
+function setUpCamera() {
+  const start = document.getElementById("camera-start");
+  const stopButton = document.getElementById("camera-stop");
+  const video = document.getElementById("camera-video");
+  let stop = null;
+  const finish = () => {
+    stop?.();
+    stop = null;
+    video.hidden = true;
+    stopButton.hidden = true;
+    start.hidden = false;
+    start.focus();
+  };
+  start.addEventListener("click", async () => {
+    if (!navigator.mediaDevices?.getUserMedia) {
+      cameraStatus.textContent = t("camera-none");
+      return;
+    }
+    try {
+      video.hidden = false;
+      stop = await scanCamera(video, (text) => {
+        stop = null;
+        finish();
+        cameraStatus.textContent = "";
+        verifyText(text);
+      });
+      start.hidden = true;
+      stopButton.hidden = false;
+      stopButton.focus();
+      cameraStatus.textContent = t("camera-looking");
+    } catch (exc) {
+      video.hidden = true;
+      cameraStatus.textContent = t("camera-unavailable", exc.message || exc.name);
+    }
+  });
+  stopButton.addEventListener("click", () => {
+    finish();
+    cameraStatus.textContent = "";
+  });
+}
+
+slot.addEventListener("click", (event) => {
+  if (event.target.closest("[data-action=print]")) window.print();
+});
+
+setUpLanguage();
+onLangChange(() => {
+  applyStatic();
+  if (shown) slot.replaceChildren(render(shown));
+});
+setUpPaste();
+setUpUpload();
+setUpCamera();
+loadCatalogue()
+  .then((loaded) => {
+    catalogue = loaded;
+    if (shown) slot.replaceChildren(render(shown));
+  })
+  .catch(() => {
+    // Without the catalogue the card still shows the fields, by their names.
+  });
+document.body.dataset.ready = "true";
