@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from functools import cache
+from functools import lru_cache
 
 from issuer.canonical import canonical_json
 from issuer.errors import DocumentError
@@ -93,8 +93,8 @@ def leaf_hash(
     """The licence id: the Merkle leaf over the type and every field's commitment."""
     hasher = hash_function(suite)
     members = b",".join(
-        _jcs_text(name) + b':"0x' + commitments[name].hex().encode() + b'"'
-        for name in sorted(commitments, key=_utf16_order)
+        _member_prefix(name) + commitments[name].hex().encode() + b'"'
+        for name in _member_order(tuple(commitments))
     )
     body = (
         b'{"commitments":{'
@@ -135,9 +135,20 @@ def _jcs_text(text: str) -> bytes:
     return _text_encoder(text).encode("utf-8")
 
 
-@cache
+@lru_cache(maxsize=256)
 def _pair_prefix(name: str) -> bytes:
     return b"[" + _jcs_text(name) + b","
+
+
+@lru_cache(maxsize=256)
+def _member_order(names: tuple[str, ...]) -> tuple[str, ...]:
+    # One licence type has one field order, so the sort is done once per type.
+    return tuple(sorted(names, key=_utf16_order))
+
+
+@lru_cache(maxsize=256)
+def _member_prefix(name: str) -> bytes:
+    return _jcs_text(name) + b':"0x'
 
 
 def _utf16_order(key: str) -> bytes:

@@ -14,10 +14,10 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
-from eth_utils.address import is_checksum_address, to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from issuer.catalogue import LicenceType, catalogue
 from issuer.digest import (
@@ -273,7 +273,7 @@ def _anchor(raw: object) -> AnchorRef:
     registry = _string(obj["registry"], "anchor.registry")
     if not _ADDRESS.fullmatch(registry):
         raise DocumentError("anchor.registry", "must be 0x followed by 40 hex digits")
-    if registry != registry.lower() and not is_checksum_address(registry):
+    if registry != registry.lower() and _checksummed(registry.lower()) != registry:
         raise DocumentError("anchor.registry", "mixed-case address with a wrong EIP-55 checksum")
     proof = obj["proof"]
     if not isinstance(proof, list):
@@ -282,10 +282,16 @@ def _anchor(raw: object) -> AnchorRef:
         raise DocumentError("anchor.proof", f"has {len(proof)} hashes; at most {MAX_PROOF_LENGTH}")
     return AnchorRef(
         chain_id=chain_id,
-        registry=to_checksum_address(registry),
+        registry=_checksummed(registry.lower()),
         root=_digest(obj["root"], "anchor.root"),
         proof=tuple(_digest(p, f"anchor.proof[{i}]") for i, p in enumerate(proof)),
     )
+
+
+@lru_cache(maxsize=256)
+def _checksummed(address: str) -> str:
+    # EIP-55 costs a Keccak hash, and nearly every document names the same registry.
+    return str(to_checksum_address(address))
 
 
 def _object(raw: object, path: str) -> dict[str, Any]:

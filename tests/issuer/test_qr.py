@@ -16,7 +16,14 @@ from issuer.catalogue import catalogue
 from issuer.document import AnchorRef, LicenceDocument
 from issuer.errors import PayloadError
 from issuer.presentation import present
-from issuer.qr import MAX_CBOR_BYTES, MAX_PAYLOAD_CHARS, decode_payload, encode_payload, load_any
+from issuer.qr import (
+    MAX_CBOR_BYTES,
+    MAX_PAYLOAD_CHARS,
+    base45_decode,
+    decode_payload,
+    encode_payload,
+    load_any,
+)
 from tests.samples import business_licence, food_business_licence
 
 REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -287,3 +294,20 @@ def test_any_changed_character_never_decodes_to_a_licence_that_holds(genuine, da
     # A different chain or registry is NOT_ANCHORED at a verifier that trusts the
     # genuine one; anything else must break the hashes (TAMPERED).
     assert moved or decoded.computed_root() != decoded.anchor.root
+
+
+@given(st.binary(max_size=300))
+def test_base45_decoder_agrees_with_the_reference_package(data):
+    text = base45.b45encode(data).decode()
+    assert base45_decode(text) == data
+
+
+@given(st.text(alphabet="0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:", max_size=30))
+def test_base45_decoder_refuses_what_the_reference_package_refuses(text):
+    try:
+        expected = bytes(base45.b45decode(text))
+    except ValueError:
+        with pytest.raises(ValueError):
+            base45_decode(text)
+    else:
+        assert base45_decode(text) == expected
