@@ -26,6 +26,7 @@ from ledger import cli as ledger_cli
 from ledger.config import ConfigError, HomeConfig, default_home
 from ledger.errors import ChainUnreachable, LedgerError, RegistryNotFound
 from verifier.errors import CouldNotCheck
+from verifier.service import cli as service_cli
 
 EXIT_VALID, EXIT_NOT_VALID, EXIT_UNUSABLE, EXIT_COULD_NOT_CHECK = 0, 1, 2, 3
 
@@ -68,6 +69,7 @@ def verify(
             "QR image, or - for standard input."
         ),
     ],
+    *,
     chain: Annotated[
         str | None,
         typer.Option(
@@ -89,6 +91,17 @@ def verify(
         Path | None,
         typer.Option(help="Home folder whose configuration names the chain and registry."),
     ] = None,
+    verifier: Annotated[
+        str | None,
+        typer.Option(
+            help="Ask this verifier service (its base URL) instead of reading the chain.",
+            envvar="ELICENCE_VERIFIER",
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(help="API key for --verifier.", envvar="ELICENCE_API_KEY"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
 ) -> None:
     """Verify a licence document against the registry and print the verdict.
@@ -96,8 +109,11 @@ def verify(
     Exit status: 0 VALID, 1 any other verdict, 2 unusable input, 3 could not check.
 
     Example: [bold]elicence verify 330106000000000001.json --chain http://127.0.0.1:8545[/]
-    (without --chain and --registry, the home's configuration is used).
+    (without --chain and --registry, the home's configuration is used), or
+    [bold]elicence verify qr.png --verifier http://127.0.0.1:8000[/].
     """
+    if verifier is not None:
+        _verify_with_service(file, verifier, api_key, as_json)
     from ledger.chain import connect
     from ledger.registry import Registry
     from verifier.chain_source import RegistrySource
@@ -138,6 +154,27 @@ def verify(
             )
         print_verdict(console, verdict)
     raise typer.Exit(EXIT_VALID if verdict.is_valid else EXIT_NOT_VALID)
+
+
+def _verify_with_service(file: str, url: str, api_key: str | None, as_json: bool) -> NoReturn:
+    from verifier.remote import VerifierRefused, verify_remotely
+    from verifier.render import print_verdict_json
+
+    try:
+        data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}", EXIT_UNUSABLE)
+    try:
+        body = verify_remotely(url, data, api_key)
+    except VerifierRefused as exc:
+        fail(str(exc), EXIT_UNUSABLE)
+    except CouldNotCheck as exc:
+        fail(str(exc), EXIT_COULD_NOT_CHECK)
+    if as_json:
+        console.print_json(json.dumps(body, ensure_ascii=False))
+    else:
+        print_verdict_json(console, body)
+    raise typer.Exit(EXIT_VALID if body.get("status") == "VALID" else EXIT_NOT_VALID)
 
 
 @app.command()
@@ -191,6 +228,7 @@ def show_catalogue() -> None:
 
 issuer_cli.register(app)
 ledger_cli.register(app)
+service_cli.register(app)
 
 
 def main() -> None:
