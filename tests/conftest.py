@@ -16,6 +16,7 @@ The registry fixture's agencies:
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import signal
 import socket
@@ -220,3 +221,17 @@ def isolated_home(tmp_path_factory, monkeypatch) -> Path:
     for name in ("ELICENCE_CHAIN", "ELICENCE_REGISTRY", "ELICENCE_PASSPHRASE"):
         monkeypatch.delenv(name, raising=False)
     return home
+
+
+def run_elicence(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real `elicence` command as a user would, with a wide, colourless terminal."""
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    return subprocess.run(
+        [str(ELICENCE), *args],
+        input=stdin.decode() if stdin else None,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from typer.main import get_command
@@ -18,23 +14,9 @@ from issuer.workflow import issue_batch, revoke
 from ledger.chain import connect
 from ledger.registry import Registry
 from tests.conftest import AGENCY_CODE, AGENCY_NAME, ANVIL_FAUCET_KEY, free_port, key_for
+from tests.conftest import run_elicence as run
 from tests.samples import business_licence
 from verifier.cli import app
-
-ELICENCE = str(Path(sys.executable).with_name("elicence"))
-
-
-def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run(
-        [ELICENCE, *args],
-        input=stdin.decode() if stdin else None,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
 
 
 def test_help_lists_the_subcommands():

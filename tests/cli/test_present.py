@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,22 +11,9 @@ from issuer.batch import wrap_batch
 from issuer.catalogue import catalogue
 from issuer.document import loads_document
 from issuer.qr import decode_image, decode_payload
+from tests.conftest import run_elicence as run
 
-ELICENCE = str(Path(sys.executable).with_name("elicence"))
 REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
-
-
-def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run(
-        [ELICENCE, *args],
-        input=stdin.decode() if stdin else None,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from issuer.reasons import Reason
 from issuer.workflow import issue_batch, revoke
 from ledger.chain import connect
 from ledger.registry import Registry
-from tests.cli.test_cli import run
 from tests.conftest import AGENCY_CODE, AGENCY_NAME, free_port, key_for
+from tests.conftest import run_elicence as run
 from tests.samples import business_licence
 from tests.service.conftest import ServiceProcess
 
