@@ -185,10 +185,11 @@ class VerificationService:
             raise
 
     def _audit(self, records: list[AuditRecord]) -> None:
-        # Gathered and written every FLUSH_DELAY_S on the event loop: one transaction
-        # for all the requests of that interval.
+        # Gathered and written every FLUSH_DELAY_S in a worker thread: one transaction
+        # for all the requests of that interval, and the event loop never waits on disk.
         if self.audit.buffer(records):
-            asyncio.get_running_loop().call_later(FLUSH_DELAY_S, self.audit.flush)
+            loop = asyncio.get_running_loop()
+            loop.call_later(FLUSH_DELAY_S, loop.run_in_executor, None, self.audit.flush)
 
     def _record(
         self, verdicts: list[Verdict], caller: Caller, purpose: str | None, channel: Channel
