@@ -14,17 +14,14 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from rich.console import Console
 
-EXIT_UNUSABLE = 2  # the same code verifier/cli.py uses for unusable input
+from issuer.cli_support import EXIT_UNUSABLE, console, errors, fail
+
 _QR_KINDS = {".png": "png", ".svg": "svg"}
-
-_errors = Console(stderr=True)
 
 
 def _fail(message: str) -> NoReturn:
-    _errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(EXIT_UNUSABLE)
+    fail(message, EXIT_UNUSABLE)
 
 
 def present_command(
@@ -90,7 +87,7 @@ def present_command(
     to_stdout = text or (qr is None and out is None)
     # The summary goes to standard error when standard output carries the presentation,
     # so that `--text` can be piped into another program.
-    summary = _errors if to_stdout else Console()
+    summary = errors if to_stdout else console
     hidden = ", ".join(presentation.hidden) or "none"
     summary.print(f"disclosed: {', '.join(presentation.fields)}", highlight=False)
     summary.print(f"hidden: {hidden}", highlight=False)

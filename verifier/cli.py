@@ -19,6 +19,7 @@ from rich.table import Table
 
 from issuer import cli as issuer_cli
 from issuer.catalogue import catalogue
+from issuer.cli_support import EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_UNUSABLE, fail
 from issuer.document import LicenceDocument
 from issuer.errors import IssuerError
 from issuer.qr import load_any
@@ -28,7 +29,9 @@ from ledger.errors import ChainUnreachable, LedgerError, RegistryNotFound
 from verifier.errors import CouldNotCheck
 from verifier.service import cli as service_cli
 
-EXIT_VALID, EXIT_NOT_VALID, EXIT_UNUSABLE, EXIT_COULD_NOT_CHECK = 0, 1, 2, 3
+# The codes every elicence command uses (issuer.cli_support): 1 is "not VALID" here.
+EXIT_VALID, EXIT_NOT_VALID = EXIT_OK, EXIT_REFUSED
+EXIT_COULD_NOT_CHECK = EXIT_UNREACHABLE
 
 app = typer.Typer(
     name="elicence",
@@ -39,12 +42,6 @@ app = typer.Typer(
 )
 console = Console()
 errors = Console(stderr=True)
-
-
-def fail(message: str, code: int) -> NoReturn:
-    """Print a one-line error and exit."""
-    errors.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
 
 
 def read_document(file: str) -> LicenceDocument:

@@ -16,9 +16,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from issuer.cli_support import EXIT_UNUSABLE, fail
 from ledger.config import HomeConfig
 
-EXIT_UNUSABLE = 2
 NODE_START_TIMEOUT_S = 60.0
 
 console = Console()
@@ -33,8 +33,7 @@ HomeOption = Annotated[
 
 
 def _fail(message: str) -> NoReturn:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(EXIT_UNUSABLE)
+    fail(message, EXIT_UNUSABLE)
 
 
 def _home(home: Path | None) -> Path:
