@@ -102,7 +102,7 @@ def service(tmp_path, registry, agency_key) -> Iterator[Service]:
 class ServiceProcess:
     """A real `elicence serve` process on a free loopback port."""
 
-    def __init__(self, home: Path, chain_url: str, registry: str) -> None:
+    def __init__(self, home: Path, chain_url: str, registry: str, *extra: str) -> None:
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -119,6 +119,7 @@ class ServiceProcess:
             str(self.port),
             "--log-level",
             "info",
+            *extra,
         ]
         self.log = home.parent / f"{home.name}-service.log"
         self.process: subprocess.Popen[bytes] | None = None

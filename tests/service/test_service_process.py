@@ -3,6 +3,8 @@ freshness after a revocation, and "could not check" while the chain is down."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -16,6 +18,7 @@ from ledger.registry import Registry
 from tests.conftest import AGENCY_CODE, AGENCY_NAME, key_for
 from tests.samples import business_licence
 from tests.service.conftest import ServiceProcess
+from verifier.service.audit import FLUSH_DELAY_S
 
 
 @pytest.fixture
@@ -79,10 +82,16 @@ def test_attempts_without_a_verdict_are_audited_as_could_not_check(served, node_
 
     from verifier.cli import app
 
-    result = CliRunner().invoke(
-        app, ["audit", "--home", str(service.home), "--format", "jsonl"], env={"COLUMNS": "200"}
-    )
-    assert result.exit_code == 0, result.output
+    # The service writes its audit records every FLUSH_DELAY_S (docs/api.md): another
+    # process sees them after at most that long.
+    for _ in range(100):
+        result = CliRunner().invoke(
+            app, ["audit", "--home", str(service.home), "--format", "jsonl"], env={"COLUMNS": "200"}
+        )
+        assert result.exit_code == 0, result.output
+        if len(result.output.splitlines()) >= 2:
+            break
+        time.sleep(FLUSH_DELAY_S)
     assert [line.split('"verdict": ')[1].split(",")[0] for line in result.output.splitlines()] == [
         '"COULD_NOT_CHECK"',
         '"VALID"',

@@ -88,22 +88,36 @@ class AuditLog:
         # the last commits, which is the price of not waiting for the disk per request.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the connection, and the order of writes
+        self._pending_lock = threading.Lock()
         self._pending: list[AuditRecord] = []
 
     def buffer(self, records: Sequence[AuditRecord]) -> bool:
-        """Keep records for the next flush; True when a flush should be scheduled."""
-        first = not self._pending
-        self._pending.extend(records)
+        """Keep records for the next flush; True when a flush should be scheduled (the
+        buffer was empty), so that one flush is pending at a time."""
+        with self._pending_lock:
+            first = not self._pending
+            self._pending.extend(records)
         return first and bool(records)
 
     def flush(self) -> None:
-        """Write the buffered records."""
-        pending, self._pending = self._pending, []
-        self.record(pending)
+        """Write the buffered records (from any thread).
+
+        The buffer is taken while holding the write lock: a reader that flushes first
+        (the holder's query) waits for a flush already under way, and so sees every
+        record buffered before it asked.
+        """
+        with self._lock:
+            with self._pending_lock:
+                pending, self._pending = self._pending, []
+            self._write(pending)
 
     def record(self, records: Sequence[AuditRecord]) -> None:
-        """Append records (one transaction)."""
+        """Append records at once (one transaction)."""
+        with self._lock:
+            self._write(records)
+
+    def _write(self, records: Sequence[AuditRecord]) -> None:
         if not records:
             return
         rows = [
@@ -119,18 +133,17 @@ class AuditLog:
             )
             for r in records
         ]
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                self._db.executemany(
-                    "INSERT INTO audit (time, client, purpose, licence_id, licence_type, "
-                    "verdict, block_height, operation) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany(
+                "INSERT INTO audit (time, client, purpose, licence_id, licence_type, "
+                "verdict, block_height, operation) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def query(
         self,

@@ -76,6 +76,15 @@ def serve(
         ),
     ] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Worker processes: about one core each (rate limits count per worker).",
+            min=1,
+            max=64,
+            envvar="ELICENCE_WORKERS",
+        ),
+    ] = 1,
 ) -> None:
     """Run the verify API (FastAPI on uvicorn): /v1/verifications, /docs, /metrics.
 
@@ -90,6 +99,7 @@ def serve(
     from verifier.service.app import create_app
     from verifier.service.demo import is_set_up, set_up_demo
     from verifier.service.settings import Settings
+    from verifier.service.workers import WorkersFailed, supervise
 
     home_dir = _home(home)
     config = HomeConfig.load(home_dir).resolve(chain, registry)
@@ -117,14 +127,27 @@ def serve(
             )
         settings = Settings(home=home_dir, chain=config.chain_url, registry=config.registry)
         logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-        app = create_app(settings)
         console.print(
             f"elicence verify API on [bold]http://{host}:{port}[/] (docs: /docs), chain "
-            f"{config.chain_url}, registry {config.registry}",
+            f"{config.chain_url}, registry {config.registry}"
+            + (f", {workers} workers" if workers > 1 else ""),
             highlight=False,
         )
+        if workers > 1:
+            try:
+                supervise(
+                    settings,
+                    host=host,
+                    port=port,
+                    workers=workers,
+                    log_level=log_level,
+                    child_setup=_stop_with_parent,
+                )
+            except OSError as exc:
+                _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+            return
         uvicorn.run(
-            app,
+            create_app(settings),
             host=host,
             port=port,
             log_level=log_level,
@@ -133,7 +156,7 @@ def serve(
             # let it choose the address anonymous rates are counted by.
             proxy_headers=False,
         )
-    except LedgerError as exc:
+    except (LedgerError, WorkersFailed) as exc:
         _fail(str(exc))
     finally:
         if node is not None:
@@ -349,8 +372,29 @@ def audit(
         console.print(table)
 
 
+def serve_worker(
+    *,
+    home: Annotated[Path, typer.Option(file_okay=False)],
+    worker: Annotated[int, typer.Option(min=0)],
+    fd: Annotated[int, typer.Option(min=0)],
+    chain: Annotated[str | None, typer.Option()] = None,
+    registry: Annotated[str | None, typer.Option()] = None,
+    log_level: Annotated[str, typer.Option()] = "info",
+) -> None:
+    """One worker process of `elicence serve --workers N` (started by it, not by hand)."""
+    import logging
+
+    from verifier.service.settings import Settings
+    from verifier.service.workers import run_worker
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    settings = Settings(home=home, chain=chain, registry=registry)
+    run_worker(settings, worker=worker, fd=fd, log_level=log_level)
+
+
 def register(app: typer.Typer) -> None:
     """Add `serve`, `apikey ...` and `audit` to the root `elicence` app."""
     app.command("serve")(serve)
+    app.command("serve-worker", hidden=True)(serve_worker)
     app.command("audit")(audit)
     app.add_typer(apikey_app, name="apikey")

@@ -55,5 +55,7 @@ def admit(
     return services.gate.admit(request.headers.get("authorization"), address)
 
 
+# For a route that authenticates by itself: shows the lock in /docs.
+BEARER = Security(_bearer)
 ServicesDep = Annotated[Services, Depends(get_services)]
 CallerDep = Annotated[Caller, Depends(admit)]

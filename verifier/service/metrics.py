@@ -4,32 +4,38 @@ one process, as in tests, never share counters).
 - elicence_http_requests_total{route, method, status}
 - elicence_http_request_duration_seconds{route} (histogram)
 - elicence_verdicts_total{status}: verdicts given, by status (COULD_NOT_CHECK included)
-- elicence_index_height: the block height the index reflects
+- elicence_index_height: the block height the index reflects (-1 before the chain was
+  reached); with several workers, the highest among the running ones
 - elicence_head_checks_total: eth_blockNumber calls made for freshness
+
+With several worker processes (`elicence serve --workers N`), each worker writes its
+values to files in PROMETHEUS_MULTIPROC_DIR (prometheus_client's multiprocess mode, set
+up by the supervisor) and whichever worker answers a scrape reports the sum of them all,
+so that counters never jump back when a scrape lands on another worker.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Latency buckets around the service's targets (p99 <= 50 ms at 32 connections).
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class Metrics:
     """The service's counters, histogram and gauges."""
 
-    def __init__(
-        self, height: Callable[[], float | None], head_checks: Callable[[], float]
-    ) -> None:
+    def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "elicence_http_requests",
@@ -50,22 +56,38 @@ class Metrics:
             ("status",),
             registry=self.registry,
         )
-        height_gauge = Gauge(
+        self.index_height = Gauge(
             "elicence_index_height",
             "The block height the registry index reflects (-1 before the chain was reached).",
             registry=self.registry,
+            multiprocess_mode="livemax",
         )
-        height_gauge.set_function(lambda: float(h) if (h := height()) is not None else -1.0)
-        checks_gauge = Gauge(
+        self.index_height.set(-1)
+        self.head_checks = Counter(
             "elicence_head_checks",
-            "Head checks (eth_blockNumber) made to keep the index fresh, since start.",
+            "Head checks (eth_blockNumber) made to keep the index fresh.",
             registry=self.registry,
         )
-        checks_gauge.set_function(head_checks)
+
+    def checked(self, height: int) -> None:
+        """A head check brought the index to `height`."""
+        self.head_checks.inc()
+        self.index_height.set(height)
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count and time one answered request."""
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
 
     def exposition(self) -> bytes:
-        """The text format Prometheus scrapes."""
-        return generate_latest(self.registry)
+        """The text format Prometheus scrapes (every worker's values, when there are
+        several)."""
+        folder = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
+        if not folder:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, folder)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
 
 
 class MetricsMiddleware:
@@ -94,5 +116,4 @@ class MetricsMiddleware:
         finally:
             route: Any = scope.get("route")
             template = str(getattr(route, "path", "")) or ("static" if route else "unmatched")
-            self.metrics.requests.labels(template, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(template).observe(time.perf_counter() - started)
+            self.metrics.observe(template, scope["method"], status, time.perf_counter() - started)

@@ -110,17 +110,37 @@ def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None
     )
 
 
-async def on_error(request: Request, exc: Exception) -> Response:
-    """The package's errors, as problems."""
-    assert isinstance(exc, VerifierError)
+def error_answer(exc: VerifierError, instance: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The problem body and the headers that go with one of the package's errors."""
     headers: dict[str, str] = {}
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, Unauthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="elicence"'
+    elif isinstance(exc, PayloadTooLarge):
+        # The rest of an oversized body is not read: the connection cannot be reused.
+        headers["Connection"] = "close"
     elif isinstance(exc, CouldNotCheck):
         log.warning("could not check: %s", exc)
-    return problem_response(problem_of(exc, request.url.path), headers)
+    return problem_of(exc, instance), headers
+
+
+def unexpected_answer(method: str, path: str, exc: BaseException) -> dict[str, Any]:
+    """A bug: logged with its traceback (never a request body); the problem body."""
+    log.error("unexpected error on %s %s", method, path, exc_info=exc)
+    return problem(
+        500,
+        "internal",
+        "The service failed",
+        "an unexpected error; it has been logged",
+        instance=path,
+    )
+
+
+async def on_error(request: Request, exc: Exception) -> Response:
+    """The package's errors, as problems."""
+    assert isinstance(exc, VerifierError)
+    return problem_response(*error_answer(exc, request.url.path))
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:
@@ -148,16 +168,8 @@ async def on_validation_error(request: Request, exc: Exception) -> Response:
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
-    """A bug: logged with its traceback (never a request body), answered as a problem."""
-    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-    body = problem(
-        500,
-        "internal",
-        "The service failed",
-        "an unexpected error; it has been logged",
-        instance=request.url.path,
-    )
-    return problem_response(body)
+    """A bug, answered as a problem."""
+    return problem_response(unexpected_answer(request.method, request.url.path, exc))
 
 
 def field_errors(errors: Any) -> list[FieldError]:

@@ -57,12 +57,20 @@ def media_type(request: Request) -> str:
 
 async def read_json(request: Request) -> object:
     """The body as JSON (application/json, UTF-8, no duplicate keys, no NaN)."""
-    kind = media_type(request)
+    require_json(media_type(request))
+    return parse_json(await request.body())
+
+
+def require_json(kind: str) -> None:
+    """UnsupportedMediaType unless the media type `kind` is JSON's."""
     if kind != "application/json":
         raise UnsupportedMediaType(
             f"send the body as application/json, not {kind or 'a body without Content-Type'}"
         )
-    body = await request.body()
+
+
+def parse_json(body: bytes) -> object:
+    """A body as JSON: UTF-8, no duplicate keys, no NaN; MalformedRequest saying where."""
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -166,7 +166,7 @@ class VerificationService:
         except CouldNotCheck:
             # Accountability includes the attempts that got no verdict.
             when = now()
-            self.audit.record(
+            self._audit(
                 [
                     AuditRecord(
                         when,
@@ -195,7 +195,7 @@ class VerificationService:
         self, verdicts: list[Verdict], caller: Caller, purpose: str | None, channel: Channel
     ) -> None:
         when = now()
-        self.audit.record(
+        self._audit(
             [
                 AuditRecord(
                     when,
