@@ -143,11 +143,30 @@ class Node:
         self._store.commit()
         # eth-tester and py-evm are not thread-safe; one request at a time.
         self._lock = threading.Lock()
+        # The head, kept up to date inside the lock by every request that can move it,
+        # before that request is answered: every verifier asks for it before each answer
+        # (freshness), and through web3 and the lock it cost ~0.6 ms of this process's
+        # CPU per question.
+        self._head = int(self._w3.eth.block_number)
 
     def block_number(self) -> int:
         """The head block's number."""
-        with self._lock:
-            return int(self._w3.eth.block_number)
+        return self._head
+
+    def answer_at_once(self, body: bytes) -> bytes | None:
+        """The answer to a lone eth_blockNumber request, which needs no chain access;
+        None for anything else (answered by `handle`)."""
+        if len(body) > 512 or b"eth_blockNumber" not in body:
+            return None
+        try:
+            request = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if not isinstance(request, dict) or request.get("method") != "eth_blockNumber":
+            return None
+        if request.get("params", []) not in ([], None):
+            return None
+        return _dump(_result(request.get("id"), hex(self._head)))
 
     def handle(self, body: bytes) -> bytes:
         """Answer one HTTP body: a JSON-RPC request or a batch of them."""
@@ -199,9 +218,11 @@ class Node:
             if method in MUTATING or topped_up:
                 self._record_logs()
                 self._store.commit()
+                self._head = int(self._w3.eth.block_number)
         except Exception as exc:  # any failure must become an answer, not a dead request
             if method in MUTATING or topped_up:
                 self._recover()
+                self._head = int(self._w3.eth.block_number)
             return _error(request_id, INVALID_PARAMS, f"{method} failed: {exc}")
         answer = dict(cast(dict[str, Any], response))
         answer["id"] = request_id

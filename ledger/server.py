@@ -31,11 +31,11 @@ def create_app(node: Node) -> Starlette:
                 status_code=413,
             )
         body = await request.body()
-        answer = await run_in_threadpool(node.handle, body)
+        answer = node.answer_at_once(body) or await run_in_threadpool(node.handle, body)
         return Response(answer, media_type="application/json")
 
     async def about(_: Request) -> Response:
-        head = await run_in_threadpool(node.block_number)
+        head = node.block_number()
         return JSONResponse(
             {
                 "node": "elicence embedded node",

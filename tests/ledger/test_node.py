@@ -195,3 +195,21 @@ def test_logs_are_served_by_range_address_and_topic_and_survive_a_restart(node_p
     node_process.start()
     again = connect(node_process.url)
     assert len(again.w3.eth.get_logs(query)) == 3
+
+
+def test_the_head_number_moves_before_a_transaction_is_answered(node_process):
+    # Verifiers ask eth_blockNumber before every answer; the node answers it from a
+    # number it keeps, which must never lag a receipt it has returned.
+    before = int(rpc(node_process.url, "eth_blockNumber")["result"], 16)
+    chain = connect(node_process.url)
+    sender, receiver = key_for("head-sender"), key_for("head-receiver")
+    receipt = chain.transact(sender, to=receiver.address, value=1)
+    assert receipt.block_number > before
+    assert int(rpc(node_process.url, "eth_blockNumber")["result"], 16) == receipt.block_number
+    mined = rpc(node_process.url, "evm_mine")
+    assert "error" not in mined
+    head = rpc(node_process.url, "eth_blockNumber")
+    assert head == {"jsonrpc": "2.0", "id": 7, "result": hex(receipt.block_number + 1)}
+    # The same number whichever way it is asked (in a batch it takes the chain's path).
+    batch = json.dumps([{"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}])
+    assert rpc(node_process.url, "", raw=batch.encode())[0]["result"] == head["result"]
