@@ -158,6 +158,49 @@ def test_body_over_the_limit_is_413(service):
     assert "131072 bytes" in answer.json()["detail"]
 
 
+def test_chunked_body_over_the_limit_is_413_before_it_is_all_read(service):
+    def chunks():
+        yield b'{"qr": "EL1:'
+        for _ in range(40):
+            yield b"A" * 4096  # 160 KiB in all, no Content-Length to refuse it by
+
+    answer = service.client.post(
+        "/v1/verifications", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 413
+    assert answer.headers["content-type"] == PROBLEM
+    assert answer.headers["connection"] == "close"
+
+
+def test_the_caller_is_checked_before_the_body(service):
+    # A wrong key is a 401 whatever the body: nothing about the body reaches an outsider.
+    answer = service.client.post(
+        "/v1/verifications",
+        content=b"not json",
+        headers={"Content-Type": "text/plain", "Authorization": "Bearer elk_unknown"},
+    )
+    assert answer.status_code == 401
+    assert answer.headers["www-authenticate"] == 'Bearer realm="elicence"'
+
+
+def test_a_bug_is_a_500_problem_and_is_logged_without_the_body(service, monkeypatch, caplog):
+    # No input makes the service fail; a fault injected into verification stands for a bug.
+    batch = service.issue([business_licence(6)])
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(service.client.app.state.services.verification, "verify_one", broken)
+    answer = service.verify(batch.documents[0])
+    assert answer.status_code == 500
+    assert answer.headers["content-type"] == PROBLEM
+    assert answer.json()["type"].endswith("/internal")
+    assert "unexpected error on POST /v1/verifications" in caplog.text
+    assert "EL1:" not in caplog.text
+    metrics = service.client.get("/metrics").text
+    assert 'route="/v1/verifications",status="500"' in metrics
+
+
 def test_form_body_is_415(service):
     answer = service.client.post("/v1/verifications", data={"qr": "EL1:X"})
     assert answer.status_code == 415
