@@ -27,7 +27,10 @@ def test_help_lists_the_subcommands():
 
 
 def _command_paths(group, prefix=()):
+    # The commands people type; hidden ones are started by other commands.
     for name, command in sorted(group.commands.items()):
+        if command.hidden:
+            continue
         if hasattr(command, "commands"):
             yield from _command_paths(command, (*prefix, name))
         else:

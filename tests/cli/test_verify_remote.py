@@ -6,32 +6,18 @@ import json
 
 import pytest
 
-from issuer.catalogue import catalogue
 from issuer.presentation import present
 from issuer.qr import encode_payload, qr_png
 from issuer.reasons import Reason
-from issuer.workflow import issue_batch, revoke
-from ledger.chain import connect
-from ledger.registry import Registry
-from tests.conftest import AGENCY_CODE, AGENCY_NAME, free_port, key_for
+from issuer.workflow import revoke
+from tests.conftest import free_port
 from tests.conftest import run_elicence as run
-from tests.samples import business_licence
-from tests.service.conftest import ServiceProcess
+from tests.service.conftest import ServiceProcess, issued_on_node
 
 
 @pytest.fixture
 def service(node_process, tmp_path):
-    chain = connect(node_process.url)
-    governor, agency = key_for("remote-governor"), key_for("remote-agency")
-    registry = Registry.deploy(chain, governor)
-    registry.register_agency(governor, AGENCY_CODE, AGENCY_NAME, agency.address, [1])
-    batch = issue_batch(
-        registry,
-        agency,
-        catalogue().get("business-licence"),
-        [business_licence(i) for i in range(2)],
-        tmp_path / "licences",
-    )
+    registry, agency, batch = issued_on_node(node_process.url, tmp_path / "licences", "remote", 2)
     revoke(registry, agency, batch.documents[1], Reason.COURT_ORDER)
     process = ServiceProcess(tmp_path / "service-home", node_process.url, registry.address)
     process.start()

@@ -8,6 +8,7 @@ on, so a test can change the registry and verify at once.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -23,8 +24,11 @@ from issuer.catalogue import catalogue
 from issuer.document import LicenceDocument
 from issuer.presentation import present
 from issuer.qr import encode_payload
+from issuer.workflow import IssuedBatch, issue_batch
+from ledger.chain import connect
 from ledger.registry import Registry
-from tests.conftest import ELICENCE, _wait_for_port, free_port
+from tests.conftest import AGENCY_CODE, AGENCY_NAME, ELICENCE, _wait_for_port, free_port, key_for
+from tests.samples import business_licence
 from verifier.service.apikeys import ApiKeyStore
 from verifier.service.app import create_app
 from verifier.service.settings import Settings
@@ -102,8 +106,16 @@ def service(tmp_path, registry, agency_key) -> Iterator[Service]:
 class ServiceProcess:
     """A real `elicence serve` process on a free loopback port."""
 
-    def __init__(self, home: Path, chain_url: str, registry: str, *extra: str) -> None:
+    def __init__(
+        self,
+        home: Path,
+        chain_url: str,
+        registry: str,
+        *extra: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.home = home
+        self.env = {**os.environ, **(env or {})}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.args = [
@@ -126,7 +138,9 @@ class ServiceProcess:
 
     def start(self) -> ServiceProcess:
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                self.args, stdout=log, stderr=subprocess.STDOUT, env=self.env
+            )
         _wait_for_port(self.port, self.process, 60, "elicence serve")
         return self
 
@@ -135,3 +149,22 @@ class ServiceProcess:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(timeout=30)
             self.process = None
+
+
+def issued_on_node(
+    url: str, folder: Path, name: str, count: int
+) -> tuple[Registry, LocalAccount, IssuedBatch]:
+    """A registry deployed on the node at `url`, one agency, and `count` business licences
+    it issued and anchored (documents under `folder`); `name` seeds the keys."""
+    chain = connect(url)
+    governor, agency = key_for(f"{name}-governor"), key_for(f"{name}-agency")
+    registry = Registry.deploy(chain, governor)  # the node tops the keys up
+    registry.register_agency(governor, AGENCY_CODE, AGENCY_NAME, agency.address, [1])
+    batch = issue_batch(
+        registry,
+        agency,
+        catalogue().get("business-licence"),
+        [business_licence(i) for i in range(count)],
+        folder,
+    )
+    return registry, agency, batch

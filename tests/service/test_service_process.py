@@ -8,33 +8,18 @@ import time
 import httpx
 import pytest
 
-from issuer.catalogue import catalogue
 from issuer.presentation import present
 from issuer.qr import encode_payload
 from issuer.reasons import Reason
-from issuer.workflow import issue_batch, revoke
-from ledger.chain import connect
-from ledger.registry import Registry
-from tests.conftest import AGENCY_CODE, AGENCY_NAME, key_for
-from tests.samples import business_licence
-from tests.service.conftest import ServiceProcess
+from issuer.workflow import revoke
+from tests.service.conftest import ServiceProcess, issued_on_node
 from verifier.service.audit import FLUSH_DELAY_S
 
 
 @pytest.fixture
 def served(node_process, tmp_path):
     """Two licences issued on a real node, and the service over it."""
-    chain = connect(node_process.url)
-    governor, agency = key_for("svc-governor"), key_for("svc-agency")  # the node tops them up
-    registry = Registry.deploy(chain, governor)
-    registry.register_agency(governor, AGENCY_CODE, AGENCY_NAME, agency.address, [1])
-    batch = issue_batch(
-        registry,
-        agency,
-        catalogue().get("business-licence"),
-        [business_licence(i) for i in range(2)],
-        tmp_path / "licences",
-    )
+    registry, agency, batch = issued_on_node(node_process.url, tmp_path / "licences", "svc", 2)
     service = ServiceProcess(tmp_path / "service-home", node_process.url, registry.address)
     service.start()
     try:

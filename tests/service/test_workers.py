@@ -15,16 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from issuer.catalogue import catalogue
 from issuer.presentation import present
 from issuer.qr import encode_payload
 from issuer.reasons import Reason
-from issuer.workflow import issue_batch, revoke
-from ledger.chain import connect
-from ledger.registry import Registry
-from tests.conftest import AGENCY_CODE, AGENCY_NAME, key_for
-from tests.samples import business_licence
-from tests.service.conftest import ServiceProcess
+from issuer.workflow import revoke
+from tests.service.conftest import ServiceProcess, issued_on_node
 
 WORKERS = 2
 
@@ -32,19 +27,15 @@ WORKERS = 2
 @pytest.fixture
 def served(node_process, tmp_path):
     """Three licences issued on a real node, and a two-worker service over it."""
-    chain = connect(node_process.url)
-    governor, agency = key_for("workers-governor"), key_for("workers-agency")
-    registry = Registry.deploy(chain, governor)
-    registry.register_agency(governor, AGENCY_CODE, AGENCY_NAME, agency.address, [1])
-    batch = issue_batch(
-        registry,
-        agency,
-        catalogue().get("business-licence"),
-        [business_licence(i) for i in range(3)],
-        tmp_path / "licences",
-    )
+    registry, agency, batch = issued_on_node(node_process.url, tmp_path / "licences", "wk", 3)
     service = ServiceProcess(
-        tmp_path / "service-home", node_process.url, registry.address, "--workers", str(WORKERS)
+        tmp_path / "service-home",
+        node_process.url,
+        registry.address,
+        "--workers",
+        str(WORKERS),
+        # The tests call anonymously, more often than the default per-address rate.
+        env={"ELICENCE_ANONYMOUS_RATE": "1000", "ELICENCE_ANONYMOUS_BURST": "1000"},
     )
     service.start()
     try:
@@ -60,10 +51,21 @@ def verify_on_new_connection(url: str, document) -> httpx.Response:
 
 
 def worker_pids(supervisor: int) -> set[int]:
-    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
-    return {
-        int(pid) for pid in children if b"serve-worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    }
+    """The supervisor's workers, once all of them have started."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        workers = set()
+        for pid in Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split():
+            try:
+                # A child between fork and exec still shows the supervisor's command.
+                if b"serve-worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    workers.add(int(pid))
+            except FileNotFoundError:
+                continue
+        if len(workers) == WORKERS:
+            return workers
+        time.sleep(0.1)
+    raise AssertionError(f"the supervisor does not have {WORKERS} workers")
 
 
 def running(pid: int) -> bool:

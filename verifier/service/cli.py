@@ -4,10 +4,14 @@ exit code 2 here."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, NoReturn
 from urllib.parse import urlparse
@@ -141,7 +145,7 @@ def serve(
                     port=port,
                     workers=workers,
                     log_level=log_level,
-                    child_setup=_stop_with_parent,
+                    child_setup=_stop_with_parent(os.getpid()),
                 )
             except OSError as exc:
                 _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
@@ -182,15 +186,21 @@ def _claim_port(home: Path, config: HomeConfig) -> HomeConfig:
     return claimed
 
 
-def _stop_with_parent() -> None:
-    # uvicorn re-raises SIGTERM once it has shut down, so `serve` ends before any
-    # `finally` could stop the node; and kill -9 runs no code at all. The kernel's
-    # parent-death signal stops the node in both cases (Linux; elsewhere a no-op).
-    import contextlib
-    import ctypes
+def _stop_with_parent(parent: int) -> Callable[[], None]:
+    """What a child of `parent` runs between fork and exec so that it stops with it."""
 
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    def stop_with_parent() -> None:
+        # uvicorn re-raises SIGTERM once it has shut down, so `serve` ends before any
+        # `finally` could stop the node; and kill -9 runs no code at all. The kernel's
+        # parent-death signal stops the node and the workers in both cases (Linux;
+        # elsewhere a no-op).
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PDEATHSIG
+        if os.getppid() != parent:
+            # The parent died between the fork and the line above: no signal will come.
+            raise ChildProcessError("elicence serve stopped while starting this process")
+
+    return stop_with_parent
 
 
 def _ensure_node(home: Path, url: str) -> subprocess.Popen[bytes] | None:
@@ -215,7 +225,7 @@ def _ensure_node(home: Path, url: str) -> subprocess.Popen[bytes] | None:
             stdout=log,
             stderr=subprocess.STDOUT,
             # Safe here: serve has started no threads yet when it starts the node.
-            preexec_fn=_stop_with_parent,  # noqa: PLW1509
+            preexec_fn=_stop_with_parent(os.getpid()),  # noqa: PLW1509
         )
     deadline = time.monotonic() + NODE_START_TIMEOUT_S
     while time.monotonic() < deadline:
