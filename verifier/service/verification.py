@@ -8,7 +8,6 @@ microseconds of hashing and dictionary look-ups, cheaper than handing it to a th
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -58,15 +57,13 @@ class VerificationService:
 
     def answer(self, verdict: Verdict, view: IndexView, caller: Caller) -> dict[str, Any]:
         """The verdict as the caller may see it, with the anchoring transaction."""
+        licence_type = catalogue().get(verdict.licence_type)
+        body = verdict.to_json(visible=caller.visible(licence_type))
         if verdict.anchor is not None:
             anchor = view.anchor_of(bytes.fromhex(verdict.anchor.root[2:]))
             if anchor is not None:
-                transaction = self.live.anchor_transaction(anchor)
-                verdict = dataclasses.replace(
-                    verdict, anchor=dataclasses.replace(verdict.anchor, transaction=transaction)
-                )
-        licence_type = catalogue().get(verdict.licence_type)
-        return verdict.to_json(visible=caller.visible(licence_type))
+                body["anchor"]["transaction"] = self.live.anchor_transaction(anchor)
+        return body
 
     async def verify_one(
         self, document: LicenceDocument, caller: Caller, purpose: str | None, channel: Channel
