@@ -77,7 +77,13 @@ class HeadProbe:
                     status, raw, keep = await _read_response(reader)
                 if not keep:
                     self.close()
-            except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+            except (
+                OSError,
+                TimeoutError,
+                asyncio.IncompleteReadError,
+                asyncio.LimitOverrunError,
+                ValueError,
+            ) as exc:
                 self.close()
                 if attempt == 1:
                     reason = "no answer in time" if isinstance(exc, TimeoutError) else exc
@@ -123,8 +129,10 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool
             keep = value == b"keep-alive" or (keep and value != b"close")
     if chunked:
         parts = []
+        total = 0
         while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
-            if size > _MAX_ANSWER_BYTES:
+            total += size
+            if total > _MAX_ANSWER_BYTES:
                 raise ValueError("an oversized answer")
             parts.append(await reader.readexactly(size + 2))
         await reader.readuntil(b"\r\n")  # no trailers are sent to a JSON-RPC client
