@@ -4,6 +4,8 @@ operator see them; and that no licence field reaches the audit log or the servic
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 
 from tests.samples import business_licence, food_business_licence
 from tests.service.conftest import make_service
@@ -149,3 +151,32 @@ def test_holder_log_needs_a_document_that_proves_holding(service):
     answer = service.post("/v1/holder/verifications", {"document": raw})
     assert answer.status_code == 403
     assert answer.json()["type"].endswith("/holding-not-proven")
+
+
+def test_audit_records_outlast_a_locked_log_file_and_are_written_after(service, caplog):
+    # Another process holding the audit file past SQLite's busy timeout (5 s): the answer
+    # does not wait, the failure is logged, and the records are written once it is free.
+    batch = service.issue([business_licence(8)])
+    blocker = sqlite3.connect(service.settings.service_dir / "audit.sqlite", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with caplog.at_level(logging.ERROR, logger="elicence.service"):
+            assert service.verify(batch.documents[0]).json()["status"] == "VALID"
+            deadline = time.monotonic() + 30
+            while "audit records could not be written" not in caplog.text:
+                assert time.monotonic() < deadline, "the failed write was not reported"
+                time.sleep(0.2)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    reader = AuditLog(service.settings.service_dir / "audit.sqlite")
+    try:
+        deadline = time.monotonic() + 30
+        while not (records := reader.query()):
+            assert time.monotonic() < deadline, "the records were not written after all"
+            time.sleep(0.2)
+    finally:
+        reader.close()
+    assert [(r.licence_id, r.verdict) for r in records] == [
+        ("0x" + batch.documents[0].licence_id.hex(), "VALID")
+    ]

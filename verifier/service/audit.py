@@ -110,7 +110,13 @@ class AuditLog:
         with self._lock:
             with self._pending_lock:
                 pending, self._pending = self._pending, []
-            self._write(pending)
+            try:
+                self._write(pending)
+            except BaseException:
+                # Kept, ahead of anything buffered meanwhile, for the next flush.
+                with self._pending_lock:
+                    self._pending[:0] = pending
+                raise
 
     def record(self, records: Sequence[AuditRecord]) -> None:
         """Append records at once (one transaction)."""

@@ -34,6 +34,7 @@ from verifier.verdict import Status, Verdict
 log = logging.getLogger("elicence.service")
 
 HOLDER_FIELD = "unifiedSocialCreditCode"
+AUDIT_RETRY_S = 1.0
 # A document proves holding once its hashes lead to an anchored root: only the holder
 # (or someone the holder showed it to) has the salts that make them do so.
 _NOT_HELD = frozenset({Status.TAMPERED, Status.NOT_ANCHORED})
@@ -185,8 +186,18 @@ class VerificationService:
         # Gathered and written every FLUSH_DELAY_S in a worker thread: one transaction
         # for all the requests of that interval, and the event loop never waits on disk.
         if self.audit.buffer(records):
-            loop = asyncio.get_running_loop()
-            loop.call_later(FLUSH_DELAY_S, loop.run_in_executor, None, self.audit.flush)
+            asyncio.get_running_loop().call_later(FLUSH_DELAY_S, self._flush_audit)
+
+    def _flush_audit(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.run_in_executor(None, self.audit.flush).add_done_callback(self._audit_flushed)
+
+    def _audit_flushed(self, done: asyncio.Future[None]) -> None:
+        exc = None if done.cancelled() else done.exception()
+        if exc is not None:
+            # The records stay buffered (AuditLog.flush puts them back): try again.
+            log.error("audit records could not be written, retrying in 1 s: %s", exc)
+            asyncio.get_running_loop().call_later(AUDIT_RETRY_S, self._flush_audit)
 
     def _record(
         self, verdicts: list[Verdict], caller: Caller, purpose: str | None, channel: Channel
