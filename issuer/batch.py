@@ -2,6 +2,8 @@
 
 wrap each licence (a fresh secret, a commitment per field, the leaf), build one tree over
 the leaves, attach each proof and the root. Nothing here touches the chain or the disk.
+`wrap_batch` gives LicenceDocument objects; `encode_batch`, issuing's path, gives the
+same documents directly as the bytes written to their files.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from issuer.catalogue import LicenceType
-from issuer.digest import DEFAULT_SUITE, SECRET_BYTES, commitment, derive_salts, leaf_hash
-from issuer.document import AnchorRef, LicenceDocument
+from issuer.digest import DEFAULT_SUITE, SECRET_BYTES, LicenceIds, json_text
+from issuer.document import AnchorRef, FullDocumentWriter, LicenceDocument, proof_texts
 from issuer.errors import FieldProblem, LicenceValidationError
 from issuer.merkle import MerkleTree, build_tree
-from issuer.validation import field_problems
+from issuer.validation import field_problems, row_check
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,10 @@ def batch_problems(
     """Every problem of every row (rows numbered from 1), and licence numbers used twice."""
     problems: list[FieldProblem] = []
     first_row_of: dict[object, int] = {}
+    valid = row_check(licence_type)
     for row_number, row in enumerate(rows, start=1):
-        problems.extend(field_problems(licence_type, row, row=row_number))
+        if not valid(row):
+            problems.extend(field_problems(licence_type, row, row=row_number))
         number = row.get("licenceNumber")
         if number in first_row_of:
             problems.append(
@@ -73,19 +77,10 @@ def wrap_batch(
     problems = batch_problems(licence_type, rows)
     if problems:
         raise LicenceValidationError(problems)
-    if secrets is None:
-        secrets = [random_source.token_bytes(SECRET_BYTES) for _ in rows]
-    names = licence_type.field_names
-    leaves = []
-    for row, secret in zip(rows, secrets, strict=True):
-        present = [n for n in names if n in row]
-        salts = derive_salts(secret, present, suite)
-        commitments = {
-            n: commitment(n, row[n], field_salt, suite)
-            for n, field_salt in zip(present, salts, strict=True)
-        }
-        leaves.append(leaf_hash(licence_type.id, commitments, suite))
+    secrets = _secrets(rows, secrets)
+    _, leaves = _leaves(licence_type, rows, secrets, suite)
     tree = build_tree(leaves, suite)
+    names = licence_type.field_names
     documents = tuple(
         LicenceDocument(
             licence_type=licence_type,
@@ -97,3 +92,67 @@ def wrap_batch(
         for i, (row, secret) in enumerate(zip(rows, secrets, strict=True))
     )
     return WrappedBatch(licence_type, tree, documents)
+
+
+@dataclass(frozen=True)
+class EncodedBatch:
+    """A batch ready to anchor, as the bytes of its documents: what issuing writes."""
+
+    root: bytes
+    licence_ids: list[bytes]
+    secrets: list[bytes]
+    documents: list[bytes]  # each what LicenceDocument.to_bytes() gives
+
+
+def encode_batch(
+    licence_type: LicenceType,
+    rows: Sequence[Mapping[str, str]],
+    *,
+    chain_id: int,
+    registry: str,
+    secrets: Sequence[bytes] | None = None,
+    suite: str = DEFAULT_SUITE,
+) -> EncodedBatch:
+    """The documents `wrap_batch` makes, as their `to_bytes()`, for rows already checked.
+
+    The rows must have passed `batch_problems`: issue_file checks every row of its input
+    before any batch is anchored, and does not pay for the check twice. Each value's JSON
+    text is made once, for its commitment and for the document.
+    """
+    if not rows:
+        raise LicenceValidationError([FieldProblem("", "a batch needs at least one licence")])
+    secrets = _secrets(rows, secrets)
+    texts, leaves = _leaves(licence_type, rows, secrets, suite)
+    tree = build_tree(leaves, suite)
+    writer = FullDocumentWriter(licence_type, AnchorRef(chain_id, registry, tree.root, ()), suite)
+    documents = [
+        writer.write(fields, secret, proof)
+        for fields, secret, proof in zip(texts, secrets, proof_texts(tree.levels), strict=True)
+    ]
+    return EncodedBatch(tree.root, leaves, secrets, documents)
+
+
+def _secrets(rows: Sequence[object], given: Sequence[bytes] | None) -> list[bytes]:
+    if given is not None:
+        return list(given)
+    # One draw from the OS's CSPRNG, cut into secrets: as unpredictable as one draw each.
+    pool = random_source.token_bytes(SECRET_BYTES * len(rows))
+    return [pool[i : i + SECRET_BYTES] for i in range(0, len(pool), SECRET_BYTES)]
+
+
+def _leaves(
+    licence_type: LicenceType,
+    rows: Sequence[Mapping[str, str]],
+    secrets: Sequence[bytes],
+    suite: str,
+) -> tuple[list[dict[str, bytes]], list[bytes]]:
+    """Each licence's field texts (catalogue order) and its licence id."""
+    names = licence_type.field_names
+    licence_id = LicenceIds(licence_type.id, names, suite).licence_id
+    texts: list[dict[str, bytes]] = []
+    leaves: list[bytes] = []
+    for row, secret in zip(rows, secrets, strict=True):
+        fields = {n: json_text(row[n]) for n in names if n in row}
+        leaves.append(licence_id(secret, fields))
+        texts.append(fields)
+    return texts, leaves

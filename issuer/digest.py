@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from binascii import hexlify
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 
@@ -110,6 +111,56 @@ def leaf_hash(
     return hasher(_LEAF_TAG + body)
 
 
+class LicenceIds:
+    """Licence ids of many licences of one type, each from its fields' JSON texts.
+
+    `derive_salts`, `commitment` and `leaf_hash` in one pass with every per-name piece
+    made once per batch: issuing hashes a hundred thousand licences, and in CPython the
+    calls and lookups around each hash cost as much as the hash. Same bytes (a test
+    compares this with the functions above); field values come as `json_text(value)`,
+    which the documents repeat.
+    """
+
+    def __init__(self, licence_type: str, names: Sequence[str], suite: str = DEFAULT_SUITE) -> None:
+        self._hash = hash_function(suite)
+        self._message = {name: name.encode("utf-8") for name in names}
+        self._pair = {name: _pair_prefix(name) for name in names}
+        self._member = {name: _member_prefix(name) for name in names}
+        self._member_order = _member_order(tuple(names))
+        self._tail = b'},"format":%b,"hashSuite":%b,"type":%b}' % (
+            _jcs_text(FORMAT),
+            _jcs_text(suite),
+            _jcs_text(licence_type),
+        )
+
+    def licence_id(self, secret: bytes, texts: Mapping[str, bytes]) -> bytes:
+        """The licence id of the fields `texts` (name -> json_text(value)) and `secret`."""
+        hasher, message, pair = self._hash, self._message, self._pair
+        key = secret if len(secret) <= _BLOCK else hashlib.sha256(secret).digest()
+        key = key.ljust(_BLOCK, b"\0")
+        inner = hashlib.sha256(key.translate(_IPAD))
+        outer = hashlib.sha256(key.translate(_OPAD))
+        hexed: dict[str, bytes] = {}
+        for name, text in texts.items():
+            step = inner.copy()
+            step.update(message[name])
+            final = outer.copy()
+            final.update(step.digest())
+            field_salt = final.digest()[:DIGEST_BYTES]
+            value = hasher(_COMMITMENT_TAG + field_salt + pair[name] + text + b"]")
+            hexed[name] = hexlify(value)
+        member = self._member
+        members = b",".join(
+            [member[name] + hexed[name] + b'"' for name in self._member_order if name in hexed]
+        )
+        return hasher(_LEAF_TAG + b'{"commitments":{' + members + self._tail)
+
+
+def json_text(text: str) -> bytes:
+    """The UTF-8 JSON (and JCS) form of a string: what commitments and documents hold."""
+    return _string_encoder(text).encode("utf-8")
+
+
 def leaf_body_reference(
     licence_type: str, commitments: Mapping[str, bytes], suite: str = DEFAULT_SUITE
 ) -> bytes:
@@ -127,12 +178,13 @@ def leaf_body_reference(
 _BLOCK = 64
 _IPAD = bytes(b ^ 0x36 for b in range(256))
 _OPAD = bytes(b ^ 0x5C for b in range(256))
-_text_encoder = json.JSONEncoder(ensure_ascii=False).encode
+# What json.dumps(ensure_ascii=False) writes for a string, without its dispatch on type.
+_string_encoder = json.encoder.encode_basestring
 
 
 def _jcs_text(text: str) -> bytes:
     # Strings only, so JSON's string form is JCS's (issuer.canonical explains why).
-    return _text_encoder(text).encode("utf-8")
+    return _string_encoder(text).encode("utf-8")
 
 
 @lru_cache(maxsize=256)

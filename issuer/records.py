@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -109,13 +109,13 @@ class LicenceRecord:
 
 
 @dataclass(frozen=True)
-class PlannedLicence:
-    """A licence of a batch being planned."""
+class PlannedLicences:
+    """The licences of a batch being planned, column by column, in batch order."""
 
-    number: str
-    licence_id: bytes
-    secret: bytes
-    holder_code: str | None
+    numbers: list[str]
+    licence_ids: list[bytes]
+    secrets: list[bytes]
+    holder_codes: list[str | None]
 
 
 _LICENCE_COLUMNS = (
@@ -198,7 +198,7 @@ class Records:
         chain_id: int,
         registry: str,
         root: bytes,
-        licences: Sequence[PlannedLicence],
+        licences: PlannedLicences,
         out_dir: str,
     ) -> BatchRecord:
         """Record a batch and its licences before anything is sent (one transaction)."""
@@ -212,18 +212,25 @@ class Records:
                     chain_id,
                     registry,
                     root,
-                    len(licences),
+                    len(licences.numbers),
                     BatchState.PLANNED.value,
                     out_dir,
                 ),
             )
             batch_id = int(cursor.lastrowid or 0)
+            columns = zip(
+                licences.numbers,
+                licences.licence_ids,
+                licences.secrets,
+                licences.holder_codes,
+                strict=True,
+            )
             db.executemany(
                 "INSERT INTO licences (licence_type, number, licence_id, batch_id, position, "
                 "secret, holder_code) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
-                    (licence_type, p.number, p.licence_id, batch_id, i, p.secret, p.holder_code)
-                    for i, p in enumerate(licences)
+                    (licence_type, number, licence_id, batch_id, position, secret, holder)
+                    for position, (number, licence_id, secret, holder) in enumerate(columns)
                 ),
             )
         return self.batch(batch_id)

@@ -6,15 +6,21 @@ so no document ever names a root that was not anchored.
 
 `issue_file` is the crash-safe, resumable path the `elicence issue` command takes:
 
-1. wrap and stage: each batch is wrapped (in worker processes when large) and its
+1. check: every row of the input is validated (in worker processes when large), so
+   every problem is reported before anything is issued;
+2. wrap and stage: each batch is wrapped (in worker processes when large) and its
    documents and QR images are written, complete, into a hidden staging folder in the
    output folder;
-2. plan: the batch (input digest, root, count) and its licences (number, id, secret) are
+3. plan: the batch (input digest, root, count) and its licences (number, id, secret) are
    recorded in one SQLite transaction, state PLANNED;
-3. anchor: unless the registry already has the root (an earlier run's transaction
+4. anchor: unless the registry already has the root (an earlier run's transaction
    landed), the anchoring transaction is sent; state ANCHORED with its hash and block;
-4. publish: one sync, then each staged file is renamed into the output folder, then the
+5. publish: one sync, then each staged file is renamed into the output folder, then the
    manifest is written and the folder synced; state WRITTEN.
+
+Steps 3 to 5 follow input order, batch after batch, while worker processes stage the
+batches after them; a batch's files are published by a second thread while the next
+batch is planned and anchored (the records are written by the calling thread only).
 
 A run killed at any point leaves only complete files in the output folder, and running
 the same input again resumes each batch at the step it stopped at.
@@ -28,16 +34,18 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.types import FilterParams
 
-from issuer.batch import wrap_batch
+from issuer.batch import encode_batch, wrap_batch
 from issuer.catalogue import LicenceType, catalogue
 from issuer.document import LicenceDocument
 from issuer.errors import FieldProblem, IssuingError, LicenceValidationError
@@ -49,15 +57,18 @@ from issuer.records import (
     BatchRecord,
     BatchState,
     LicenceRecord,
-    PlannedLicence,
+    PlannedLicences,
     Records,
     RecordsError,
 )
-from issuer.spreadsheet import ReadInput
-from issuer.validation import field_problems
+from issuer.spreadsheet import InputRow, ReadInput
+from issuer.validation import field_problems, row_check
 from ledger.chain import translate_errors
 from ledger.errors import LedgerError, RegistryRejected
 from ledger.registry import LeafStatus, Registry
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 _SAFE_NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,100}")
 
@@ -76,8 +87,11 @@ class IssuedBatch:
 
 def document_filename(document: LicenceDocument) -> str:
     """`<licence number>.json`, or the licence id when the number is not a safe file name."""
-    number = document.fields.get("licenceNumber", "")
-    stem = number if _SAFE_NAME.fullmatch(number) else "0x" + document.licence_id.hex()
+    return _filename(document.fields.get("licenceNumber", ""), document.licence_id)
+
+
+def _filename(number: str, licence_id: bytes) -> str:
+    stem = number if _SAFE_NAME.fullmatch(number) else "0x" + licence_id.hex()
     return f"{stem}.json"
 
 
@@ -197,12 +211,11 @@ class AgencyContext:
 
 @dataclass(frozen=True)
 class _Job:
-    """A batch to wrap and stage (picklable: it may run in a worker process)."""
+    """A batch of checked rows to wrap and stage (picklable: it may run in a worker)."""
 
     index: int
     licence_type: str
-    rows: list[dict[str, str]]
-    row_numbers: list[int]
+    positions: list[int]  # the batch's rows, as indexes into the input's rows
     secrets: list[bytes] | None
     chain_id: int
     registry: str
@@ -212,13 +225,16 @@ class _Job:
 
 @dataclass(frozen=True)
 class _Staged:
-    """A wrapped batch whose files wait, complete but hidden, in its staging folder."""
+    """A wrapped batch whose files wait, complete but hidden, in its staging folder.
+
+    Column lists, not an object per licence: this is what a worker sends back, and
+    pickling ten thousand small objects costs more than the lists.
+    """
 
     index: int
     root: bytes
-    licences: list[PlannedLicence]
+    licences: PlannedLicences
     files: list[str]
-    problems: list[FieldProblem]
 
 
 def input_digest(licence_type: LicenceType, chain_id: int, registry: str, rows: Any) -> bytes:
@@ -259,69 +275,129 @@ def issue_file(
     registry, records = agency.registry, agency.records
     agency_id = _authorised_agency(registry, agency.key, licence_type)
     chain_id, address = registry.chain.chain_id, registry.address
-    rows, numbers, skipped = _checked_rows(licence_type, source, options.skip_invalid)
-    if not rows:
-        if skipped:
-            raise LicenceValidationError(skipped)
-        raise LicenceValidationError([FieldProblem("", "the input holds no licence")])
     size = max(1, options.batch_size)
-    groups = [(rows[i : i + size], numbers[i : i + size]) for i in range(0, len(rows), size)]
-    digests = [input_digest(licence_type, chain_id, address, g[0]) for g in groups]
-    existing = [records.batch_by_digest(d) for d in digests]
-    problems = _already_issued(registry, records, licence_type, groups, existing)
-    if problems:
-        if not options.skip_invalid:
-            raise LicenceValidationError(problems)
-        raise IssuingError(
-            "some licence numbers are already issued in another batch; remove those rows "
-            "or give new numbers: " + "; ".join(str(p) for p in problems[:5])
-        )
-    jobs: list[_Job] = []
-    done: dict[int, BatchOutcome] = {}
-    for index, ((batch_rows, batch_numbers), digest, record) in enumerate(
-        zip(groups, digests, existing, strict=True)
-    ):
-        if record is not None and record.state is BatchState.WRITTEN:
-            manifest = out_dir / manifest_name(record.root)
-            if manifest.exists():
-                done[index] = _outcome(record, manifest, BatchState.WRITTEN, anchored_now=False)
-                continue
-        jobs.append(
-            _Job(
-                index=index,
-                licence_type=licence_type.id,
-                rows=batch_rows,
-                row_numbers=batch_numbers,
-                secrets=records.secrets_of(record.id) if record is not None else None,
-                chain_id=chain_id,
-                registry=address,
-                staging=str(out_dir / f".staging-{digest.hex()[:32]}"),
-                qr=options.qr,
+    with _workers(source.rows, options.workers) as workers:
+        checked = workers.check(licence_type, size, chain_id, address)
+        found = [p for problems, _ in checked for p in problems]
+        positions, skipped = _checked_rows(source, found, options.skip_invalid)
+        if not positions:
+            if skipped:
+                raise LicenceValidationError(skipped)
+            raise LicenceValidationError([FieldProblem("", "the input holds no licence")])
+        batches = [positions[i : i + size] for i in range(0, len(positions), size)]
+        groups = [
+            (
+                [cast(dict[str, str], source.rows[i].fields) for i in batch],
+                [source.rows[i].number for i in batch],
             )
-        )
-    staged = _stage_all(jobs, options.workers, progress)
-    problems = [p for s in staged for p in s.problems]
-    if problems:
-        for job in jobs:
-            shutil.rmtree(job.staging, ignore_errors=True)
-        raise LicenceValidationError(sorted(problems, key=lambda p: p.row or 0))
-    written = 0
-    for job, batch in zip(jobs, staged, strict=True):
-        record = existing[job.index]
-        done[job.index] = _finish(
+            for batch in batches
+        ]
+        if len(positions) == len(source.rows):
+            digests = [digest for _, digest in checked]  # the batches are the checked slices
+        else:
+            digests = [input_digest(licence_type, chain_id, address, g[0]) for g in groups]
+        existing = [records.batch_by_digest(d) for d in digests]
+        problems = _already_issued(registry, records, licence_type, groups, existing)
+        if problems:
+            if not options.skip_invalid:
+                raise LicenceValidationError(problems)
+            raise IssuingError(
+                "some licence numbers are already issued in another batch; remove those "
+                "rows or give new numbers: " + "; ".join(str(p) for p in problems[:5])
+            )
+        jobs: list[_Job] = []
+        done: dict[int, BatchOutcome] = {}
+        for index, (batch, digest, record) in enumerate(
+            zip(batches, digests, existing, strict=True)
+        ):
+            if record is not None and record.state is BatchState.WRITTEN:
+                manifest = out_dir / manifest_name(record.root)
+                if manifest.exists():
+                    done[index] = _outcome(record, manifest, BatchState.WRITTEN, anchored_now=False)
+                    continue
+            jobs.append(
+                _Job(
+                    index=index,
+                    licence_type=licence_type.id,
+                    positions=batch,
+                    secrets=records.secrets_of(record.id) if record is not None else None,
+                    chain_id=chain_id,
+                    registry=address,
+                    staging=str(out_dir / f".staging-{digest.hex()[:32]}"),
+                    qr=options.qr,
+                )
+            )
+        done |= _anchor_and_publish(
             agency,
             licence_type,
-            batch,
+            zip(jobs, workers.stage(jobs), strict=True),
             agency_id=agency_id,
-            digest=digests[job.index],
-            record=record,
-            staging=Path(job.staging),
+            digests=digests,
+            existing=existing,
             out_dir=out_dir,
+            progress=progress,
         )
-        written += len(batch.licences)
-        if progress is not None:
-            progress("written", written)
     return IssueReport(tuple(done[i] for i in sorted(done)), tuple(skipped))
+
+
+def _anchor_and_publish(
+    agency: AgencyContext,
+    licence_type: LicenceType,
+    staged_jobs: Iterator[tuple[_Job, _Staged]],
+    *,
+    agency_id: int,
+    digests: list[bytes],
+    existing: list[BatchRecord | None],
+    out_dir: Path,
+    progress: Progress | None,
+) -> dict[int, BatchOutcome]:
+    """Plan, anchor and publish staged batches in order: their outcomes by batch index.
+
+    A batch's files are published (renames, manifest) in a second thread while the next
+    batch is planned and anchored: still each batch only after its own anchor.
+    """
+    done: dict[int, BatchOutcome] = {}
+    wrapped = written = 0
+    with ThreadPoolExecutor(max_workers=1) as publisher:
+        publishing: _Publishing | None = None
+        for job, staged in staged_jobs:
+            wrapped += len(staged.licences.numbers)
+            if progress is not None:
+                progress("wrapped", wrapped)
+            anchored = _plan_and_anchor(
+                agency,
+                licence_type,
+                staged,
+                agency_id=agency_id,
+                digest=digests[job.index],
+                record=existing[job.index],
+                out_dir=out_dir,
+            )
+            if publishing is not None:
+                done[publishing.index] = publishing.complete(agency.records)
+                written += done[publishing.index].count
+                if progress is not None:
+                    progress("written", written)
+            publishing = _Publishing(
+                job.index,
+                anchored,
+                Path(job.staging),
+                out_dir,
+                publisher.submit(
+                    _publish,
+                    agency.registry,
+                    licence_type,
+                    anchored.record,
+                    staged,
+                    staging=Path(job.staging),
+                    out_dir=out_dir,
+                ),
+            )
+        if publishing is not None:
+            done[publishing.index] = publishing.complete(agency.records)
+            if progress is not None:
+                progress("written", written + done[publishing.index].count)
+    return done
 
 
 def manifest_name(root: bytes) -> str:
@@ -354,16 +430,16 @@ def _authorised_agency(registry: Registry, agency: LocalAccount, licence_type: L
 
 
 def _checked_rows(
-    licence_type: LicenceType, source: ReadInput, skip_invalid: bool
-) -> tuple[list[dict[str, str]], list[int], list[FieldProblem]]:
-    """Rows to issue with their row numbers; problems the caller must hear about first.
+    source: ReadInput, found: list[FieldProblem], skip_invalid: bool
+) -> tuple[list[int], list[FieldProblem]]:
+    """The input's rows to issue (as indexes), and the problems to report first.
 
-    Without --skip-invalid, field validation happens while wrapping (once per row);
-    here only what spans rows: a licence number used twice in the input.
+    `found` are the field problems of every row (the workers' check); here is added what
+    spans rows, a licence number used twice in the input. Every problem of the input is
+    known before any batch is anchored.
     """
-    problems = list(source.problems)
+    problems = [*source.problems, *found]
     first_row: dict[object, int] = {}
-    bad_rows = {p.row for p in problems}
     for row in source.rows:
         number = row.fields.get("licenceNumber")
         if number is None:
@@ -374,33 +450,14 @@ def _checked_rows(
                     "licenceNumber", f"repeats row {first_row[number]}", number, row.number
                 )
             )
-            bad_rows.add(row.number)
         else:
             first_row[number] = row.number
-    if skip_invalid:
-        for row in source.rows:
-            found = field_problems(licence_type, row.fields, row=row.number)
-            if found:
-                problems.extend(found)
-                bad_rows.add(row.number)
-    elif problems:
-        raise LicenceValidationError(_with_field_problems(licence_type, source, problems))
-    kept = [r for r in source.rows if r.number not in bad_rows]
-    return (
-        [cast(dict[str, str], r.fields) for r in kept],
-        [r.number for r in kept],
-        sorted(problems, key=lambda p: p.row or 0),
-    )
-
-
-def _with_field_problems(
-    licence_type: LicenceType, source: ReadInput, problems: list[FieldProblem]
-) -> list[FieldProblem]:
-    # Failing early on a repeated number must still report every other bad row.
-    everything = list(problems)
-    for row in source.rows:
-        everything.extend(field_problems(licence_type, row.fields, row=row.number))
-    return sorted(everything, key=lambda p: p.row or 0)
+    problems.sort(key=lambda p: p.row or 0)
+    if problems and not skip_invalid:
+        raise LicenceValidationError(problems)
+    bad_rows = {p.row for p in problems}
+    kept = [i for i, row in enumerate(source.rows) if row.number not in bad_rows]
+    return kept, problems
 
 
 def _already_issued(
@@ -445,72 +502,149 @@ def _not_anchored(registry: Registry, root: bytes) -> bool:
         raise IssuingError(f"cannot read the registry: {exc}") from exc
 
 
-def _stage_all(jobs: list[_Job], workers: int, progress: Progress | None) -> list[_Staged]:
-    total = sum(len(j.rows) for j in jobs)
-    count = workers or min(os.cpu_count() or 1, len(jobs))
-    results: list[_Staged] = []
-    if count <= 1 or (total < POOL_THRESHOLD and workers == 0):
-        for job in jobs:
-            results.append(stage_batch(job))
-            if progress is not None:
-                progress("wrapped", sum(len(r.licences) for r in results))
-        return results
-    # Batches are independent until anchored, so they are wrapped and staged in
-    # parallel; anchoring and publishing stay in this process, in input order.
+# The input's rows in a worker process, given once when the worker starts: with fork (the
+# default on Linux) they are inherited, not pickled; the tasks name rows by index.
+_INPUT: dict[str, list[InputRow]] = {}
+
+
+def _receive_input(rows: list[InputRow]) -> None:
+    _INPUT["rows"] = rows
+
+
+class _Workers:
+    """Checks rows and stages batches: in worker processes, or in this one when `pool` is None.
+
+    Batches are independent until anchored, so workers check the whole input, then wrap
+    and stage the next batches while the calling process anchors and publishes the
+    current one; anchoring and publishing stay there, in input order.
+    """
+
+    def __init__(self, rows: list[InputRow], pool: ProcessPoolExecutor | None) -> None:
+        self._rows = rows
+        self._pool = pool
+
+    def check(
+        self, licence_type: LicenceType, size: int, chain_id: int, registry: str
+    ) -> list[tuple[list[FieldProblem], bytes]]:
+        """Per slice of `size` rows: the field problems of its rows, and its input digest."""
+        slices = [(i, min(i + size, len(self._rows))) for i in range(0, len(self._rows), size)]
+        if self._pool is None:
+            return [_check(licence_type, self._rows[a:b], chain_id, registry) for a, b in slices]
+        futures = [
+            self._pool.submit(_check_in_worker, licence_type.id, a, b, chain_id, registry)
+            for a, b in slices
+        ]
+        return [future.result() for future in futures]
+
+    def stage(self, jobs: list[_Job]) -> Iterator[_Staged]:
+        """The jobs' staged batches, in order; workers stage ahead of the caller."""
+        if self._pool is None:
+            for job in jobs:
+                yield stage_batch(job, [self._rows[i].fields for i in job.positions])
+            return
+        futures = [self._pool.submit(_stage_in_worker, job) for job in jobs]
+        for future in futures:
+            yield future.result()
+
+
+@contextmanager
+def _workers(rows: list[InputRow], workers: int) -> Iterator[_Workers]:
+    count = workers or (os.cpu_count() or 1)
+    if count <= 1 or (len(rows) < POOL_THRESHOLD and workers == 0):
+        yield _Workers(rows, None)
+        return
+    # Imported here: multiprocessing is not worth loading for every elicence command.
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=count) as pool:
-        for staged in pool.map(stage_batch, jobs):
-            results.append(staged)
-            if progress is not None:
-                progress("wrapped", sum(len(r.licences) for r in results))
-    return results
+    pool = ProcessPoolExecutor(count, initializer=_receive_input, initargs=(rows,))
+    try:
+        yield _Workers(rows, pool)
+    finally:
+        # On an error, batches not yet started are dropped: a re-run stages them again.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
-def stage_batch(job: _Job) -> _Staged:
-    """Wrap one batch and write its files into its staging folder (runs in a worker).
+def _check(
+    licence_type: LicenceType, rows: Sequence[InputRow], chain_id: int, registry: str
+) -> tuple[list[FieldProblem], bytes]:
+    valid = row_check(licence_type)
+    problems = [
+        problem
+        for row in rows
+        if not valid(row.fields)
+        for problem in field_problems(licence_type, row.fields, row=row.number)
+    ]
+    return problems, input_digest(licence_type, chain_id, registry, [r.fields for r in rows])
+
+
+def _check_in_worker(
+    licence_type: str, start: int, stop: int, chain_id: int, registry: str
+) -> tuple[list[FieldProblem], bytes]:
+    return _check(catalogue().get(licence_type), _INPUT["rows"][start:stop], chain_id, registry)
+
+
+def _stage_in_worker(job: _Job) -> _Staged:
+    return stage_batch(job, [_INPUT["rows"][i].fields for i in job.positions])
+
+
+def stage_batch(job: _Job, fields: Sequence[Mapping[str, object]]) -> _Staged:
+    """Wrap one batch (`fields`: its checked rows) and write its files into its staging folder.
 
     Nothing here is visible in the output folder; files are published by rename only
     after the batch is anchored. No fsync per file: `_publish` syncs once.
     """
     licence_type = catalogue().get(job.licence_type)
+    rows = cast(Sequence[Mapping[str, str]], fields)  # checked: every value is text
+    batch = encode_batch(
+        licence_type,
+        rows,
+        chain_id=job.chain_id,
+        registry=job.registry,
+        secrets=job.secrets,
+    )
+    numbers = [row["licenceNumber"] for row in rows]
+    names = [_filename(n, i) for n, i in zip(numbers, batch.licence_ids, strict=True)]
+    files = names
+    Path(job.staging).mkdir(parents=True, exist_ok=True)
+    folder = os.open(job.staging, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        batch = wrap_batch(
-            licence_type,
-            job.rows,
-            chain_id=job.chain_id,
-            registry=job.registry,
-            secrets=job.secrets,
-        )
-    except LicenceValidationError as exc:
-        # wrap_batch numbers rows from 1 within the batch; the agency needs file rows.
-        problems = [
-            replace(p, row=job.row_numbers[p.row - 1]) if p.row is not None else p
-            for p in exc.problems
-        ]
-        return _Staged(job.index, b"", [], [], problems)
-    staging = Path(job.staging)
-    staging.mkdir(parents=True, exist_ok=True)
-    files: list[str] = []
-    licences: list[PlannedLicence] = []
-    for document in batch.documents:
-        name = document_filename(document)
-        _write_new(staging / name, document.to_bytes(), PRIVATE)
-        files.append(name)
+        for name, data in zip(names, batch.documents, strict=True):
+            _write_new(folder, name, data, PRIVATE)
         if job.qr:
-            png = name.removesuffix(".json") + ".png"
-            _write_new(staging / png, _png_bytes(document), 0o644)
-            files.append(png)
-        assert document.secret is not None  # wrap_batch always makes full documents
-        licences.append(
-            PlannedLicence(
-                number=document.fields["licenceNumber"],
-                licence_id=document.licence_id,
-                secret=document.secret,
-                holder_code=document.fields.get("unifiedSocialCreditCode"),
+            files = _stage_images(
+                job, licence_type, rows, secrets=batch.secrets, names=names, folder=folder
             )
-        )
-    return _Staged(job.index, batch.root, licences, files, [])
+    finally:
+        os.close(folder)
+    licences = PlannedLicences(
+        numbers=numbers,
+        licence_ids=batch.licence_ids,
+        secrets=batch.secrets,
+        holder_codes=[row.get("unifiedSocialCreditCode") for row in rows],
+    )
+    return _Staged(job.index, batch.root, licences, files)
+
+
+def _stage_images(
+    job: _Job,
+    licence_type: LicenceType,
+    rows: Sequence[Mapping[str, str]],
+    *,
+    secrets: list[bytes],
+    names: list[str],
+    folder: int,
+) -> list[str]:
+    # The QR payload is made from document objects; next to ~70 ms per image, wrapping
+    # the batch a second time (same secrets, so the same documents) costs nothing.
+    documents = wrap_batch(
+        licence_type, rows, chain_id=job.chain_id, registry=job.registry, secrets=secrets
+    ).documents
+    files: list[str] = []
+    for name, document in zip(names, documents, strict=True):
+        png = name.removesuffix(".json") + ".png"
+        _write_new(folder, png, _png_bytes(document), 0o644)
+        files += [name, png]
+    return files
 
 
 def _png_bytes(document: LicenceDocument) -> bytes:
@@ -519,16 +653,50 @@ def _png_bytes(document: LicenceDocument) -> bytes:
     return buffer.getvalue()
 
 
-def _write_new(path: Path, data: bytes, mode: int) -> None:
-    # O_TRUNC: a staging file left by a killed run is simply rewritten.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+def _write_new(folder: int, name: str, data: bytes, mode: int) -> None:
+    # O_TRUNC: a staging file left by a killed run is simply rewritten. Opened relative
+    # to the folder's descriptor: the kernel does not walk the whole path per file.
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode, dir_fd=folder)
     try:
         os.write(fd, data)
     finally:
         os.close(fd)
 
 
-def _finish(
+@dataclass(frozen=True)
+class _Anchored:
+    """A batch planned and anchored, not yet published."""
+
+    record: BatchRecord
+    resumed: BatchState | None
+    anchored_now: bool
+
+
+@dataclass(frozen=True)
+class _Publishing:
+    """An anchored batch whose files are being published in the publisher thread."""
+
+    index: int
+    anchored: _Anchored
+    staging: Path
+    out_dir: Path
+    manifest: Future[Path]
+
+    def complete(self, records: Records) -> BatchOutcome:
+        """Wait for the files, then mark the batch WRITTEN (records stay in one thread)."""
+        manifest = self.manifest.result()
+        record = self.anchored.record
+        records.mark_written(record.id, str(self.out_dir))
+        shutil.rmtree(self.staging, ignore_errors=True)
+        return _outcome(
+            records.batch(record.id),
+            manifest,
+            self.anchored.resumed,
+            anchored_now=self.anchored.anchored_now,
+        )
+
+
+def _plan_and_anchor(
     agency: AgencyContext,
     licence_type: LicenceType,
     staged: _Staged,
@@ -536,10 +704,9 @@ def _finish(
     agency_id: int,
     digest: bytes,
     record: BatchRecord | None,
-    staging: Path,
     out_dir: Path,
-) -> BatchOutcome:
-    """Plan (if new), anchor (if not yet on chain), publish and mark one staged batch."""
+) -> _Anchored:
+    """Plan (if new) and anchor (if not yet on chain) one staged batch."""
     registry, records = agency.registry, agency.records
     resumed = record.state if record is not None else None
     if record is None:
@@ -563,10 +730,7 @@ def _finish(
         tx_hash, block, anchored_now = _anchor(agency, agency_id, licence_type, record)
         records.mark_anchored(record.id, tx_hash, block)
         record = records.batch(record.id)
-    manifest = _publish(registry, licence_type, record, staged, staging=staging, out_dir=out_dir)
-    records.mark_written(record.id, str(out_dir))
-    shutil.rmtree(staging, ignore_errors=True)
-    return _outcome(records.batch(record.id), manifest, resumed, anchored_now=anchored_now)
+    return _Anchored(record, resumed, anchored_now)
 
 
 def _anchor(
@@ -634,41 +798,58 @@ def _publish(
     # file is on disk, so no rename below can expose a file whose data a power cut loses.
     os.sync()
     halfway = len(staged.files) // 2
-    for position, name in enumerate(staged.files):
-        if position == halfway:
-            fault_point("mid-write")
-        os.replace(staging / name, out_dir / name)
+    source = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
+    target = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for position, name in enumerate(staged.files):
+            if position == halfway:
+                fault_point("mid-write")
+            os.replace(name, name, src_dir_fd=source, dst_dir_fd=target)
+    finally:
+        os.close(source)
+        os.close(target)
     fault_point("before-manifest")
     manifest = out_dir / manifest_name(record.root)
-    entries = [
-        {
-            "licenceNumber": licence.number,
-            "licenceId": "0x" + licence.licence_id.hex(),
-            "file": name,
-        }
-        for licence, name in zip(
-            staged.licences, [f for f in staged.files if f.endswith(".json")], strict=True
-        )
-    ]
-    write_atomically(
-        manifest,
-        json.dumps(
-            {
-                "root": "0x" + record.root.hex(),
-                "licenceType": licence_type.id,
-                "count": record.count,
-                "chainId": record.chain_id,
-                "registry": registry.address,
-                "transaction": record.tx_hash,
-                "block": record.block,
-                "licences": entries,
-            },
-            ensure_ascii=False,
-            indent=2,
-        ).encode("utf-8"),
+    licences = staged.licences
+    summary = {
+        "root": "0x" + record.root.hex(),
+        "licenceType": licence_type.id,
+        "count": record.count,
+        "chainId": record.chain_id,
+        "registry": registry.address,
+        "transaction": record.tx_hash,
+        "block": record.block,
+    }
+    entries = zip(
+        licences.numbers,
+        ["0x" + licence_id.hex() for licence_id in licences.licence_ids],
+        [f for f in staged.files if f.endswith(".json")],
+        strict=True,
     )
+    write_atomically(manifest, manifest_bytes(summary, list(entries)))
     _fsync_folder(out_dir)
     return manifest
+
+
+def manifest_bytes(
+    summary: Mapping[str, object], licences: Sequence[tuple[str, str, str]]
+) -> bytes:
+    """`json.dumps({**summary, "licences": [...]}, ensure_ascii=False, indent=2)`, as UTF-8.
+
+    `licences` are (licence number, licence id, file name). The entries are written out
+    here because json has no C encoder for the indented form, and a batch's manifest took
+    longer to encode than its licences took to hash; a test compares with json.dumps.
+    """
+    head = json.dumps({**summary, "licences": []}, ensure_ascii=False, indent=2)
+    if not licences:
+        return head.encode("utf-8")
+    quote = json.encoder.encode_basestring
+    entries = ",\n".join(
+        f'    {{\n      "licenceNumber": {quote(number)},\n      "licenceId": {quote(licence_id)},'
+        f'\n      "file": {quote(name)}\n    }}'
+        for number, licence_id, name in licences
+    )
+    return (head.removesuffix("[]\n}") + "[\n" + entries + "\n  ]\n}").encode("utf-8")
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from issuer.catalogue import catalogue
@@ -9,7 +11,14 @@ from issuer.document import loads_document
 from issuer.errors import LicenceValidationError
 from issuer.reasons import Reason
 from issuer.spreadsheet import read_input
-from issuer.workflow import IssueOptions, StatusRefused, change_status, issue_file, supersede
+from issuer.workflow import (
+    IssueOptions,
+    StatusRefused,
+    change_status,
+    issue_file,
+    manifest_bytes,
+    supersede,
+)
 from ledger.registry import LeafStatus
 from tests.agency.conftest import write_csv
 from tests.samples import business_licence
@@ -141,3 +150,54 @@ def test_supersede_records_the_successor_by_number(agency, tmp_path):
     assert old.status == "SUPERSEDED" and old.successor == new.licence_id
     state = agency.registry.status_of(old.root, old.licence_id)
     assert state.status is LeafStatus.SUPERSEDED and state.successor == new.licence_id
+
+
+@pytest.mark.parametrize(
+    "licences",
+    [
+        [],
+        [("110108000000000001", "0x" + "ab" * 16, "110108000000000001.json")],
+        [('a"b\\c', "0x00", "名称 é.json"), ("\u2028x", "0x01", "tab\t.json")],
+    ],
+)
+def test_manifest_bytes_are_what_json_dumps_writes(licences):
+    summary = {
+        "root": "0x" + "12" * 16,
+        "licenceType": "business-licence",
+        "count": len(licences),
+        "chainId": 31337,
+        "registry": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+        "transaction": "0x" + "34" * 32,
+        "block": 7,
+    }
+    entries = [{"licenceNumber": n, "licenceId": i, "file": f} for n, i, f in licences]
+    expected = json.dumps({**summary, "licences": entries}, ensure_ascii=False, indent=2)
+    assert manifest_bytes(summary, licences) == expected.encode("utf-8")
+
+
+def test_worker_processes_report_every_bad_row_with_its_file_row(agency, tmp_path):
+    rows = [business_licence(i) for i in range(7)]
+    rows[1]["validFrom"] = "2020-13-01"
+    rows[5]["holderName"] = " 某公司"
+    rows[6]["licenceNumber"] = rows[0]["licenceNumber"]
+    with pytest.raises(LicenceValidationError) as raised:
+        _issue(agency, tmp_path, rows, batch_size=2, workers=2)
+    assert [(p.row, p.path) for p in raised.value.problems] == [
+        (3, "validFrom"),
+        (7, "holderName"),
+        (8, "licenceNumber"),
+    ]
+    assert agency.records.batches() == []
+    assert not (tmp_path / "out").exists()
+
+
+def test_worker_processes_skip_invalid_rows(agency, tmp_path):
+    rows = [business_licence(i) for i in range(7)]
+    rows[2]["unifiedSocialCreditCode"] = "91110108700000002X"
+    report = _issue(agency, tmp_path, rows, batch_size=3, workers=2, skip_invalid=True)
+    assert [p.row for p in report.skipped] == [4]
+    assert [b.count for b in report.batches] == [3, 3]
+    for record in agency.records.licences():
+        document = loads_document((tmp_path / "out" / f"{record.number}.json").read_bytes())
+        assert document.licence_id == record.licence_id
+        assert document.computed_root() == record.root

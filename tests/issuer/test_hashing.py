@@ -15,9 +15,11 @@ from hypothesis import strategies as st
 
 from issuer.canonical import canonical_json
 from issuer.digest import (
+    LicenceIds,
     commitment,
     derive_salts,
     hash_function,
+    json_text,
     leaf_body_reference,
     leaf_hash,
     salt,
@@ -201,3 +203,21 @@ def test_fast_leaf_hash_equals_the_reference_canonical_form(commitments, licence
 def test_fast_commitment_equals_the_reference_canonical_form(value, field_salt):
     reference = hashlib.sha256(b"\x02" + field_salt + canonical_json(["holderName", value]))
     assert commitment("holderName", value, field_salt) == reference.digest()[:16]
+
+
+@given(
+    st.binary(min_size=16, max_size=16),
+    st.dictionaries(
+        st.sampled_from(["licenceNumber", "holderName", "validUntil", "名称", "\u20ac", "\r"]),
+        st.text(st.characters(codec="utf-8"), max_size=30),
+        min_size=1,
+    ),
+)
+def test_batch_licence_ids_equal_the_reference_functions(secret, fields):
+    names = ["licenceNumber", "holderName", "validUntil", "名称", "\u20ac", "\r"]
+    present = {n: fields[n] for n in names if n in fields}
+    salts = derive_salts(secret, list(present))
+    commitments = {n: commitment(n, v, s) for (n, v), s in zip(present.items(), salts, strict=True)}
+    texts = {n: json_text(v) for n, v in present.items()}
+    reference = leaf_hash("business-licence", commitments)
+    assert LicenceIds("business-licence", names).licence_id(secret, texts) == reference

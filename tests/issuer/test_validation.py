@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from issuer.catalogue import catalogue
 from issuer.errors import LicenceValidationError, UnknownLicenceType
-from issuer.validation import validate
+from issuer.validation import field_problems, row_check, validate
 from tests.samples import business_licence, food_business_licence
 
 BUSINESS = catalogue().get("business-licence")
@@ -84,3 +86,54 @@ def test_food_licence_number_must_have_the_jy_form():
     with pytest.raises(LicenceValidationError) as caught:
         validate(FOOD, food_business_licence(1, licenceNumber="SP3301060000001"))
     assert caught.value.problems[0].path == "licenceNumber"
+
+
+# ---- row_check: the fast test issuing runs on every row agrees with field_problems ----
+
+_CHANGES = [
+    {},
+    {"unifiedSocialCreditCode": "91110108551385082A"},
+    {"unifiedSocialCreditCode": "9111010855138508"},
+    {"unifiedSocialCreditCode": "91110108551385082q"},
+    {"validFrom": "2020-13-01"},
+    {"validFrom": "2020/05/18"},
+    {"validFrom": "２０２０-05-18"},
+    {"validUntil": "2019-01-01"},
+    {"holderName": ""},
+    {"holderName": " 某公司"},
+    {"holderName": "某公司\u3000"},
+    {"holderName": "某\x07公司"},
+    {"holderName": "某\x85公司"},
+    {"holderName": "某\ud800公司"},
+    {"holderName": "Cafe\u0301"},
+    {"holderName": "名" * 200},
+    {"holderName": "名" * 201},
+    {"licenceNumber": "no spaces allowed"},
+    {"favouriteColour": "red"},
+    {"registeredCapital": 100},
+]
+
+
+@pytest.mark.parametrize("change", _CHANGES)
+def test_row_check_accepts_exactly_the_rows_field_problems_accepts(change):
+    fields = business_licence(1, **change)
+    assert row_check(BUSINESS)(fields) == (field_problems(BUSINESS, fields) == [])
+
+
+def test_row_check_refuses_missing_required_fields():
+    fields = business_licence(1)
+    del fields["holderName"]
+    assert not row_check(BUSINESS)(fields)
+    del fields["validUntil"]  # optional: absent is fine
+    assert not row_check(BUSINESS)(fields)
+    assert row_check(FOOD)(food_business_licence(2))
+
+
+@given(
+    st.sampled_from(BUSINESS.field_names),
+    st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=30)
+    | st.text(alphabet="0123456789-ABCDEFGHJKLMNPQRTUWXY ", max_size=20),
+)
+def test_row_check_agrees_with_field_problems_on_any_value(name, value):
+    fields = business_licence(3, **{name: value})
+    assert row_check(BUSINESS)(fields) == (field_problems(BUSINESS, fields) == [])
