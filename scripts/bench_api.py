@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,9 +15,10 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ELICENCE = Path(sys.executable).with_name("elicence")
-ANVIL = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
-ANVIL_FAUCET_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+sys.path.insert(0, str(ROOT))
+
+# anvil, its public dev key (the faucet) and the elicence command, as the tests find them.
+from tests.conftest import ANVIL, ANVIL_FAUCET_KEY, ELICENCE, free_port  # noqa: E402
 
 LUA = """
 wrk.method = "POST"
@@ -40,12 +40,6 @@ done = function(summary, latency, requests)
     summary.errors.read, summary.errors.write, summary.errors.timeout))
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:

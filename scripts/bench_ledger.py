@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,20 +26,13 @@ from issuer.document import parse_document  # noqa: E402
 from ledger import Registry, connect  # noqa: E402
 from ledger.index import RegistryIndex  # noqa: E402
 from ledger.registry import LeafStatus  # noqa: E402
+from tests.conftest import ANVIL, ELICENCE, free_port  # noqa: E402
+from tests.conftest import ANVIL_FAUCET_KEY as ANVIL_KEY  # noqa: E402
 from tests.samples import AUTHORITY, business_licence  # noqa: E402
 from verifier.chain_source import RegistrySource  # noqa: E402
 from verifier.checks import verify  # noqa: E402
 
-ELICENCE = Path(sys.executable).with_name("elicence")
-ANVIL = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
-ANVIL_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 BUSINESS = catalogue().get("business-licence")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def rpc(url: str, method: str, params: list[object]) -> object:
