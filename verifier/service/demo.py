@@ -1,14 +1,14 @@
 """First-start demo for `elicence serve --demo`: a registry, a demo agency and licences.
 
 Runs once per home: when the home's config already names a registry, nothing is done.
-The governor and agency keys are demo keys kept in HOME/demo/keys.json (mode 0600),
-good for this demo chain only. The licences are written to HOME/demo/: full documents,
-minimal presentations as EL1: text and as QR images, one of them revoked.
+The governor and agency keys are made for the demo and kept nowhere (nothing reads them
+afterwards, and a key at rest must be encrypted). The licences are written to
+HOME/demo/: full documents, minimal presentations as EL1: text and as QR images, one of
+them revoked.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,9 +64,7 @@ def set_up_demo(home: Path, chain: Chain) -> ServiceDemo:
     """Deploy, authorise, issue and revoke on `chain`; save the home's config."""
     folder = home / "demo"
     governor, agency = Account.create(), Account.create()
-    keys = {"governor": governor.key.hex(), "agency": agency.key.hex()}
     folder.mkdir(parents=True, exist_ok=True)
-    write_atomically(folder / "keys.json", json.dumps(keys, indent=2).encode(), mode=0o600)
     if chain.faucet is not None:  # the embedded node tops senders up by itself
         for account in (governor, agency):
             chain.fund(account.address, 10**21)
@@ -89,13 +87,6 @@ def set_up_demo(home: Path, chain: Chain) -> ServiceDemo:
             payloads.append(text_path)
     HomeConfig(chain_url=chain.url, chain_id=chain.chain_id, registry=registry.address).save(home)
     return ServiceDemo(registry.address, folder, tuple(payloads), payloads[REVOKED_INDEX])
-
-
-def demo_keys(home: Path) -> dict[str, str]:
-    """The demo's keys (for tests and scripts that revoke or issue more)."""
-    path = home / "demo" / "keys.json"
-    keys: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
-    return keys
 
 
 def is_set_up(home: Path) -> bool:

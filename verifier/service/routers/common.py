@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import Response
 from pydantic import BaseModel
 
-from verifier.service.models import Problem
 from verifier.service.problems import MEDIA_TYPE
 
 
@@ -64,6 +63,3 @@ def json_body(model_name: str, description: str) -> dict[str, Any]:
             },
         }
     }
-
-
-PROBLEM_MODELS = (Problem,)
