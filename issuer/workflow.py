@@ -358,6 +358,14 @@ def _anchor_and_publish(
     """
     done: dict[int, BatchOutcome] = {}
     wrapped = written = 0
+
+    def finish(publishing: _Publishing) -> None:
+        nonlocal written
+        outcome = done[publishing.index] = publishing.complete(agency.records)
+        written += outcome.count
+        if progress is not None:
+            progress("written", written)
+
     with ThreadPoolExecutor(max_workers=1) as publisher:
         publishing: _Publishing | None = None
         for job, staged in staged_jobs:
@@ -374,10 +382,7 @@ def _anchor_and_publish(
                 out_dir=out_dir,
             )
             if publishing is not None:
-                done[publishing.index] = publishing.complete(agency.records)
-                written += done[publishing.index].count
-                if progress is not None:
-                    progress("written", written)
+                finish(publishing)
             publishing = _Publishing(
                 job.index,
                 anchored,
@@ -394,9 +399,7 @@ def _anchor_and_publish(
                 ),
             )
         if publishing is not None:
-            done[publishing.index] = publishing.complete(agency.records)
-            if progress is not None:
-                progress("written", written + done[publishing.index].count)
+            finish(publishing)
     return done
 
 
