@@ -103,7 +103,7 @@ def serve(
     from verifier.service.app import create_app
     from verifier.service.demo import is_set_up, set_up_demo
     from verifier.service.settings import Settings
-    from verifier.service.workers import WorkersFailed, supervise
+    from verifier.service.workers import EVENT_LOOP, WorkersFailed, supervise
 
     home_dir = _home(home)
     config = HomeConfig.load(home_dir).resolve(chain, registry)
@@ -159,6 +159,7 @@ def serve(
             # Behind no proxy by default: X-Forwarded-For from a client would otherwise
             # let it choose the address anonymous rates are counted by.
             proxy_headers=False,
+            loop=EVENT_LOOP,
         )
     except (LedgerError, WorkersFailed) as exc:
         _fail(str(exc))

@@ -45,6 +45,11 @@ STOP_TIMEOUT_S = 30.0
 # being started again (a bad setting, a broken home): the supervisor gives up.
 EARLY_STOP_S = 10.0
 EARLY_STOPS_ALLOWED = 3
+# asyncio's own event loop, not uvloop (uvicorn's choice when installed): with uvloop,
+# 320 connections on two workers got p99 311-413 ms and answers up to 0.85 s late, the
+# same load on asyncio p99 92-130 ms and none later than 146 ms, at the same throughput
+# (docs/benchmarks.md).
+EVENT_LOOP = "asyncio"
 
 
 class WorkersFailed(ServiceError):
@@ -185,6 +190,7 @@ def run_worker(settings: Settings, *, worker: int, fd: int, log_level: str) -> N
         log_level=log_level,
         access_log=False,
         proxy_headers=False,
+        loop=EVENT_LOOP,
     )
     # Server.run(sockets=...) rather than Config(fd=...): uvicorn takes an fd for a Unix
     # socket and would not set TCP_NODELAY, which costs every answer a delayed ACK.
