@@ -76,43 +76,45 @@ def steps(count: int, where: Path) -> None:
     t3 = time.perf_counter()
     [d.to_bytes() for d in batch.documents]
     t4 = time.perf_counter()
-    with tempfile.TemporaryDirectory(dir=where) as folder:
-        # as issuer.workflow stages and publishes: names relative to a folder descriptor
-        fd_folder = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        t5 = time.perf_counter()
-        for i, blob in enumerate(encoded.documents):
-            fd = os.open(f"{i}.json", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=fd_folder)
-            os.write(fd, blob)
-            os.close(fd)
-        t6 = time.perf_counter()
-        for i in range(count):
-            os.replace(f"{i}.json", f"{i}.j", src_dir_fd=fd_folder, dst_dir_fd=fd_folder)
-        t7 = time.perf_counter()
-        os.close(fd_folder)
-        with Records(Path(folder) / "records.sqlite") as records:
-            t8 = time.perf_counter()
-            records.plan(
-                digest=b"\0" * 32,
-                licence_type=BUSINESS.id,
-                chain_id=1,
-                registry=registry,
-                root=encoded.root,
-                licences=PlannedLicences(
-                    [r["licenceNumber"] for r in rows],
-                    encoded.licence_ids,
-                    encoded.secrets,
-                    [r["unifiedSocialCreditCode"] for r in rows],
-                ),
-                out_dir=folder,
-            )
-            t9 = time.perf_counter()
-        entries = [
-            (r["licenceNumber"], "0x" + i.hex(), r["licenceNumber"] + ".json")
-            for r, i in zip(rows, encoded.licence_ids, strict=True)
-        ]
-        t10 = time.perf_counter()
-        manifest_bytes({"root": "0x" + encoded.root.hex()}, entries)
-        t11 = time.perf_counter()
+    # Under the whole runs' folder, deleted with it at the end: see main().
+    folder = str(where / "steps")
+    os.mkdir(folder)
+    # as issuer.workflow stages and publishes: names relative to a folder descriptor
+    fd_folder = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    t5 = time.perf_counter()
+    for i, blob in enumerate(encoded.documents):
+        fd = os.open(f"{i}.json", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=fd_folder)
+        os.write(fd, blob)
+        os.close(fd)
+    t6 = time.perf_counter()
+    for i in range(count):
+        os.replace(f"{i}.json", f"{i}.j", src_dir_fd=fd_folder, dst_dir_fd=fd_folder)
+    t7 = time.perf_counter()
+    os.close(fd_folder)
+    with Records(Path(folder) / "records.sqlite") as records:
+        t8 = time.perf_counter()
+        records.plan(
+            digest=b"\0" * 32,
+            licence_type=BUSINESS.id,
+            chain_id=1,
+            registry=registry,
+            root=encoded.root,
+            licences=PlannedLicences(
+                [r["licenceNumber"] for r in rows],
+                encoded.licence_ids,
+                encoded.secrets,
+                [r["unifiedSocialCreditCode"] for r in rows],
+            ),
+            out_dir=folder,
+        )
+        t9 = time.perf_counter()
+    entries = [
+        (r["licenceNumber"], "0x" + i.hex(), r["licenceNumber"] + ".json")
+        for r, i in zip(rows, encoded.licence_ids, strict=True)
+    ]
+    t10 = time.perf_counter()
+    manifest_bytes({"root": "0x" + encoded.root.hex()}, entries)
+    t11 = time.perf_counter()
     print(f"one process, {count:,} licences, each step alone (files in {where}):")
     print(f"  validation (batch_problems)            {rate(count, t1 - t0)}")
     print(f"  encode_batch (issuing: wrap + bytes)   {rate(count, t2 - t1)}")
@@ -144,7 +146,11 @@ def main() -> None:
         whole_run(folder, args.count, args.batch_size, qr=False, workers=1)
         if args.qr_count:
             whole_run(folder, args.qr_count, max(1, args.qr_count // 2), qr=True, workers=0)
-    steps(args.step_count, args.dir)
+        steps(args.step_count, folder)
+        # Nothing is deleted until every figure is taken. On a journal-less ext4 (this
+        # machine's disk) a new file's inode is searched for past every inode freed in the
+        # last minute or more, one check each: right after deleting a run's 200,000 files,
+        # creating files costs up to 20 times as much (docs/benchmarks.md).
 
 
 if __name__ == "__main__":
