@@ -115,31 +115,21 @@ def issue_batch(
         path = out_dir / document_filename(document)
         write_atomically(path, document.to_bytes())
         paths.append(path)
-    manifest = out_dir / f"batch-{batch.root.hex()[:16]}.json"
-    write_atomically(
-        manifest,
-        json.dumps(
-            {
-                "root": "0x" + batch.root.hex(),
-                "licenceType": licence_type.id,
-                "count": len(batch.documents),
-                "chainId": registry.chain.chain_id,
-                "registry": registry.address,
-                "transaction": sent.tx_hash,
-                "block": sent.block_number,
-                "licences": [
-                    {
-                        "licenceNumber": d.fields.get("licenceNumber"),
-                        "licenceId": "0x" + d.licence_id.hex(),
-                        "file": p.name,
-                    }
-                    for d, p in zip(batch.documents, paths, strict=True)
-                ],
-            },
-            ensure_ascii=False,
-            indent=2,
-        ).encode("utf-8"),
-    )
+    manifest = out_dir / manifest_name(batch.root)
+    summary = {
+        "root": "0x" + batch.root.hex(),
+        "licenceType": licence_type.id,
+        "count": len(batch.documents),
+        "chainId": registry.chain.chain_id,
+        "registry": registry.address,
+        "transaction": sent.tx_hash,
+        "block": sent.block_number,
+    }
+    entries = [
+        (d.fields["licenceNumber"], "0x" + d.licence_id.hex(), p.name)
+        for d, p in zip(batch.documents, paths, strict=True)
+    ]
+    write_atomically(manifest, manifest_bytes(summary, entries))
     return IssuedBatch(
         batch.root, sent.tx_hash, sent.block_number, batch.documents, tuple(paths), manifest
     )

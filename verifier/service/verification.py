@@ -163,26 +163,33 @@ class VerificationService:
             return await self.live.fresh()
         except CouldNotCheck:
             # Accountability includes the attempts that got no verdict.
-            when = now()
             self._audit(
+                caller,
+                purpose,
+                channel,
                 [
-                    AuditRecord(
-                        when,
-                        caller.name,
-                        purpose,
-                        "0x" + d.licence_id.hex(),
-                        d.licence_type.id,
-                        COULD_NOT_CHECK,
-                        None,
-                        channel.value,
-                    )
+                    ("0x" + d.licence_id.hex(), d.licence_type.id, COULD_NOT_CHECK, None)
                     for d in documents
-                ]
+                ],
             )
             self.metrics.verdicts.labels(COULD_NOT_CHECK).inc(len(documents))
             raise
 
-    def _audit(self, records: list[AuditRecord]) -> None:
+    def _audit(
+        self,
+        caller: Caller,
+        purpose: str | None,
+        channel: Channel,
+        outcomes: list[tuple[str, str, str, int | None]],
+    ) -> None:
+        """Record (licence id, licence type, verdict, block height) of each licence checked."""
+        when = now()
+        records = [
+            AuditRecord(
+                when, caller.name, purpose, licence_id, licence_type, verdict, height, channel.value
+            )
+            for licence_id, licence_type, verdict, height in outcomes
+        ]
         # Gathered and written every FLUSH_DELAY_S in a worker thread: one transaction
         # for all the requests of that interval, and the event loop never waits on disk.
         if self.audit.buffer(records):
@@ -202,21 +209,11 @@ class VerificationService:
     def _record(
         self, verdicts: list[Verdict], caller: Caller, purpose: str | None, channel: Channel
     ) -> None:
-        when = now()
         self._audit(
-            [
-                AuditRecord(
-                    when,
-                    caller.name,
-                    purpose,
-                    v.licence_id,
-                    v.licence_type,
-                    v.status.value,
-                    v.block_height,
-                    channel.value,
-                )
-                for v in verdicts
-            ]
+            caller,
+            purpose,
+            channel,
+            [(v.licence_id, v.licence_type, v.status.value, v.block_height) for v in verdicts],
         )
         for verdict in verdicts:
             self.metrics.verdicts.labels(verdict.status.value).inc()
