@@ -59,7 +59,6 @@ from typing import Any
 
 import base45
 import cbor2
-import segno
 from PIL import Image, UnidentifiedImageError
 
 from issuer.catalogue import LicenceType, catalogue
@@ -73,7 +72,7 @@ MAX_PAYLOAD_CHARS = 4296  # version 40-L alphanumeric: no QR code holds more
 MAX_CBOR_BYTES = 16 * 1024
 MAX_IMAGE_BYTES = 10 * 1000 * 1000
 MAX_IMAGE_PIXELS = 40 * 1000 * 1000
-ERROR_CORRECTION = "m"
+ERROR_CORRECTION = "M"
 QUIET_ZONE = 4
 MODULE_PX = 6
 
@@ -144,23 +143,51 @@ def load_any(data: bytes) -> LicenceDocument:
 
 
 def qr_code(payload: str) -> Any:
-    """The segno QR code of a payload at error correction M (exactly M, never boosted)."""
-    return segno.make_qr(payload, error=ERROR_CORRECTION, boost_error=False)
+    """The payload's QR symbol (zxing-cpp's writer, libzint) at error correction M.
+
+    zint picks the smallest version and the mask by the standard's penalty rules, in C:
+    about 2 ms where segno, in Python, took 33 ms (issuing writes one per licence).
+    """
+    import zxingcpp  # a native extension: loaded only when a code is drawn or read
+
+    try:
+        return zxingcpp.create_barcode(
+            payload, zxingcpp.BarcodeFormat.QRCode, ec_level=ERROR_CORRECTION
+        )
+    except ValueError as exc:  # zint: "Input too long for ECC level M, ..."
+        detail = f"no QR code at error correction M holds it ({exc})"
+        raise PayloadError("too-long", detail) from None
 
 
 def qr_version(payload: str) -> int:
     """The QR version (1..40) a payload needs at error correction M."""
-    return int(qr_code(payload).version)
+    side = int(qr_code(payload).to_image(scale=1, add_quiet_zones=False).shape[0])
+    return (side - 17) // 4
+
+
+def qr_png_bytes(payload: str) -> bytes:
+    """The payload's QR code as a black-and-white PNG (size in the module docstring)."""
+    # One pixel per module with the quiet zone, made 1-bit, then enlarged: converting an
+    # image drawn at full size (36 times the pixels) took 6.9 ms a code instead of 4.4.
+    pixels = qr_code(payload).to_image(scale=1, add_quiet_zones=True)
+    side = pixels.shape[0]
+    modules = Image.frombuffer("L", (side, side), pixels, "raw", "L", 0, 1)
+    image = modules.convert("1", dither=Image.Dither.NONE).resize(
+        (side * MODULE_PX, side * MODULE_PX), Image.Resampling.NEAREST
+    )
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def qr_png(payload: str, path: Path) -> None:
     """Write the payload's QR code as a PNG image (see the module docstring for its size)."""
-    _save(payload, path, "png")
+    _save(path, qr_png_bytes(payload))
 
 
 def qr_svg(payload: str, path: Path) -> None:
     """Write the payload's QR code as an SVG image."""
-    _save(payload, path, "svg")
+    _save(path, qr_code(payload).to_svg(scale=MODULE_PX, add_quiet_zones=True).encode("utf-8"))
 
 
 def decode_image(data: bytes) -> str:
@@ -193,13 +220,11 @@ def decode_image(data: bytes) -> str:
     return (ours or texts)[0]
 
 
-def _save(payload: str, path: Path, kind: str) -> None:
+def _save(path: Path, image: bytes) -> None:
     from issuer.files import write_atomically
 
-    buffer = io.BytesIO()
-    qr_code(payload).save(buffer, kind=kind, scale=MODULE_PX, border=QUIET_ZONE)
     # A QR image is made to be shown, unlike the documents: ordinary file permissions.
-    write_atomically(path, buffer.getvalue(), mode=0o644)
+    write_atomically(path, image, mode=0o644)
 
 
 def _cbor_of(document: LicenceDocument) -> bytes:

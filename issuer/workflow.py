@@ -29,7 +29,6 @@ the same input again resumes each batch at the step it stopped at.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
@@ -51,7 +50,7 @@ from issuer.document import LicenceDocument
 from issuer.errors import FieldProblem, IssuingError, LicenceValidationError
 from issuer.faults import fault_point
 from issuer.files import PRIVATE, write_atomically
-from issuer.qr import MODULE_PX, QUIET_ZONE, encode_payload, qr_code
+from issuer.qr import encode_payload, qr_png_bytes
 from issuer.reasons import Reason
 from issuer.records import (
     BatchRecord,
@@ -627,7 +626,7 @@ def _stage_images(
     names: list[str],
     folder: int,
 ) -> list[str]:
-    # The QR payload is made from document objects; next to ~70 ms per image, wrapping
+    # The QR payload is made from document objects; next to ~5 ms per image, wrapping
     # the batch a second time (same secrets, so the same documents) costs nothing.
     documents = wrap_batch(
         licence_type, rows, chain_id=job.chain_id, registry=job.registry, secrets=secrets
@@ -635,15 +634,9 @@ def _stage_images(
     files: list[str] = []
     for name, document in zip(names, documents, strict=True):
         png = name.removesuffix(".json") + ".png"
-        _write_new(folder, png, _png_bytes(document), 0o644)
+        _write_new(folder, png, qr_png_bytes(encode_payload(document)), 0o644)
         files += [name, png]
     return files
-
-
-def _png_bytes(document: LicenceDocument) -> bytes:
-    buffer = io.BytesIO()
-    qr_code(encode_payload(document)).save(buffer, kind="png", scale=MODULE_PX, border=QUIET_ZONE)
-    return buffer.getvalue()
 
 
 def _write_new(folder: int, name: str, data: bytes, mode: int) -> None:

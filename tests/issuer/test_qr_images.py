@@ -1,4 +1,4 @@
-"""QR images: written with segno, read back with zxing-cpp, through a photograph's troubles."""
+"""QR images: drawn by zxing-cpp (libzint), read back through a photograph's troubles."""
 
 from __future__ import annotations
 
@@ -178,3 +178,10 @@ def test_oversized_image_file_is_refused():
     with pytest.raises(PayloadError) as caught:
         decode_image(b"\xff\xd8\xff" + b"\0" * 10_000_001)
     assert caught.value.reason == "image-too-large"
+
+
+def test_payload_too_long_for_a_code_at_m_is_refused_by_name(tmp_path):
+    with pytest.raises(PayloadError) as caught:
+        qr_png("EL1:" + "A" * 3400, tmp_path / "too-long.png")  # M holds 3,391
+    assert caught.value.reason == "too-long"
+    assert not (tmp_path / "too-long.png").exists()
