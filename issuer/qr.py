@@ -73,7 +73,7 @@ MAX_CBOR_BYTES = 16 * 1024
 MAX_IMAGE_BYTES = 10 * 1000 * 1000
 MAX_IMAGE_PIXELS = 40 * 1000 * 1000
 ERROR_CORRECTION = "M"
-QUIET_ZONE = 4
+QUIET_ZONE = 4  # modules: the standard's, which zint adds (tests check the image size)
 MODULE_PX = 6
 
 _ZLIB_HEADER = b"\x78\xda"
