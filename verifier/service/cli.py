@@ -40,6 +40,13 @@ def _fail(message: str) -> NoReturn:
     fail(message, EXIT_UNUSABLE)
 
 
+def _log_at(level: str) -> None:
+    """The service's log, to standard error, at `level` (serve and each worker alike)."""
+    import logging
+
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(name)s %(message)s")
+
+
 def _home(home: Path | None) -> Path:
     from ledger.config import default_home
 
@@ -94,8 +101,6 @@ def serve(
 
     Example: [bold]elicence serve --home var/home --port 8000 --demo[/]
     """
-    import logging
-
     import uvicorn
 
     from ledger.chain import connect
@@ -103,7 +108,7 @@ def serve(
     from verifier.service.app import create_app
     from verifier.service.demo import is_set_up, set_up_demo
     from verifier.service.settings import Settings
-    from verifier.service.workers import EVENT_LOOP, WorkersFailed, supervise
+    from verifier.service.workers import SERVER_OPTIONS, WorkersFailed, supervise
 
     home_dir = _home(home)
     config = HomeConfig.load(home_dir).resolve(chain, registry)
@@ -130,7 +135,7 @@ def serve(
                 "or start with --demo"
             )
         settings = Settings(home=home_dir, chain=config.chain_url, registry=config.registry)
-        logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+        _log_at(log_level)
         console.print(
             f"elicence verify API on [bold]http://{host}:{port}[/] (docs: /docs), chain "
             f"{config.chain_url}, registry {config.registry}"
@@ -151,15 +156,7 @@ def serve(
                 _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
             return
         uvicorn.run(
-            create_app(settings),
-            host=host,
-            port=port,
-            log_level=log_level,
-            access_log=False,
-            # Behind no proxy by default: X-Forwarded-For from a client would otherwise
-            # let it choose the address anonymous rates are counted by.
-            proxy_headers=False,
-            loop=EVENT_LOOP,
+            create_app(settings), host=host, port=port, log_level=log_level, **SERVER_OPTIONS
         )
     except (LedgerError, WorkersFailed) as exc:
         _fail(str(exc))
@@ -393,12 +390,10 @@ def serve_worker(
     log_level: Annotated[str, typer.Option()] = "info",
 ) -> None:
     """One worker process of `elicence serve --workers N` (started by it, not by hand)."""
-    import logging
-
     from verifier.service.settings import Settings
     from verifier.service.workers import run_worker
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    _log_at(log_level)
     settings = Settings(home=home, chain=chain, registry=registry)
     run_worker(settings, worker=worker, fd=fd, log_level=log_level)
 

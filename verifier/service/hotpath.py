@@ -24,7 +24,13 @@ from verifier.errors import VerifierError
 from verifier.service.errors import MalformedRequest, PayloadTooLarge
 from verifier.service.models import Channel, VerificationRequest
 from verifier.service.problems import MEDIA_TYPE, error_answer, unexpected_answer
-from verifier.service.requests import load_licence, parse_json, require_json, validate
+from verifier.service.requests import (
+    load_licence,
+    media_type_of,
+    parse_json,
+    require_json,
+    validate,
+)
 from verifier.service.settings import MAX_JSON_BYTES
 
 if TYPE_CHECKING:
@@ -91,7 +97,7 @@ class SingleVerification:
             None if authorization is None else authorization.decode("latin-1"),
             client[0] if client else "unknown",
         )
-        require_json(content_type.decode("latin-1").split(";", 1)[0].strip().lower())
+        require_json(media_type_of(content_type.decode("latin-1")))
         request = validate(VerificationRequest, parse_json(await _body(receive)))
         document = load_licence(request)
         return await services.verification.verify_one(

@@ -52,7 +52,12 @@ def _no_constant(name: str) -> Any:
 
 def media_type(request: Request) -> str:
     """The request's media type, without parameters, in lower case."""
-    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return media_type_of(request.headers.get("content-type", ""))
+
+
+def media_type_of(content_type: str) -> str:
+    """The media type of a Content-Type header's value, without parameters, in lower case."""
+    return content_type.split(";", 1)[0].strip().lower()
 
 
 async def read_json(request: Request) -> object:

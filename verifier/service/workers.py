@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from verifier.service.errors import ServiceError
 from verifier.service.metrics import MULTIPROCESS_DIR_VARIABLE
@@ -50,6 +51,14 @@ EARLY_STOPS_ALLOWED = 3
 # same load on asyncio p99 92-130 ms and none later than 146 ms, at the same throughput
 # (docs/benchmarks.md).
 EVENT_LOOP = "asyncio"
+# How uvicorn runs the app, in one process or in each worker.
+SERVER_OPTIONS: dict[str, Any] = {
+    "access_log": False,
+    # Behind no proxy by default: X-Forwarded-For from a client would otherwise let it
+    # choose the address anonymous rates are counted by.
+    "proxy_headers": False,
+    "loop": EVENT_LOOP,
+}
 
 
 class WorkersFailed(ServiceError):
@@ -186,11 +195,7 @@ def run_worker(settings: Settings, *, worker: int, fd: int, log_level: str) -> N
 
     sock = socket.socket(fileno=fd)
     config = uvicorn.Config(
-        create_app(settings, worker=worker),
-        log_level=log_level,
-        access_log=False,
-        proxy_headers=False,
-        loop=EVENT_LOOP,
+        create_app(settings, worker=worker), log_level=log_level, **SERVER_OPTIONS
     )
     # Server.run(sockets=...) rather than Config(fd=...): uvicorn takes an fd for a Unix
     # socket and would not set TCP_NODELAY, which costs every answer a delayed ACK.
