@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from issuer.catalogue import LicenceType
-from issuer.digest import DEFAULT_SUITE, SECRET_BYTES, LicenceIds, json_text
+from issuer.digest import DEFAULT_SUITE, SECRET_BYTES, LicenceIds
 from issuer.document import AnchorRef, FullDocumentWriter, LicenceDocument, proof_texts
 from issuer.errors import FieldProblem, LicenceValidationError
 from issuer.merkle import MerkleTree, build_tree
@@ -145,14 +145,9 @@ def _leaves(
     rows: Sequence[Mapping[str, str]],
     secrets: Sequence[bytes],
     suite: str,
-) -> tuple[list[dict[str, bytes]], list[bytes]]:
-    """Each licence's field texts (catalogue order) and its licence id."""
-    names = licence_type.field_names
-    licence_id = LicenceIds(licence_type.id, names, suite).licence_id
-    texts: list[dict[str, bytes]] = []
-    leaves: list[bytes] = []
-    for row, secret in zip(rows, secrets, strict=True):
-        fields = {n: json_text(row[n]) for n in names if n in row}
-        leaves.append(licence_id(secret, fields))
-        texts.append(fields)
-    return texts, leaves
+) -> tuple[list[bytes], list[bytes]]:
+    """Each licence's document field members (catalogue order) and its licence id."""
+    ids, fields = LicenceIds(licence_type.id, licence_type.field_names, suite).encode(
+        rows, b"".join(secrets)
+    )
+    return fields, ids

@@ -138,7 +138,7 @@ class FullDocumentWriter:
     secret and proof; building each one's dict for json.dumps cost about as much as
     hashing the licence. The pieces below are to_json()'s members in its order, each written by
     json.dumps with to_bytes()'s settings, so the bytes are the same (a test compares
-    them). Field values come as `json_text(value)`, which hashing also uses.
+    them). The fields come as `LicenceIds.encode` writes them while hashing.
     """
 
     def __init__(self, licence_type: LicenceType, anchor: AnchorRef, suite: str) -> None:
@@ -150,17 +150,14 @@ class FullDocumentWriter:
             dumps(suite),
             dumps(licence_type.id),
         )
-        self._member = {n: dumps(n) + b":" for n in licence_type.field_names}
         self._anchor = b'","anchor":{"chainId":%b,"registry":%b,"root":%b,"proof":' % (
             dumps(anchor.chain_id),
             dumps(anchor.registry),
             dumps(_hex(anchor.root)),
         )
 
-    def write(self, texts: Mapping[str, bytes], secret: bytes, proof_text: bytes) -> bytes:
-        """The document of fields `texts` (name -> JSON text, catalogue order)."""
-        member = self._member
-        fields = b",".join([member[name] + text for name, text in texts.items()])
+    def write(self, fields: bytes, secret: bytes, proof_text: bytes) -> bytes:
+        """The document of `fields` (its "fields" members: `"name":"value",...`)."""
         secret_text = secret.hex().encode()
         return b"".join(
             (self._head, fields, b'},"secret":"0x', secret_text, self._anchor, proof_text, b"}}\n")

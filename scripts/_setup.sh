@@ -28,12 +28,25 @@ ensure_venv() {
     "$(find_python)" -m venv "$VENV"
   fi
   mkdir -p "$STAMPS"
-  local want; want="$(stamp_of "$ROOT/pyproject.toml")"
-  if [ "$(cat "$STAMPS/pip" 2>/dev/null)" != "$want" ]; then
-    log "installing Python packages (pyproject.toml changed or first run)"
+  # The install also compiles issuer/_wrap.c, so its source is part of the stamp, and a
+  # missing compiled module (a `git clean`) means installing again.
+  local want; want="$(stamp_of "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/issuer/_wrap.c")"
+  if [ "$(cat "$STAMPS/pip" 2>/dev/null)" != "$want" ] ||
+     ! compgen -G "$ROOT/issuer/_wrap.*.so" >/dev/null; then
+    ensure_build_tools
+    log "installing Python packages and compiling issuer/_wrap.c (first run, or their sources changed)"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[test]"
     echo "$want" > "$STAMPS/pip"
   fi
+}
+
+# What compiling issuer/_wrap.c needs: a C compiler and OpenSSL's headers (the Python
+# headers come with Python).
+ensure_build_tools() {
+  local missing=()
+  command -v cc >/dev/null 2>&1 || missing+=(gcc)
+  [ -f /usr/include/openssl/sha.h ] || missing+=(libssl-dev)
+  apt_install "${missing[@]}"
 }
 
 ensure_npm() {
@@ -55,6 +68,12 @@ ensure_apt() {
   command -v wrk >/dev/null 2>&1 || missing+=(wrk)
   # A Chinese font, so the page screenshots the browser tests save are readable.
   dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || missing+=(fonts-wqy-microhei)
+  apt_install "${missing[@]}"
+}
+
+# Installs the Debian packages named (none: nothing to do), as root or through sudo.
+apt_install() {
+  local missing=("$@")
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" != 0 ] && ! command -v sudo >/dev/null 2>&1; then
     echo "missing Debian packages (${missing[*]}): install them, or run as root" >&2

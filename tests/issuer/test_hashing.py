@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 
 import pytest
 from hypothesis import given
@@ -19,7 +20,6 @@ from issuer.digest import (
     commitment,
     derive_salts,
     hash_function,
-    json_text,
     leaf_body_reference,
     leaf_hash,
     salt,
@@ -205,19 +205,46 @@ def test_fast_commitment_equals_the_reference_canonical_form(value, field_salt):
     assert commitment("holderName", value, field_salt) == reference.digest()[:16]
 
 
+_NAMES = ["licenceNumber", "holderName", "validUntil", "名称", "\u20ac", "\r", 'q"']
+
+
 @given(
-    st.binary(min_size=16, max_size=16),
-    st.dictionaries(
-        st.sampled_from(["licenceNumber", "holderName", "validUntil", "名称", "\u20ac", "\r"]),
-        st.text(st.characters(codec="utf-8"), max_size=30),
+    st.lists(
+        st.tuples(
+            st.binary(min_size=16, max_size=16),
+            st.dictionaries(
+                st.sampled_from(_NAMES),
+                st.text(st.characters(codec="utf-8"), max_size=30),
+                min_size=1,
+            ),
+        ),
         min_size=1,
-    ),
+        max_size=4,
+    )
 )
-def test_batch_licence_ids_equal_the_reference_functions(secret, fields):
-    names = ["licenceNumber", "holderName", "validUntil", "名称", "\u20ac", "\r"]
-    present = {n: fields[n] for n in names if n in fields}
-    salts = derive_salts(secret, list(present))
-    commitments = {n: commitment(n, v, s) for (n, v), s in zip(present.items(), salts, strict=True)}
-    texts = {n: json_text(v) for n, v in present.items()}
-    reference = leaf_hash("business-licence", commitments)
-    assert LicenceIds("business-licence", names).licence_id(secret, texts) == reference
+def test_batch_licence_ids_equal_the_reference_functions(licences):
+    # The C encoder (issuer/_wrap.c) against the Python definitions, on any text:
+    # quotes, backslashes, control characters, Chinese, astral characters.
+    ids, members = LicenceIds("business-licence", _NAMES).encode(
+        [fields for _, fields in licences], b"".join(secret for secret, _ in licences)
+    )
+    for (secret, fields), licence_id, member_text in zip(licences, ids, members, strict=True):
+        present = {n: fields[n] for n in _NAMES if n in fields}
+        salts = derive_salts(secret, list(present))
+        commitments = {
+            n: commitment(n, v, s) for (n, v), s in zip(present.items(), salts, strict=True)
+        }
+        assert licence_id == leaf_hash("business-licence", commitments)
+        as_json = json.dumps(present, ensure_ascii=False, separators=(",", ":"))
+        assert member_text == as_json[1:-1].encode("utf-8")
+
+
+def test_batch_encoder_refuses_what_it_cannot_hash():
+    encoder = LicenceIds("business-licence", ["holderName"])
+    with pytest.raises(UnicodeEncodeError):
+        encoder.encode([{"holderName": "a\ud800"}], bytes(16))
+    with pytest.raises(TypeError, match="holderName"):
+        encoder.encode([{"holderName": 7}], bytes(16))  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="2 rows need 32 bytes of secrets, not 16"):
+        encoder.encode([{"holderName": "a"}, {"holderName": "b"}], bytes(16))
+    assert encoder.encode([], b"") == ([], [])

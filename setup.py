@@ -1,0 +1,14 @@
+"""The one compiled module, issuer._wrap (the rest of the build is in pyproject.toml)."""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "issuer._wrap",
+            sources=["issuer/_wrap.c"],
+            libraries=["crypto"],  # OpenSSL's SHA-256, the library CPython's hashlib uses
+            extra_compile_args=["-O2", "-Wall", "-Wextra"],
+        )
+    ]
+)
