@@ -28,6 +28,7 @@ the same input again resumes each batch at the step it stopped at.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -548,12 +549,18 @@ def _workers(rows: list[InputRow], workers: int) -> Iterator[_Workers]:
     # Imported here: multiprocessing is not worth loading for every elicence command.
     from concurrent.futures import ProcessPoolExecutor
 
+    # Everything made so far, the input's rows above all, is left out of this process's
+    # garbage collections, and so out of the workers' (forked with it): a collection
+    # would walk a million objects each time, and in a worker would also write to each
+    # one's header, copying the pages it shares with this process.
+    gc.freeze()
     pool = ProcessPoolExecutor(count, initializer=_receive_input, initargs=(rows,))
     try:
         yield _Workers(rows, pool)
     finally:
         # On an error, batches not yet started are dropped: a re-run stages them again.
         pool.shutdown(wait=True, cancel_futures=True)
+        gc.unfreeze()
 
 
 def _check(
