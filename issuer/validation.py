@@ -158,7 +158,7 @@ def _value_check(spec: FieldSpec) -> Callable[[str], bool]:
 
         return date
     if spec.kind is FieldKind.CREDIT_CODE:
-        return lambda value: text(value) and credit_code.problem_with(value) is None
+        return lambda value: text(value) and credit_code.is_valid(value)
     return text
 
 

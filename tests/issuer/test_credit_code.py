@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from issuer.credit_code import check_character, problem_with
+from issuer.credit_code import ALPHABET, check_character, is_valid, problem_with
 from tests.samples import REAL_CREDIT_CODES
 
 
@@ -38,3 +40,16 @@ def test_check_value_31_is_written_as_zero():
     # Find a 17-character stem whose weighted sum is 0 mod 31: its check must be "0".
     stem = "0" * 17
     assert check_character(stem) == "0"
+
+
+_stems = st.text(st.sampled_from(ALPHABET), min_size=17, max_size=17)
+
+
+@given(st.one_of(_stems.map(lambda s: s + check_character(s)), _stems.map(lambda s: s + "0")))
+def test_fast_check_agrees_with_the_reasoned_one_on_well_formed_codes(code):
+    assert is_valid(code) == (problem_with(code) is None)
+
+
+@given(st.text(st.sampled_from(ALPHABET + "IOSVZq0 中"), max_size=20))
+def test_fast_check_agrees_with_the_reasoned_one_on_any_text(code):
+    assert is_valid(code) == (problem_with(code) is None)
