@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -62,6 +63,72 @@ def whole_run(folder: Path, count: int, batch_size: int, qr: bool, workers: int)
     print(f"  read CSV                      {rate(count, read - started)}")
     print(f"  until the last batch staged   {rate(count, marks['wrapped'] - read)}")
     print(f"  after the last batch staged   {rate(count, done - marks['wrapped'])}")
+
+
+def _stage_files(folder: str, names: range, blob: bytes) -> None:
+    os.mkdir(folder)
+    fd_folder = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    for i in names:
+        fd = os.open(f"{i:018d}.json", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=fd_folder)
+        os.write(fd, blob)
+        os.close(fd)
+    os.close(fd_folder)
+
+
+def _machine_busy() -> float:
+    """CPU seconds all processes and the kernel's own threads have spent, machine-wide."""
+    user, nice, system, _idle, _iowait, irq, softirq = map(
+        int, Path("/proc/stat").read_text().split("\n")[0].split()[1:8]
+    )
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def document_size(batch_size: int) -> int:
+    """The mean size of a document in a batch of `batch_size` business licences."""
+    rows = [business_licence(i) for i in range(batch_size)]
+    documents = encode_batch(BUSINESS, rows, chain_id=1, registry="0x" + "11" * 20).documents
+    return sum(map(len, documents)) // len(documents)
+
+
+def file_system_floor(count: int, where: Path, size: int, batch_size: int) -> None:
+    """The file system's own cost of what issuing asks of it, with no issuing work at all.
+
+    As issue_file does: two processes create and write the files of alternate batches
+    in their own staging folders, one sync, and one process renames every file into one
+    output folder. Issuing can go no faster than this on the same folder.
+    """
+    blob = b"x" * size
+    out = where / "floor-out"
+    out.mkdir()
+    busy, started = _machine_busy(), time.perf_counter()
+    starts = range(0, count, batch_size)
+    for pair in range(0, len(starts), 2):
+        workers = [
+            multiprocessing.Process(
+                target=_stage_files,
+                args=(str(where / f"floor-{a}"), range(a, min(a + batch_size, count)), blob),
+            )
+            for a in starts[pair : pair + 2]
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    os.sync()
+    fd_out = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    for a in starts:
+        fd_stage = os.open(where / f"floor-{a}", os.O_RDONLY | os.O_DIRECTORY)
+        for i in range(a, min(a + batch_size, count)):
+            name = f"{i:018d}.json"
+            os.replace(name, name, src_dir_fd=fd_stage, dst_dir_fd=fd_out)
+        os.close(fd_stage)
+    os.close(fd_out)
+    os.sync()
+    seconds, cpu = time.perf_counter() - started, _machine_busy() - busy
+    print(
+        f"file system alone, {count:,} files of {size:,} bytes (create, write, sync, rename;"
+        f" 2 processes):\n  {rate(count, seconds)}; machine CPU {cpu / count * 1e6:.0f} us a file"
+    )
 
 
 def steps(count: int, where: Path) -> None:
@@ -146,6 +213,7 @@ def main() -> None:
         whole_run(folder, args.count, args.batch_size, qr=False, workers=1)
         if args.qr_count:
             whole_run(folder, args.qr_count, max(1, args.qr_count // 2), qr=True, workers=0)
+        file_system_floor(args.count, folder, document_size(args.batch_size), args.batch_size)
         steps(args.step_count, folder)
         # Nothing is deleted until every figure is taken. On a journal-less ext4 (this
         # machine's disk) a new file's inode is searched for past every inode freed in the
