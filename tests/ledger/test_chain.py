@@ -7,6 +7,7 @@ import os
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from web3.exceptions import ContractLogicError
 
 from ledger import (
     Chain,
@@ -127,3 +128,22 @@ def test_digest_of_the_wrong_length_is_invalid_value_naming_the_argument(
 
 def test_digests_are_16_bytes() -> None:
     assert DIGEST_BYTES == 16
+
+
+def test_embedded_gas_estimate_is_the_least_gas_the_transaction_runs_with(
+    registry: Registry, agency_key: LocalAccount
+) -> None:
+    # The embedded chain estimates with one run and a confirming one instead of py-evm's
+    # bisection; the answer must still be enough, and not more than needed.
+    root = bytes(range(DIGEST_BYTES))
+    call = {
+        "from": agency_key.address,
+        "to": registry.address,
+        "data": registry._contract.encode_abi("anchor", args=[root, 1, 10]),
+    }
+    w3 = registry.chain.w3
+    needed = w3.eth.estimate_gas(call)  # type: ignore[arg-type]
+    w3.eth.call({**call, "gas": needed})  # type: ignore[typeddict-item]
+    with pytest.raises(ContractLogicError, match="Out of gas"):
+        w3.eth.call({**call, "gas": needed - 1})  # type: ignore[typeddict-item]
+    assert registry.anchor(agency_key, root, 1, 10).block_number > 0
