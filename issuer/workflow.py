@@ -18,9 +18,10 @@ so no document ever names a root that was not anchored.
 5. publish: one sync, then each staged file is renamed into the output folder, then the
    manifest is written and the folder synced; state WRITTEN.
 
-Steps 3 to 5 follow input order, batch after batch, while worker processes stage the
-batches after them; a batch's files are published by a second thread while the next
-batch is planned and anchored (the records are written by the calling thread only).
+Steps 3 and 4 follow input order, batch after batch, while worker processes stage the
+batches after them; a batch's files are published by one of two publisher threads while
+the next batch is planned and anchored, and batches are marked WRITTEN in input order
+(the records are written by the calling thread only).
 
 A run killed at any point leaves only complete files in the output folder, and running
 the same input again resumes each batch at the step it stopped at.
@@ -676,7 +677,7 @@ class _Anchored:
 
 @dataclass(frozen=True)
 class _Publishing:
-    """An anchored batch whose files are being published in the publisher thread."""
+    """An anchored batch whose files are being published by a publisher thread."""
 
     index: int
     anchored: _Anchored

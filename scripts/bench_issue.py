@@ -25,8 +25,8 @@ from tests.samples import business_licence
 BUSINESS = catalogue().get("business-licence")
 
 
-def rate(count: int, seconds: float) -> str:
-    return f"{count / seconds:>9,.0f} licences/s  ({seconds:.2f} s for {count:,})"
+def rate(count: int, seconds: float, unit: str = "licences") -> str:
+    return f"{count / seconds:>9,.0f} {unit}/s  ({seconds:.2f} s for {count:,})"
 
 
 def whole_run(folder: Path, count: int, batch_size: int, qr: bool, workers: int) -> None:
@@ -127,7 +127,8 @@ def file_system_floor(count: int, where: Path, size: int, batch_size: int) -> No
     seconds, cpu = time.perf_counter() - started, _machine_busy() - busy
     print(
         f"file system alone, {count:,} files of {size:,} bytes (create, write, sync, rename;"
-        f" 2 processes):\n  {rate(count, seconds)}; machine CPU {cpu / count * 1e6:.0f} us a file"
+        f" 2 processes):\n  {rate(count, seconds, 'files')};"
+        f" machine CPU {cpu / count * 1e6:.0f} us a file"
     )
 
 
