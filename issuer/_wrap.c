@@ -177,13 +177,24 @@ static int encode_one(PyObject *row, const unsigned char *secret, const Field *p
                          Py_TYPE(item)->tp_name);
             return -1;
         }
-        Py_ssize_t utf8_length;
-        const char *utf8 = PyUnicode_AsUTF8AndSize(item, &utf8_length);
-        if (utf8 == NULL)
-            return -1; /* a lone surrogate: UnicodeEncodeError, as str.encode gives */
+        /* ASCII text is its own UTF-8. Other text is encoded into a temporary rather
+         * than with PyUnicode_AsUTF8AndSize, which would keep a copy inside each string:
+         * more memory, and in a worker a write to every page of the rows it inherited. */
         text->length = 0;
-        if (put_json_string(text, (const unsigned char *)utf8, utf8_length) < 0)
-            return -1;
+        if (PyUnicode_IS_ASCII(item)) {
+            if (put_json_string(text, PyUnicode_DATA(item), PyUnicode_GET_LENGTH(item)) < 0)
+                return -1;
+        }
+        else {
+            PyObject *utf8 = PyUnicode_AsUTF8String(item);
+            if (utf8 == NULL)
+                return -1; /* a lone surrogate: UnicodeEncodeError, as str.encode gives */
+            int failed = put_json_string(text, (const unsigned char *)PyBytes_AS_STRING(utf8),
+                                         PyBytes_GET_SIZE(utf8));
+            Py_DECREF(utf8);
+            if (failed < 0)
+                return -1;
+        }
 
         step = inner;
         SHA256_Update(&step, plan[f].message, plan[f].message_length);

@@ -121,7 +121,7 @@ class LicenceIds:
     """
 
     def __init__(self, licence_type: str, names: Sequence[str], suite: str = DEFAULT_SUITE) -> None:
-        if suite != "sha256-128":
+        if suite != _WRAP_SUITE:
             hash_function(suite)  # DocumentError for an unknown suite
             raise DocumentError("hashSuite", f"no batch encoder for hash suite {suite!r}")
         leaf_order = _member_order(tuple(names))
@@ -154,11 +154,6 @@ class LicenceIds:
         return _wrap.encode(rows, secrets, self._plan)
 
 
-def json_text(text: str) -> bytes:
-    """The UTF-8 JSON (and JCS) form of a string: what commitments and documents hold."""
-    return _string_encoder(text).encode("utf-8")
-
-
 def leaf_body_reference(
     licence_type: str, commitments: Mapping[str, bytes], suite: str = DEFAULT_SUITE
 ) -> bytes:
@@ -173,6 +168,7 @@ def leaf_body_reference(
     )
 
 
+_WRAP_SUITE = "sha256-128"  # the suite issuer/_wrap.c implements
 _BLOCK = 64
 _IPAD = bytes(b ^ 0x36 for b in range(256))
 _OPAD = bytes(b ^ 0x5C for b in range(256))
