@@ -31,9 +31,8 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 
-from issuer import _wrap
 from issuer.canonical import canonical_json
-from issuer.errors import DocumentError
+from issuer.errors import DocumentError, IssuingError
 
 FORMAT = "elicence/1"
 DIGEST_BYTES = 16
@@ -141,6 +140,15 @@ class LicenceIds:
             _jcs_text(licence_type),
         )
         self._plan = (fields, tuple(names.index(name) for name in leaf_order), tail)
+        # Imported here, so that verifying, which never needs it, works without it.
+        try:
+            from issuer import _wrap
+        except ImportError as exc:
+            raise IssuingError(
+                f"the batch encoder issuer/_wrap.c is not compiled ({exc}): install elicence "
+                "with `pip install -e .` (./scripts/run and ./scripts/test do) to issue"
+            ) from None
+        self._encode = _wrap.encode
 
     def encode(
         self, rows: Sequence[Mapping[str, str]], secrets: bytes
@@ -151,7 +159,7 @@ class LicenceIds:
         are the fields present in a row, in the order of `names`, as the document's
         "fields" object writes them without its braces: `"name":"value",...`.
         """
-        return _wrap.encode(rows, secrets, self._plan)
+        return self._encode(rows, secrets, self._plan)
 
 
 def leaf_body_reference(

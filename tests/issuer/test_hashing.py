@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import sys
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import issuer
 from issuer.canonical import canonical_json
 from issuer.digest import (
     LicenceIds,
@@ -24,7 +26,7 @@ from issuer.digest import (
     leaf_hash,
     salt,
 )
-from issuer.errors import DocumentError
+from issuer.errors import DocumentError, IssuingError
 from issuer.merkle import build_tree, fold_proof, node_hash
 
 SECRET = bytes(range(16))
@@ -248,3 +250,22 @@ def test_batch_encoder_refuses_what_it_cannot_hash():
     with pytest.raises(ValueError, match="2 rows need 32 bytes of secrets, not 16"):
         encoder.encode([{"holderName": "a"}, {"holderName": "b"}], bytes(16))
     assert encoder.encode([], b"") == ([], [])
+
+
+def test_without_the_compiled_encoder_verifying_works_and_issuing_says_how_to_build_it(
+    monkeypatch,
+):
+    from issuer.batch import wrap_batch
+    from issuer.catalogue import catalogue
+    from issuer.document import loads_document
+    from tests.samples import business_licence
+
+    business = catalogue().get("business-licence")
+    batch = wrap_batch(business, [business_licence(1)], chain_id=1, registry="0x" + "11" * 20)
+    saved = batch.documents[0].to_bytes()
+    # As if the package were used from a source tree where issuer/_wrap.c was never built.
+    monkeypatch.delattr(issuer, "_wrap")
+    monkeypatch.setitem(sys.modules, "issuer._wrap", None)
+    assert loads_document(saved).computed_root() == batch.root
+    with pytest.raises(IssuingError, match=r"not compiled .*`pip install -e \.`"):
+        LicenceIds("business-licence", ["holderName"])
