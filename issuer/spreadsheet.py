@@ -61,7 +61,7 @@ def column_names(licence_type: LicenceType) -> dict[str, str]:
 
 
 @contextmanager
-def collector_paused() -> Iterator[None]:
+def _collector_paused() -> Iterator[None]:
     """No cyclic garbage collection inside: for loops that make many objects and keep them.
 
     Such a loop makes no garbage, yet CPython's collector runs every 700 new containers
@@ -90,7 +90,7 @@ def read_input(path: Path, licence_type: LicenceType, data: bytes | None = None)
         raise InputError(
             f"{path} is not UTF-8 text (byte {exc.start}): save it as CSV UTF-8"
         ) from None
-    with collector_paused():
+    with _collector_paused():
         if path.suffix.lower() in JSONL_SUFFIXES:
             return _read_jsonl(text, licence_type)
         return _read_csv(text, licence_type)

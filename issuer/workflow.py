@@ -564,12 +564,14 @@ def _workers(rows: list[InputRow], workers: int) -> Iterator[_Workers]:
     # would walk a million objects each time, and in a worker would also write to each
     # one's header, copying the pages it shares with this process.
     gc.freeze()
-    pool = ProcessPoolExecutor(count, initializer=_receive_input, initargs=(rows,))
     try:
-        yield _Workers(rows, pool)
+        pool = ProcessPoolExecutor(count, initializer=_receive_input, initargs=(rows,))
+        try:
+            yield _Workers(rows, pool)
+        finally:
+            # On an error, batches not yet started are dropped: a re-run stages them again.
+            pool.shutdown(wait=True, cancel_futures=True)
     finally:
-        # On an error, batches not yet started are dropped: a re-run stages them again.
-        pool.shutdown(wait=True, cancel_futures=True)
         gc.unfreeze()
 
 
