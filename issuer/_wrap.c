@@ -1,4 +1,5 @@
-/* issuer._wrap: the per-licence hashing and encoding of a batch, in C.
+/* issuer._wrap: issuing's per-licence work on a batch, in C: hashing and encoding, the
+ * row check and the input digest (the last two further down).
  *
  * Issuing hashes 34 SHA-256 messages per 11-field licence (a salt HMAC and a commitment
  * per field, then the leaf). From Python each costs a few hash-object calls, about
@@ -345,17 +346,331 @@ done:
     return result;
 }
 
+/* ---- The row check: which rows may skip issuer.validation.field_problems ----
+ *
+ * check(rows, plan) -> indexes of the rows that are not plainly valid
+ *   plan  (fields, date order, is_normalized), built by issuer.validation.RowsCheck:
+ *         per catalogue field (name, required, longest or -1, kind, pattern fullmatch or
+ *         None); the catalogue indexes of validFrom and validUntil (or -1); and
+ *         unicodedata.is_normalized
+ * A row passes only when field_problems would find nothing in it; a row that does not
+ * pass goes to field_problems, which names its problems (or finds none: the check may
+ * refuse what it cannot judge, such as a row that is not a dict, never the reverse).
+ */
+
+enum { KIND_TEXT = 0, KIND_DATE = 1, KIND_CREDIT_CODE = 2 };
+
+typedef struct {
+    PyObject *name;
+    int required;
+    Py_ssize_t longest; /* -1: no limit */
+    int kind;
+    PyObject *pattern; /* a compiled pattern's fullmatch, or None */
+} Rule;
+
+/* 0 when the text is not acceptable, 1 when it is, -1 on a Python error. */
+static int text_acceptable(PyObject *value, const Rule *rule, PyObject *is_normalized,
+                           PyObject *nfc)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(value);
+    if (length == 0 || (rule->longest >= 0 && length > rule->longest))
+        return 0;
+    int kind = PyUnicode_KIND(value);
+    const void *data = PyUnicode_DATA(value);
+    /* str.strip() removes what Py_UNICODE_ISSPACE calls white space */
+    if (Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, 0)) ||
+        Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, length - 1)))
+        return 0;
+    if (PyUnicode_IS_ASCII(value)) {
+        const unsigned char *bytes = data;
+        for (Py_ssize_t i = 0; i < length; i++)
+            if (bytes[i] < 0x20 || bytes[i] == 0x7f)
+                return 0;
+    }
+    else {
+        for (Py_ssize_t i = 0; i < length; i++) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, i);
+            if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || (c >= 0xd800 && c <= 0xdfff))
+                return 0;
+        }
+        PyObject *args[2] = {nfc, value};
+        PyObject *normal = PyObject_Vectorcall(is_normalized, args, 2, NULL);
+        if (normal == NULL)
+            return -1;
+        int is_nfc = normal == Py_True;
+        Py_DECREF(normal);
+        if (!is_nfc)
+            return 0;
+    }
+    if (rule->pattern != Py_None) {
+        PyObject *match = PyObject_CallOneArg(rule->pattern, value);
+        if (match == NULL)
+            return -1;
+        int matched = match != Py_None;
+        Py_DECREF(match);
+        if (!matched)
+            return 0;
+    }
+    return 1;
+}
+
+static int digit_value(Py_UCS4 c) { return c >= '0' && c <= '9' ? (int)(c - '0') : -1; }
+
+/* What issuer.validation.parse_date accepts: YYYY-MM-DD, a day of the proleptic
+ * Gregorian calendar from year 1 (datetime.date.fromisoformat's ASCII digits). */
+static int is_date(PyObject *value)
+{
+    if (PyUnicode_GET_LENGTH(value) != 10 || !PyUnicode_IS_ASCII(value))
+        return 0;
+    const unsigned char *t = PyUnicode_DATA(value);
+    static const int shape[10] = {1, 1, 1, 1, 0, 1, 1, 0, 1, 1};
+    int n[10] = {0};
+    for (int i = 0; i < 10; i++) {
+        if (shape[i] ? (n[i] = digit_value(t[i])) < 0 : t[i] != '-')
+            return 0;
+    }
+    int year = n[0] * 1000 + n[1] * 100 + n[2] * 10 + n[3];
+    int month = n[5] * 10 + n[6], day = n[8] * 10 + n[9];
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (year < 1 || month < 1 || month > 12 || day < 1)
+        return 0;
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return day <= days[month - 1] + (month == 2 && leap);
+}
+
+/* issuer.credit_code.is_valid: GB 32100's 18 characters with their check character. */
+static int is_credit_code(PyObject *value)
+{
+    static const char alphabet[] = "0123456789ABCDEFGHJKLMNPQRTUWXY";
+    if (PyUnicode_GET_LENGTH(value) != 18 || !PyUnicode_IS_ASCII(value))
+        return 0;
+    const unsigned char *t = PyUnicode_DATA(value);
+    int values[18];
+    for (int i = 0; i < 18; i++) {
+        const char *at = t[i] ? strchr(alphabet, t[i]) : NULL;
+        if (at == NULL)
+            return 0;
+        values[i] = (int)(at - alphabet);
+    }
+    int total = 0, weight = 1;
+    for (int i = 0; i < 17; i++) {
+        total += values[i] * weight;
+        weight = weight * 3 % 31;
+    }
+    return (31 - total % 31) % 31 == values[17];
+}
+
+/* 1 when field_problems would find nothing in the row, 0 otherwise, -1 on an error. */
+static int row_acceptable(PyObject *row, const Rule *rules, Py_ssize_t rule_count,
+                          Py_ssize_t valid_from, Py_ssize_t valid_until,
+                          PyObject *is_normalized, PyObject *nfc)
+{
+    if (!PyDict_CheckExact(row))
+        return 0;
+    Py_ssize_t present = 0;
+    PyObject *from = NULL, *until = NULL;
+    for (Py_ssize_t f = 0; f < rule_count; f++) {
+        PyObject *value = PyDict_GetItemWithError(row, rules[f].name);
+        if (value == NULL) {
+            if (PyErr_Occurred())
+                return -1;
+            if (rules[f].required)
+                return 0;
+            continue;
+        }
+        present++;
+        if (!PyUnicode_CheckExact(value))
+            return 0;
+        int acceptable = text_acceptable(value, &rules[f], is_normalized, nfc);
+        if (acceptable <= 0)
+            return acceptable;
+        if ((rules[f].kind == KIND_DATE && !is_date(value)) ||
+            (rules[f].kind == KIND_CREDIT_CODE && !is_credit_code(value)))
+            return 0;
+        if (f == valid_from)
+            from = value;
+        if (f == valid_until)
+            until = value;
+    }
+    if (present != PyDict_GET_SIZE(row))
+        return 0; /* a key that is no field of the type */
+    /* Two checked dates written YYYY-MM-DD compare as their text does. */
+    if (from != NULL && until != NULL &&
+        memcmp(PyUnicode_DATA(until), PyUnicode_DATA(from), 10) < 0)
+        return 0;
+    return 1;
+}
+
+static PyObject *check(PyObject *module, PyObject *args)
+{
+    PyObject *rows, *plan_tuple, *rules_tuple, *is_normalized;
+    Py_ssize_t valid_from, valid_until;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "OO!", &rows, &PyTuple_Type, &plan_tuple) ||
+        !PyArg_ParseTuple(plan_tuple, "O!(nn)O", &PyTuple_Type, &rules_tuple, &valid_from,
+                          &valid_until, &is_normalized))
+        return NULL;
+    Py_ssize_t rule_count = PyTuple_GET_SIZE(rules_tuple);
+    if (valid_from >= rule_count || valid_until >= rule_count) {
+        PyErr_SetString(PyExc_ValueError, "the date order names a field that is not there");
+        return NULL;
+    }
+    PyObject *result = NULL, *failing = NULL, *sequence = NULL;
+    PyObject *nfc = PyUnicode_FromString("NFC");
+    Rule *rules = PyMem_Calloc(rule_count ? rule_count : 1, sizeof(Rule));
+    if (nfc == NULL || rules == NULL) {
+        if (rules == NULL)
+            PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t f = 0; f < rule_count; f++) {
+        Rule *rule = &rules[f];
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(rules_tuple, f), "UpniO", &rule->name,
+                              &rule->required, &rule->longest, &rule->kind, &rule->pattern))
+            goto done;
+        if (rule->kind < KIND_TEXT || rule->kind > KIND_CREDIT_CODE) {
+            PyErr_Format(PyExc_ValueError, "field %R has an unknown kind %d", rule->name,
+                         rule->kind);
+            goto done;
+        }
+    }
+    for (Py_ssize_t f = 0; f < 2; f++) {
+        Py_ssize_t date_field = f ? valid_until : valid_from;
+        if (date_field >= 0 && rules[date_field].kind != KIND_DATE) {
+            PyErr_SetString(PyExc_ValueError, "the date order must name date fields");
+            goto done;
+        }
+    }
+    sequence = PySequence_Fast(rows, "rows must be a sequence of dicts");
+    failing = PyList_New(0);
+    if (sequence == NULL || failing == NULL)
+        goto done;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(sequence);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        int acceptable = row_acceptable(PySequence_Fast_GET_ITEM(sequence, i), rules,
+                                        rule_count, valid_from, valid_until, is_normalized, nfc);
+        if (acceptable < 0)
+            goto done;
+        if (!acceptable) {
+            PyObject *index = PyLong_FromSsize_t(i);
+            int failed = index == NULL || PyList_Append(failing, index) < 0;
+            Py_XDECREF(index);
+            if (failed)
+                goto done;
+        }
+    }
+    result = failing;
+    failing = NULL;
+
+done:
+    Py_XDECREF(nfc);
+    Py_XDECREF(sequence);
+    Py_XDECREF(failing);
+    PyMem_Free(rules);
+    return result;
+}
+
+/* ---- The input digest: issuer.workflow.input_digest over text-only rows ----
+ *
+ * input_digest(rows, names, head) -> SHA-256 of head, then each row as the JSON list
+ * of its values of `names` (null when absent), comma-separated, then "]]"; None when a
+ * row is not a dict or holds a value that is not text or not encodable as UTF-8 (the
+ * Python definition handles those).
+ */
+static PyObject *input_digest(PyObject *module, PyObject *args)
+{
+    PyObject *rows, *names;
+    Py_buffer head;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "OO!y*", &rows, &PyTuple_Type, &names, &head))
+        return NULL;
+    PyObject *result = NULL, *sequence = PySequence_Fast(rows, "rows must be a sequence");
+    Buffer text = {0};
+    SHA256_CTX context;
+    if (sequence == NULL)
+        goto done;
+    SHA256_Init(&context);
+    SHA256_Update(&context, head.buf, head.len);
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(sequence);
+    Py_ssize_t name_count = PyTuple_GET_SIZE(names);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *row = PySequence_Fast_GET_ITEM(sequence, i);
+        if (!PyDict_CheckExact(row))
+            goto unable;
+        text.length = 0;
+        if (put(&text, i ? ",[" : "[", i ? 2 : 1) < 0)
+            goto done;
+        for (Py_ssize_t f = 0; f < name_count; f++) {
+            if (f && put(&text, ",", 1) < 0)
+                goto done;
+            PyObject *value = PyDict_GetItemWithError(row, PyTuple_GET_ITEM(names, f));
+            if (value == NULL) {
+                if (PyErr_Occurred() || put(&text, "null", 4) < 0)
+                    goto done;
+                continue;
+            }
+            if (!PyUnicode_CheckExact(value))
+                goto unable;
+            Py_ssize_t size;
+            const char *utf8;
+            PyObject *encoded = NULL;
+            if (PyUnicode_IS_ASCII(value)) {
+                utf8 = PyUnicode_DATA(value);
+                size = PyUnicode_GET_LENGTH(value);
+            }
+            else {
+                /* a temporary, as in encode_one: no UTF-8 copy left inside the string */
+                encoded = PyUnicode_AsUTF8String(value);
+                if (encoded == NULL) {
+                    if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
+                        goto done;
+                    PyErr_Clear();
+                    goto unable;
+                }
+                utf8 = PyBytes_AS_STRING(encoded);
+                size = PyBytes_GET_SIZE(encoded);
+            }
+            int failed = put_json_string(&text, (const unsigned char *)utf8, size);
+            Py_XDECREF(encoded);
+            if (failed < 0)
+                goto done;
+        }
+        if (put(&text, "]", 1) < 0)
+            goto done;
+        SHA256_Update(&context, text.data, text.length);
+    }
+    SHA256_Update(&context, "]]", 2);
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256_Final(digest, &context);
+    result = PyBytes_FromStringAndSize((const char *)digest, SHA256_DIGEST_LENGTH);
+    goto done;
+
+unable:
+    result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&head);
+    Py_XDECREF(sequence);
+    PyMem_Free(text.data);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"encode", encode, METH_VARARGS,
      "encode(rows, secrets, plan) -> (licence ids, document field members); see "
      "issuer.digest.LicenceIds.encode."},
+    {"check", check, METH_VARARGS,
+     "check(rows, plan) -> indexes of rows not plainly valid; see issuer.validation.RowsCheck."},
+    {"input_digest", input_digest, METH_VARARGS,
+     "input_digest(rows, names, head) -> SHA-256, or None; see issuer.workflow.input_digest."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     .m_base = PyModuleDef_HEAD_INIT,
     .m_name = "issuer._wrap",
-    .m_doc = "Per-licence hashing and encoding of a batch (issuer.digest has the reference).",
+    .m_doc = "Issuing's per-licence work on a batch: hashing and encoding, the row check and "
+             "the input digest (issuer.digest, issuer.validation and issuer.workflow have the "
+             "definitions).",
     .m_size = -1,
     .m_methods = methods,
 };

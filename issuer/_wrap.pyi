@@ -1,5 +1,5 @@
 # Types of the C module issuer/_wrap.c (built by setup.py).
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 _FieldPlan = tuple[str, bytes, bytes, bytes, bytes]
 
@@ -9,3 +9,14 @@ def encode(
     plan: tuple[tuple[_FieldPlan, ...], tuple[int, ...], bytes],
     /,
 ) -> tuple[list[bytes], list[bytes]]: ...
+
+_Rule = tuple[str, bool, int, int, Callable[..., object] | None]
+
+def check(
+    rows: Sequence[Mapping[str, object]],
+    plan: tuple[tuple[_Rule, ...], tuple[int, int], Callable[..., bool]],
+    /,
+) -> list[int]: ...
+def input_digest(
+    rows: Sequence[Mapping[str, object]], names: tuple[str, ...], head: bytes, /
+) -> bytes | None: ...

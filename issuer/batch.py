@@ -17,7 +17,7 @@ from issuer.digest import DEFAULT_SUITE, SECRET_BYTES, LicenceIds
 from issuer.document import AnchorRef, FullDocumentWriter, LicenceDocument, proof_texts
 from issuer.errors import FieldProblem, LicenceValidationError
 from issuer.merkle import MerkleTree, build_tree
-from issuer.validation import field_problems, row_check
+from issuer.validation import RowsCheck, field_problems
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,9 @@ def batch_problems(
     """Every problem of every row (rows numbered from 1), and licence numbers used twice."""
     problems: list[FieldProblem] = []
     first_row_of: dict[object, int] = {}
-    valid = row_check(licence_type)
+    for index in RowsCheck(licence_type).refused(rows):
+        problems.extend(field_problems(licence_type, rows[index], row=index + 1))
     for row_number, row in enumerate(rows, start=1):
-        if not valid(row):
-            problems.extend(field_problems(licence_type, row, row=row_number))
         number = row.get("licenceNumber")
         if number in first_row_of:
             problems.append(
@@ -56,7 +55,7 @@ def batch_problems(
             )
         elif number is not None:
             first_row_of[number] = row_number
-    return problems
+    return sorted(problems, key=lambda problem: problem.row or 0)  # each row's together
 
 
 def wrap_batch(

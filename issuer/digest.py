@@ -32,7 +32,8 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 
 from issuer.canonical import canonical_json
-from issuer.errors import DocumentError, IssuingError
+from issuer.compiled import ensure_compiled
+from issuer.errors import DocumentError
 
 FORMAT = "elicence/1"
 DIGEST_BYTES = 16
@@ -140,14 +141,9 @@ class LicenceIds:
             _jcs_text(licence_type),
         )
         self._plan = (fields, tuple(names.index(name) for name in leaf_order), tail)
-        # Imported here, so that verifying, which never needs it, works without it.
-        try:
-            from issuer import _wrap
-        except ImportError as exc:
-            raise IssuingError(
-                f"the batch encoder issuer/_wrap.c is not compiled ({exc}): install elicence "
-                "with `pip install -e .` (./scripts/run and ./scripts/test do) to issue"
-            ) from None
+        ensure_compiled()
+        from issuer import _wrap
+
         self._encode = _wrap.encode
 
     def encode(

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import sys
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 
 from issuer import credit_code
 from issuer.catalogue import FieldKind, FieldSpec, LicenceType
+from issuer.compiled import ensure_compiled
 from issuer.errors import FieldProblem, LicenceValidationError
 
 
@@ -28,7 +28,6 @@ def parse_date(text: str) -> dt.date:
 # Unicode's Cc (control) characters, and lone UTF-16 surrogates.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_CONTROL_OR_SURROGATE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def _problem_with_value(spec: FieldSpec, value: str) -> str | None:
@@ -98,68 +97,47 @@ def _date_order_problems(fields: Mapping[str, object], row: int | None) -> list[
     return []
 
 
-RowCheck = Callable[[Mapping[str, object]], bool]
+# The kinds as issuer/_wrap.c numbers them.
+_KIND_CODES = {FieldKind.TEXT: 0, FieldKind.DATE: 1, FieldKind.CREDIT_CODE: 2}
 
 
-def row_check(licence_type: LicenceType) -> RowCheck:
-    """A fast test that is True only when `field_problems` would find nothing in a row.
+class RowsCheck:
+    """Which rows of a batch `field_problems` might find fault with, checked in C.
 
-    Issuing checks every row of every batch, so a valid row (nearly all of them) takes
-    one call per field here; a row it refuses goes through `field_problems`, which names
-    each problem. Built once per batch.
+    Issuing checks every row of its input, and nearly every row is valid: the rows this
+    check passes are exactly those in which `field_problems` finds nothing (issuer/_wrap.c
+    applies the same rules; tests compare the two on arbitrary text), so only the rows
+    it refuses go through `field_problems`, which names each problem. Built once per
+    batch; IssuingError when issuer/_wrap.c is not compiled.
     """
-    known = frozenset(licence_type.field_names)
-    required = frozenset(s.name for s in licence_type.fields if s.required)
-    checks = {spec.name: _value_check(spec) for spec in licence_type.fields}
 
-    def check(fields: Mapping[str, object]) -> bool:
-        if not (known.issuperset(fields) and required.issubset(fields)):
-            return False
-        for name, value in fields.items():
-            if type(value) is not str or not checks[name](value):
-                return False
-        valid_from, valid_until = fields.get("validFrom"), fields.get("validUntil")
-        if valid_from is not None and valid_until is not None:
-            try:
-                return not parse_date(str(valid_until)) < parse_date(str(valid_from))
-            except ValueError:
-                return False
-        return True
-
-    return check
-
-
-def _value_check(spec: FieldSpec) -> Callable[[str], bool]:
-    # The same rules as _problem_with_value, as one expression per kind of field.
-    longest = spec.max_length if spec.max_length is not None else sys.maxsize
-    pattern = spec.pattern.fullmatch if spec.pattern is not None else None
-    bad_character = _CONTROL_OR_SURROGATE.search
-
-    def text(value: str) -> bool:
-        return bool(
-            value
-            and len(value) <= longest
-            and value.strip() == value
-            and not bad_character(value)
-            and (value.isascii() or unicodedata.is_normalized("NFC", value))
-            and (pattern is None or pattern(value))
+    def __init__(self, licence_type: LicenceType) -> None:
+        rules = tuple(
+            (
+                spec.name,
+                spec.required,
+                -1 if spec.max_length is None else spec.max_length,
+                _KIND_CODES[spec.kind],
+                None if spec.pattern is None else spec.pattern.fullmatch,
+            )
+            for spec in licence_type.fields
         )
+        names = licence_type.field_names
+        # `_date_order_problems`: the two are compared only where a type has both.
+        order = (
+            (names.index("validFrom"), names.index("validUntil"))
+            if {"validFrom", "validUntil"} <= set(names)
+            else (-1, -1)
+        )
+        self._plan = (rules, order, unicodedata.is_normalized)
+        ensure_compiled()
+        from issuer import _wrap
 
-    if spec.kind is FieldKind.DATE:
+        self._check = _wrap.check
 
-        def date(value: str) -> bool:
-            if not text(value):
-                return False
-            try:
-                parse_date(value)
-            except ValueError:
-                return False
-            return True
-
-        return date
-    if spec.kind is FieldKind.CREDIT_CODE:
-        return lambda value: text(value) and credit_code.is_valid(value)
-    return text
+    def refused(self, rows: Sequence[Mapping[str, object]]) -> list[int]:
+        """The indexes of the rows that are not plainly valid, in order."""
+        return self._check(rows, self._plan)
 
 
 def validate(licence_type: LicenceType, fields: Mapping[str, object]) -> dict[str, str]:

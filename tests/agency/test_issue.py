@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from issuer.catalogue import catalogue
 from issuer.document import loads_document
@@ -12,9 +14,11 @@ from issuer.errors import LicenceValidationError
 from issuer.reasons import Reason
 from issuer.spreadsheet import read_input
 from issuer.workflow import (
+    InputDigest,
     IssueOptions,
     StatusRefused,
     change_status,
+    input_digest,
     issue_file,
     manifest_bytes,
     supersede,
@@ -201,3 +205,53 @@ def test_worker_processes_skip_invalid_rows(agency, tmp_path):
         document = loads_document((tmp_path / "out" / f"{record.number}.json").read_bytes())
         assert document.licence_id == record.licence_id
         assert document.computed_root() == record.root
+
+
+_REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+
+
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from([*BUSINESS.field_names, "notAField"]),
+            st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12),
+            max_size=len(BUSINESS.field_names),
+        ),
+        max_size=4,
+    ),
+    st.integers(min_value=1, max_value=2**64),
+)
+def test_the_compiled_input_digest_is_the_definition(rows, chain_id):
+    # issuer/_wrap.c against input_digest, on any text: quotes, controls, Chinese, astral
+    # characters, absent fields, keys that are no field (left out of both).
+    assert InputDigest(BUSINESS, chain_id, _REGISTRY).of(rows) == input_digest(
+        BUSINESS, chain_id, _REGISTRY, rows
+    )
+
+
+@pytest.mark.parametrize(
+    "odd_value", [7, ["a"], None, "a\ud800"], ids=["number", "list", "null", "lone-surrogate"]
+)
+def test_rows_the_compiled_digest_cannot_take_get_the_definition(odd_value):
+    rows = [business_licence(1), {**business_licence(2), "holderName": odd_value}]
+    digest = InputDigest(BUSINESS, 1, _REGISTRY).of(rows)
+    assert digest == input_digest(BUSINESS, 1, _REGISTRY, rows)
+    assert digest != InputDigest(BUSINESS, 1, _REGISTRY).of([business_licence(1)] * 2)
+
+
+def test_json_lines_with_a_lone_surrogate_or_a_number_reports_those_rows(agency, tmp_path):
+    lines = [business_licence(1), business_licence(2), business_licence(3)]
+    text = [json.dumps(fields, ensure_ascii=False) for fields in lines]
+    text[0] = text[0].replace('"holderName": "', '"holderName": "\\ud800', 1)
+    text[2] = text[2].replace('"registeredCapital": "100万元人民币"', '"registeredCapital": 100')
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(text) + "\n", encoding="utf-8")
+    source = read_input(path, BUSINESS)
+    with pytest.raises(LicenceValidationError) as raised:
+        issue_file(agency, BUSINESS, source, tmp_path / "out", options=IssueOptions(qr=False))
+    assert [(p.row, p.path) for p in raised.value.problems] == [
+        (1, "holderName"),
+        (3, "registeredCapital"),
+    ]
+    assert "surrogate" in raised.value.problems[0].reason
+    assert agency.records.batches() == []

@@ -258,6 +258,7 @@ def test_without_the_compiled_encoder_verifying_works_and_issuing_says_how_to_bu
     from issuer.batch import wrap_batch
     from issuer.catalogue import catalogue
     from issuer.document import loads_document
+    from issuer.validation import RowsCheck
     from tests.samples import business_licence
 
     business = catalogue().get("business-licence")
@@ -269,3 +270,5 @@ def test_without_the_compiled_encoder_verifying_works_and_issuing_says_how_to_bu
     assert loads_document(saved).computed_root() == batch.root
     with pytest.raises(IssuingError, match=r"not compiled .*`pip install -e \.`"):
         LicenceIds("business-licence", ["holderName"])
+    with pytest.raises(IssuingError, match="not compiled"):
+        RowsCheck(business)
