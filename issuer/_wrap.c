@@ -1,5 +1,5 @@
 /* issuer._wrap: issuing's per-licence work on a batch, in C: hashing and encoding, the
- * row check and the input digest (the last two further down).
+ * row check, the input digest and the CSV record scan (the last three further down).
  *
  * Issuing hashes 34 SHA-256 messages per 11-field licence (a salt HMAC and a commitment
  * per field, then the leaf). From Python each costs a few hash-object calls, about
@@ -654,12 +654,108 @@ done:
     return result;
 }
 
+/* ---- Where a CSV file's records end, so that workers can each parse a part ----
+ *
+ * record_bounds(data, start, every) -> (ends, records), or None
+ *   the byte offsets where every `every`-th record from `start` ends (and, last, where
+ *   the final record ends), and the number of records; None when the data holds what
+ *   csv.reader(strict=True) refuses (text after a closing quote, a quoted field still
+ *   open at the end), which the whole-file read then reports.
+ * The rules are those of csv.reader's default dialect reading io.StringIO(text,
+ * newline=""): a line ends after \n, \r\n or a lone \r; a record ends with a line that
+ * is not inside a quoted field; a quote opens a quoted field only as a field's first
+ * character, and "" inside one is a quote. UTF-8 never uses these bytes inside a
+ * character, so bytes can be scanned as they are. The parts' readers count their records
+ * against this count, so a disagreement is found, never trusted.
+ */
+enum { FIELD_START, UNQUOTED, QUOTED, QUOTE_IN_QUOTED };
+
+static PyObject *record_bounds(PyObject *module, PyObject *args)
+{
+    Py_buffer data;
+    Py_ssize_t start, every;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "y*nn", &data, &start, &every))
+        return NULL;
+    PyObject *result = NULL, *ends = NULL;
+    if (every < 1 || start < 0 || start > data.len) {
+        PyErr_SetString(PyExc_ValueError, "need 0 <= start <= len(data) and every >= 1");
+        goto done;
+    }
+    ends = PyList_New(0);
+    if (ends == NULL)
+        goto done;
+    const unsigned char *bytes = data.buf;
+    Py_ssize_t records = 0, length = data.len;
+    int state = FIELD_START, in_record = 0;
+    for (Py_ssize_t i = start; i < length; i++) {
+        unsigned char c = bytes[i];
+        if (c == '\n' || c == '\r') {
+            if (state == QUOTED)
+                continue;
+            if (c == '\r' && i + 1 < length && bytes[i + 1] == '\n')
+                i++;
+            state = FIELD_START;
+            in_record = 0;
+            if (++records % every == 0) {
+                PyObject *end = PyLong_FromSsize_t(i + 1);
+                int failed = end == NULL || PyList_Append(ends, end) < 0;
+                Py_XDECREF(end);
+                if (failed)
+                    goto done;
+            }
+            continue;
+        }
+        in_record = 1;
+        if (c == '"') {
+            state = state == FIELD_START  ? QUOTED
+                    : state == QUOTED     ? QUOTE_IN_QUOTED
+                    : state == UNQUOTED   ? UNQUOTED
+                                          : QUOTED; /* "" inside a quoted field */
+        }
+        else if (c == ',') {
+            if (state != QUOTED)
+                state = FIELD_START;
+        }
+        else if (state == QUOTE_IN_QUOTED) {
+            goto refused; /* strict: only , or a line end may follow a closing quote */
+        }
+        else if (state == FIELD_START) {
+            state = UNQUOTED;
+        }
+    }
+    if (state == QUOTED)
+        goto refused; /* strict: unexpected end of data */
+    if (in_record)
+        records++; /* a last line without its line end */
+    Py_ssize_t found = PyList_GET_SIZE(ends);
+    if (found == 0 || PyLong_AsSsize_t(PyList_GET_ITEM(ends, found - 1)) < length) {
+        PyObject *end = PyLong_FromSsize_t(length);
+        if (end == NULL || PyList_Append(ends, end) < 0) {
+            Py_XDECREF(end);
+            goto done;
+        }
+        Py_DECREF(end);
+    }
+    result = Py_BuildValue("(On)", ends, records);
+    goto done;
+
+refused:
+    result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&data);
+    Py_XDECREF(ends);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"encode", encode, METH_VARARGS,
      "encode(rows, secrets, plan) -> (licence ids, document field members); see "
      "issuer.digest.LicenceIds.encode."},
     {"check", check, METH_VARARGS,
      "check(rows, plan) -> indexes of rows not plainly valid; see issuer.validation.RowsCheck."},
+    {"record_bounds", record_bounds, METH_VARARGS,
+     "record_bounds(data, start, every) -> (ends, records), or None; see issuer.spreadsheet."},
     {"input_digest", input_digest, METH_VARARGS,
      "input_digest(rows, names, head) -> SHA-256, or None; see issuer.workflow.input_digest."},
     {NULL, NULL, 0, NULL},

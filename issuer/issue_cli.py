@@ -91,24 +91,24 @@ def issue(
     """
     from issuer.catalogue import catalogue
     from issuer.records import Records
-    from issuer.spreadsheet import read_input
+    from issuer.spreadsheet import read_for_issuing
     from issuer.workflow import AgencyContext, IssueOptions, issue_file
 
     folder = home_of(home)
     with reported():
         kind = catalogue().get(licence_type)
-        source = read_input(input_file, kind)
+        source = read_for_issuing(input_file, kind, batch_size)
     key = open_key(folder, AGENCY_KEYSTORE, "agency")
     options = IssueOptions(batch_size, qr, skip_invalid, workers)
     with reported(), Records.of_home(folder) as records:
         bound = open_registry(folder, chain, registry)
         context = AgencyContext(bound, key, records)
         out.mkdir(parents=True, exist_ok=True)
-        if len(source.rows) < _PROGRESS_FROM:
+        if source.count < _PROGRESS_FROM:
             report = issue_file(context, kind, source, out, options=options)
         else:
             report = _with_progress(
-                len(source.rows),
+                source.count,
                 lambda progress: issue_file(
                     context, kind, source, out, options=options, progress=progress
                 ),

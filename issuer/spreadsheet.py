@@ -29,6 +29,9 @@ from issuer.catalogue import LicenceType
 from issuer.errors import FieldProblem, IssuerError
 
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson"})
+# Below this many lines a CSV file is read at once: splitting pays only for many rows.
+SPLIT_FROM = 4_000
+_BOM = "\ufeff".encode()
 
 
 class InputError(IssuerError, ValueError):
@@ -49,6 +52,11 @@ class ReadInput:
 
     rows: list[InputRow]
     problems: list[FieldProblem]
+
+    @property
+    def count(self) -> int:
+        """The rows read."""
+        return len(self.rows)
 
 
 def column_names(licence_type: LicenceType) -> dict[str, str]:
@@ -113,39 +121,136 @@ def _read_csv(text: str, licence_type: LicenceType) -> ReadInput:
         header = next(reader, None)
         if header is None:
             raise InputError("the file is empty: the first row must name the columns")
-        known = column_names(licence_type)
-        fields = [_field_of(h, licence_type, known) for h in header]
-        repeated = sorted({f for f in fields if fields.count(f) > 1})
-        if repeated:
-            raise InputError(f"the columns name {', '.join(repeated)} more than once")
-        rows: list[InputRow] = []
-        problems: list[FieldProblem] = []
+        fields = _columns(header, licence_type)
         # Spreadsheet numbering: the header is row 1.
-        width = len(fields)
-        for number, cells in enumerate(reader, start=2):
-            if len(cells) == width and "" not in cells:
-                # The usual row, every cell filled: a hundred thousand of them are read
-                # before the workers can start, so it skips the general case's filter.
-                rows.append(InputRow(number, dict(zip(fields, cells, strict=True))))
-                continue
-            if not any(cells):
-                continue  # a blank line (or a row of empty cells) is no licence
-            if len(cells) > width:
-                problems.append(
-                    FieldProblem(
-                        "",
-                        f"has {len(cells)} cells but the header names {width} columns",
-                        None,
-                        number,
-                    )
-                )
-                continue
-            rows.append(
-                InputRow(number, {f: c for f, c in zip(fields, cells, strict=False) if c != ""})
-            )
+        rows, problems, _ = _csv_rows(reader, fields, 2)
     except csv.Error as exc:
         raise InputError(f"not a well-formed CSV file (row {reader.line_num}): {exc}") from None
     return ReadInput(rows, problems)
+
+
+def _columns(header: list[str], licence_type: LicenceType) -> list[str]:
+    known = column_names(licence_type)
+    fields = [_field_of(h, licence_type, known) for h in header]
+    repeated = sorted({f for f in fields if fields.count(f) > 1})
+    if repeated:
+        raise InputError(f"the columns name {', '.join(repeated)} more than once")
+    return fields
+
+
+def _csv_rows(
+    records: Iterator[list[str]], fields: list[str], first_number: int
+) -> tuple[list[InputRow], list[FieldProblem], int]:
+    """The rows and row problems of CSV records numbered from `first_number`, and how many
+    records there were (blank ones included)."""
+    rows: list[InputRow] = []
+    problems: list[FieldProblem] = []
+    width = len(fields)
+    number = first_number - 1
+    for number, cells in enumerate(records, start=first_number):
+        if len(cells) == width and "" not in cells:
+            # The usual row, every cell filled: a hundred thousand of them are read
+            # before anything else can start, so it skips the general case's filter.
+            rows.append(InputRow(number, dict(zip(fields, cells, strict=True))))
+            continue
+        if not any(cells):
+            continue  # a blank line (or a row of empty cells) is no licence
+        if len(cells) > width:
+            problems.append(
+                FieldProblem(
+                    "", f"has {len(cells)} cells but the header names {width} columns", None, number
+                )
+            )
+            continue
+        rows.append(
+            InputRow(number, {f: c for f, c in zip(fields, cells, strict=False) if c != ""})
+        )
+    return rows, problems, number - first_number + 1
+
+
+@dataclass(frozen=True)
+class CsvChunks:
+    """A large CSV file, split where its records end, for worker processes to read in parts.
+
+    Reading a hundred thousand rows takes half a second on one core, while the others
+    wait; split, each worker reads the parts it checks. Part k holds records
+    [k * chunk_records, (k + 1) * chunk_records) after the header. A part that does not
+    read as the split expected (a blank or malformed row inside it, bytes that are not
+    UTF-8, a record count that differs) makes the whole file be read by `read_input`, the
+    definition, which reports every problem as usual.
+    """
+
+    path: Path
+    data: bytes
+    fields: tuple[str, ...]
+    ends: tuple[int, ...]  # part k is data[ends[k - 1]:ends[k]], part 0 from the header's end
+    chunk_records: int
+    records: int
+
+    @property
+    def count(self) -> int:
+        """Records after the header (an upper bound on the licences: a few may be blank)."""
+        return self.records
+
+    def part(self, index: int) -> list[InputRow] | None:
+        """The rows of part `index`, numbered as in the file; None when it is irregular."""
+        start, end = self.ends[index], self.ends[index + 1]
+        try:
+            text = self.data[start:end].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        expected = min(self.chunk_records, self.records - index * self.chunk_records)
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        with _collector_paused():
+            try:
+                rows, problems, count = _csv_rows(
+                    reader, list(self.fields), 2 + index * self.chunk_records
+                )
+            except csv.Error:
+                return None
+        last = index == len(self.ends) - 2
+        # Rows are found by their place in the input: every part but the last must hold
+        # exactly its records' rows (the last may end with blank lines).
+        if problems or count != expected or (not last and len(rows) != expected):
+            return None
+        return rows
+
+    def read_whole(self, licence_type: LicenceType) -> ReadInput:
+        """The file read at once, as `read_input` reads it."""
+        return read_input(self.path, licence_type, self.data)
+
+
+def read_for_issuing(path: Path, licence_type: LicenceType, chunk_records: int) -> Input:
+    """The input to issue: a large CSV file split into parts, or else read whole."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    if path.suffix.lower() in JSONL_SUFFIXES or data.count(b"\n") < SPLIT_FROM:
+        return read_input(path, licence_type, data)
+    from issuer.compiled import ensure_compiled
+
+    ensure_compiled()
+    from issuer import _wrap
+
+    start = len(_BOM) if data.startswith(_BOM) else 0
+    header_end = data.find(b"\n", start) + 1
+    try:
+        header = list(csv.reader(io.StringIO(data[start:header_end].decode("utf-8"), newline="")))
+    except (UnicodeDecodeError, csv.Error):
+        header = []
+    scanned = _wrap.record_bounds(data, header_end, chunk_records) if header_end else None
+    if len(header) != 1 or scanned is None:
+        return read_input(path, licence_type, data)  # which says what is wrong
+    ends, records = scanned
+    return CsvChunks(
+        path,
+        data,
+        tuple(_columns(header[0], licence_type)),
+        (header_end, *ends),
+        chunk_records,
+        records,
+    )
 
 
 def _read_jsonl(text: str, licence_type: LicenceType) -> ReadInput:
@@ -176,3 +281,6 @@ def _read_jsonl(text: str, licence_type: LicenceType) -> ReadInput:
         if not twice:
             rows.append(InputRow(number, fields))
     return ReadInput(rows, problems)
+
+
+Input = ReadInput | CsvChunks

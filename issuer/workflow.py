@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -64,7 +65,7 @@ from issuer.records import (
     Records,
     RecordsError,
 )
-from issuer.spreadsheet import InputRow, ReadInput
+from issuer.spreadsheet import CsvChunks, Input, InputRow, ReadInput
 from issuer.validation import RowsCheck, field_problems
 from ledger.chain import translate_errors
 from ledger.errors import LedgerError, RegistryRejected
@@ -283,7 +284,7 @@ class InputDigest:
 def issue_file(
     agency: AgencyContext,
     licence_type: LicenceType,
-    source: ReadInput,
+    source: Input,
     out_dir: Path,
     *,
     options: IssueOptions = IssueOptions(),
@@ -296,34 +297,62 @@ def issue_file(
     them). Each batch is recorded (PLANNED) before its anchoring transaction is sent,
     then ANCHORED, then its files are published and it is WRITTEN; a second run of the
     same input finds its batches by input digest and resumes each where it stopped, with
-    the recorded secrets, so it writes the same documents and never anchors twice.
+    the recorded secrets, so it writes the same documents and never anchors twice. A
+    split CSV file (`read_for_issuing`) is read in parts by the worker processes.
     """
+    agency_id = _authorised_agency(agency.registry, agency.key, licence_type)
+    run = partial(_issue, agency, licence_type, out_dir=out_dir, agency_id=agency_id)
+    if isinstance(source, CsvChunks):
+        if (
+            source.chunk_records == options.batch_size
+            and _pool_size(options.workers, source.count) > 1
+        ):
+            try:
+                return run(source, options=options, progress=progress)
+            except _IrregularPart:
+                pass
+        # An irregular part, or no workers to read the parts: the file is read whole.
+        source = source.read_whole(licence_type)
+    return run(source, options=options, progress=progress)
+
+
+class _IrregularPart(Exception):
+    """A part of a split CSV file did not read as the split expected (see CsvChunks)."""
+
+
+def _issue(
+    agency: AgencyContext,
+    licence_type: LicenceType,
+    source: Input,
+    out_dir: Path,
+    *,
+    agency_id: int,
+    options: IssueOptions,
+    progress: Progress | None,
+) -> IssueReport:
     registry, records = agency.registry, agency.records
-    agency_id = _authorised_agency(registry, agency.key, licence_type)
     chain_id, address = registry.chain.chain_id, registry.address
     size = max(1, options.batch_size)
-    with _workers(source.rows, options.workers) as workers:
+    with _workers(source, size, options.workers) as workers:
         checked = workers.check(licence_type, size, chain_id, address)
-        found = [p for problems, _ in checked for p in problems]
-        positions, skipped = _checked_rows(source, found, options.skip_invalid)
+        if any(part is None for part in checked):
+            raise _IrregularPart
+        slices = [part for part in checked if part is not None and part.numbers]
+        numbers = [number for part in slices for number in part.numbers]
+        found = [problem for part in slices for problem in part.problems]
+        read_problems = source.problems if isinstance(source, ReadInput) else []
+        positions, skipped = _checked_rows(read_problems, found, numbers, options.skip_invalid)
         if not positions:
             if skipped:
                 raise LicenceValidationError(skipped)
             raise LicenceValidationError([FieldProblem("", "the input holds no licence")])
         batches = [positions[i : i + size] for i in range(0, len(positions), size)]
-        groups = [
-            (
-                [cast(dict[str, str], source.rows[i].fields) for i in batch],
-                [source.rows[i].number for i in batch],
-            )
-            for batch in batches
-        ]
-        if len(positions) == len(source.rows):
-            digests = [digest for _, digest in checked]  # the batches are the checked slices
+        if len(positions) == len(numbers):
+            digests = [part.digest for part in slices]  # the batches are the checked slices
         else:
-            batch_digest = InputDigest(licence_type, chain_id, address)
-            digests = [batch_digest.of(rows) for rows, _ in groups]
+            digests = workers.digests(licence_type, batches, chain_id, address)
         existing = [records.batch_by_digest(d) for d in digests]
+        groups = [[numbers[i] for i in batch] for batch in batches]
         problems = _already_issued(registry, records, licence_type, groups, existing)
         if problems:
             if not options.skip_invalid:
@@ -467,33 +496,38 @@ def _authorised_agency(registry: Registry, agency: LocalAccount, licence_type: L
 
 
 def _checked_rows(
-    source: ReadInput, found: list[FieldProblem], skip_invalid: bool
+    read_problems: list[FieldProblem],
+    found: list[FieldProblem],
+    numbers: list[tuple[int, str | None]],
+    skip_invalid: bool,
 ) -> tuple[list[int], list[FieldProblem]]:
     """The input's rows to issue (as indexes), and the problems to report first.
 
-    `found` are the field problems of every row (the workers' check); here is added what
-    spans rows, a licence number used twice in the input. Every problem of the input is
-    known before any batch is anchored.
+    `found` are the field problems of every row (the workers' check), `numbers` each
+    row's (row number, licence number); here is added what spans rows, a licence number
+    used twice in the input. Every problem of the input is known before any batch is
+    anchored.
     """
-    problems = [*source.problems, *found]
-    first_row: dict[object, int] = {}
-    for row in source.rows:
-        number = row.fields.get("licenceNumber")
-        if number is None:
-            continue
-        if number in first_row:
-            problems.append(
-                FieldProblem(
-                    "licenceNumber", f"repeats row {first_row[number]}", number, row.number
+    problems = [*read_problems, *found]
+    licence_numbers = [number for _, number in numbers]
+    if len(set(licence_numbers)) != len(licence_numbers):
+        first_row: dict[object, int] = {}
+        for row, number in numbers:
+            if number is None:
+                continue
+            if number in first_row:
+                problems.append(
+                    FieldProblem("licenceNumber", f"repeats row {first_row[number]}", number, row)
                 )
-            )
-        else:
-            first_row[number] = row.number
+            else:
+                first_row[number] = row
+    if not problems:
+        return list(range(len(numbers))), []
     problems.sort(key=lambda p: p.row or 0)
-    if problems and not skip_invalid:
+    if not skip_invalid:
         raise LicenceValidationError(problems)
     bad_rows = {p.row for p in problems}
-    kept = [i for i, row in enumerate(source.rows) if row.number not in bad_rows]
+    kept = [i for i, (row, _) in enumerate(numbers) if row not in bad_rows]
     return kept, problems
 
 
@@ -501,15 +535,18 @@ def _already_issued(
     registry: Registry,
     records: Records,
     licence_type: LicenceType,
-    groups: list[tuple[list[dict[str, str]], list[int]]],
+    groups: list[list[tuple[int, str | None]]],
     existing: list[BatchRecord | None],
 ) -> list[FieldProblem]:
-    """Rows whose licence number another batch already holds (a changed input, re-run)."""
+    """Rows whose licence number another batch already holds (a changed input, re-run).
+
+    `groups` holds each batch's rows as (row number, licence number).
+    """
     problems: list[FieldProblem] = []
-    for (rows, numbers), record in zip(groups, existing, strict=True):
+    for group, record in zip(groups, existing, strict=True):
         if record is not None:
             continue  # the batch itself: a resumed run
-        by_number = {str(r.get("licenceNumber")): n for r, n in zip(rows, numbers, strict=True)}
+        by_number = {str(number): row for row, number in group}
         taken = records.issued_numbers(licence_type.id, by_number)
         for batch_id in sorted(set(taken.values())):
             stale = records.batch(batch_id)
@@ -539,56 +576,145 @@ def _not_anchored(registry: Registry, root: bytes) -> bool:
         raise IssuingError(f"cannot read the registry: {exc}") from exc
 
 
-# The input's rows in a worker process, given once when the worker starts: with fork (the
-# default on Linux) they are inherited, not pickled; the tasks name rows by index.
-_INPUT: dict[str, list[InputRow]] = {}
+@dataclass(frozen=True)
+class _Checked:
+    """One slice of the input, checked: what a worker sends back."""
+
+    problems: list[FieldProblem]
+    digest: bytes
+    numbers: list[tuple[int, str | None]]  # per row: (row number, licence number if text)
 
 
-def _receive_input(rows: list[InputRow]) -> None:
+class _Rows:
+    """The input's rows where they are used: a list, or a split CSV file's parts.
+
+    Slice k of the input is rows [k * size, (k + 1) * size), and, for a split file, its
+    part k (every part but the last holds exactly `size` rows, or is irregular). A
+    process reads a part when it first needs it and keeps it until a later batch is
+    staged: a worker checks and stages the same parts (see `_Workers`).
+    """
+
+    def __init__(self, source: Input, size: int) -> None:
+        self._source = source
+        self._size = size
+        self._parts: dict[int, list[InputRow] | None] = {}
+
+    @property
+    def count(self) -> int:
+        """The rows (for a split file, its records: a few may be blank)."""
+        return self._source.count
+
+    @property
+    def slices(self) -> int:
+        """How many slices of `size` rows the input has."""
+        if isinstance(self._source, CsvChunks):
+            return len(self._source.ends) - 1
+        return -(-len(self._source.rows) // self._size)
+
+    def slice(self, index: int) -> list[InputRow] | None:
+        """The rows of slice `index`; None when a split file's part is irregular."""
+        if isinstance(self._source, ReadInput):
+            return self._source.rows[index * self._size : (index + 1) * self._size]
+        if index not in self._parts:
+            self._parts[index] = self._source.part(index)
+        return self._parts[index]
+
+    def fields(self, positions: list[int]) -> list[Mapping[str, object]]:
+        """The fields of the rows at `positions` (of parts already found regular)."""
+        if isinstance(self._source, ReadInput):
+            rows = self._source.rows
+            return [rows[i].fields for i in positions]
+        found = [
+            cast(list[InputRow], self.slice(i // self._size))[i % self._size] for i in positions
+        ]
+        # Batches come in input order: the parts before this one are not needed again.
+        for index in [k for k in self._parts if k < positions[0] // self._size]:
+            del self._parts[index]
+        return [row.fields for row in found]
+
+
+# The input in a worker process, given once when the worker starts: with fork (the
+# default on Linux) it is inherited, not pickled; the tasks name rows by index.
+_INPUT: dict[str, _Rows] = {}
+
+
+def _receive_input(rows: _Rows) -> None:
     _INPUT["rows"] = rows
 
 
 class _Workers:
-    """Checks rows and stages batches: in worker processes, or in this one when `pool` is None.
+    """Checks rows and stages batches: in worker processes, or in this one when there are none.
 
     Batches are independent until anchored, so workers check the whole input, then wrap
     and stage the next batches while the calling process anchors and publishes the
-    current one; anchoring and publishing stay there, in input order.
+    current one; anchoring and publishing stay there, in input order. Slice and batch k
+    go to worker k mod n, one process per pool: a worker stages the parts of a split
+    file that it read to check them.
     """
 
-    def __init__(self, rows: list[InputRow], pool: ProcessPoolExecutor | None) -> None:
+    def __init__(self, rows: _Rows, pools: list[ProcessPoolExecutor]) -> None:
         self._rows = rows
-        self._pool = pool
+        self._pools = pools
 
     def check(
         self, licence_type: LicenceType, size: int, chain_id: int, registry: str
-    ) -> list[tuple[list[FieldProblem], bytes]]:
-        """Per slice of `size` rows: the field problems of its rows, and its input digest."""
-        slices = [(i, min(i + size, len(self._rows))) for i in range(0, len(self._rows), size)]
-        if self._pool is None:
-            return [_check(licence_type, self._rows[a:b], chain_id, registry) for a, b in slices]
+    ) -> list[_Checked | None]:
+        """Per slice of `size` rows: its rows' problems and numbers, and its input digest.
+
+        None for an irregular part of a split file.
+        """
+        if not self._pools:
+            return [
+                _check(self._rows, k, licence_type.id, chain_id, registry)
+                for k in range(self._rows.slices)
+            ]
         futures = [
-            self._pool.submit(_check_in_worker, licence_type.id, a, b, chain_id, registry)
-            for a, b in slices
+            self._pools[k % len(self._pools)].submit(
+                _check_in_worker, k, licence_type.id, chain_id, registry
+            )
+            for k in range(self._rows.slices)
+        ]
+        return [future.result() for future in futures]
+
+    def digests(
+        self, licence_type: LicenceType, batches: list[list[int]], chain_id: int, registry: str
+    ) -> list[bytes]:
+        """The input digest of each batch (rows by position), when not the slices'."""
+        if not self._pools:
+            return [_digest(self._rows, b, licence_type.id, chain_id, registry) for b in batches]
+        futures = [
+            self._pools[k % len(self._pools)].submit(
+                _digest_in_worker, batch, licence_type.id, chain_id, registry
+            )
+            for k, batch in enumerate(batches)
         ]
         return [future.result() for future in futures]
 
     def stage(self, jobs: list[_Job]) -> Iterator[_Staged]:
         """The jobs' staged batches, in order; workers stage ahead of the caller."""
-        if self._pool is None:
+        if not self._pools:
             for job in jobs:
-                yield stage_batch(job, [self._rows[i].fields for i in job.positions])
+                yield stage_batch(job, self._rows.fields(job.positions))
             return
-        futures = [self._pool.submit(_stage_in_worker, job) for job in jobs]
+        futures = [
+            self._pools[job.index % len(self._pools)].submit(_stage_in_worker, job) for job in jobs
+        ]
         for future in futures:
             yield future.result()
 
 
-@contextmanager
-def _workers(rows: list[InputRow], workers: int) -> Iterator[_Workers]:
+def _pool_size(workers: int, rows: int) -> int:
+    """Worker processes for an input of `rows` rows; 1 means none (all in this process)."""
     count = workers or (os.cpu_count() or 1)
-    if count <= 1 or (len(rows) < POOL_THRESHOLD and workers == 0):
-        yield _Workers(rows, None)
+    return 1 if rows < POOL_THRESHOLD and workers == 0 else count
+
+
+@contextmanager
+def _workers(source: Input, size: int, workers: int) -> Iterator[_Workers]:
+    rows = _Rows(source, size)
+    count = _pool_size(workers, rows.count)
+    if count <= 1:
+        yield _Workers(rows, [])
         return
     # Imported here: multiprocessing is not worth loading for every elicence command.
     from concurrent.futures import ProcessPoolExecutor
@@ -598,37 +724,59 @@ def _workers(rows: list[InputRow], workers: int) -> Iterator[_Workers]:
     # would walk a million objects each time, and in a worker would also write to each
     # one's header, copying the pages it shares with this process.
     gc.freeze()
+    pools: list[ProcessPoolExecutor] = []
     try:
-        pool = ProcessPoolExecutor(count, initializer=_receive_input, initargs=(rows,))
-        try:
-            yield _Workers(rows, pool)
-        finally:
-            # On an error, batches not yet started are dropped: a re-run stages them again.
-            pool.shutdown(wait=True, cancel_futures=True)
+        for _ in range(count):
+            pools.append(ProcessPoolExecutor(1, initializer=_receive_input, initargs=(rows,)))
+        yield _Workers(rows, pools)
     finally:
+        # On an error, batches not yet started are dropped: a re-run stages them again.
+        for pool in pools:
+            pool.shutdown(wait=True, cancel_futures=True)
         gc.unfreeze()
 
 
 def _check(
-    licence_type: LicenceType, rows: Sequence[InputRow], chain_id: int, registry: str
-) -> tuple[list[FieldProblem], bytes]:
-    fields = [row.fields for row in rows]
+    rows: _Rows, index: int, licence_type: str, chain_id: int, registry: str
+) -> _Checked | None:
+    checked = rows.slice(index)
+    if checked is None:
+        return None
+    kind = catalogue().get(licence_type)
+    fields = [row.fields for row in checked]
     problems = [
         problem
-        for index in RowsCheck(licence_type).refused(fields)
-        for problem in field_problems(licence_type, fields[index], row=rows[index].number)
+        for at in RowsCheck(kind).refused(fields)
+        for problem in field_problems(kind, fields[at], row=checked[at].number)
     ]
-    return problems, InputDigest(licence_type, chain_id, registry).of(fields)
+    numbers = [
+        (row.number, number if isinstance(number := row.fields.get("licenceNumber"), str) else None)
+        for row in checked
+    ]
+    return _Checked(problems, InputDigest(kind, chain_id, registry).of(fields), numbers)
 
 
 def _check_in_worker(
-    licence_type: str, start: int, stop: int, chain_id: int, registry: str
-) -> tuple[list[FieldProblem], bytes]:
-    return _check(catalogue().get(licence_type), _INPUT["rows"][start:stop], chain_id, registry)
+    index: int, licence_type: str, chain_id: int, registry: str
+) -> _Checked | None:
+    return _check(_INPUT["rows"], index, licence_type, chain_id, registry)
+
+
+def _digest(
+    rows: _Rows, positions: list[int], licence_type: str, chain_id: int, registry: str
+) -> bytes:
+    kind = catalogue().get(licence_type)
+    return InputDigest(kind, chain_id, registry).of(rows.fields(positions))
+
+
+def _digest_in_worker(
+    positions: list[int], licence_type: str, chain_id: int, registry: str
+) -> bytes:
+    return _digest(_INPUT["rows"], positions, licence_type, chain_id, registry)
 
 
 def _stage_in_worker(job: _Job) -> _Staged:
-    return stage_batch(job, [_INPUT["rows"][i].fields for i in job.positions])
+    return stage_batch(job, _INPUT["rows"].fields(job.positions))
 
 
 def stage_batch(job: _Job, fields: Sequence[Mapping[str, object]]) -> _Staged:
