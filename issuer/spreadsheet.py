@@ -194,19 +194,24 @@ class CsvChunks:
 
     def part(self, index: int) -> list[InputRow] | None:
         """The rows of part `index`, numbered as in the file; None when it is irregular."""
+        from issuer import _wrap  # compiled: read_for_issuing made sure
+
         start, end = self.ends[index], self.ends[index + 1]
-        try:
-            text = self.data[start:end].decode("utf-8")
-        except UnicodeDecodeError:
-            return None
+        first = 2 + index * self.chunk_records
         expected = min(self.chunk_records, self.records - index * self.chunk_records)
-        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
         with _collector_paused():
+            # Most parts are plain rows (no quotes, every cell filled), read in C; any
+            # other part is read by csv.reader, as the whole file would be.
+            plain = _wrap.plain_rows(self.data, start, end, self.fields)
+            if plain is not None:
+                if len(plain) != expected:
+                    return None
+                return [InputRow(number, row) for number, row in enumerate(plain, start=first)]
             try:
-                rows, problems, count = _csv_rows(
-                    reader, list(self.fields), 2 + index * self.chunk_records
-                )
-            except csv.Error:
+                text = self.data[start:end].decode("utf-8")
+                reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+                rows, problems, count = _csv_rows(reader, list(self.fields), first)
+            except (UnicodeDecodeError, csv.Error):
                 return None
         last = index == len(self.ends) - 2
         # Rows are found by their place in the input: every part but the last must hold

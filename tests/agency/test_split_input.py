@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 from hypothesis import given
@@ -64,6 +65,38 @@ def test_record_ends_of_any_text_match_csv_reader_or_are_refused(text):
         assert expected is None  # refused only what csv.reader refuses
     else:
         assert expected is not None and scanned[1] == len(expected)
+
+
+_plain_cells = st.text(st.sampled_from('ab,"\n\r 中\x00'), max_size=4)
+
+
+@given(
+    st.lists(st.lists(_plain_cells, min_size=3, max_size=3), max_size=6),
+    st.sampled_from(["\n", "\r\n", "\r"]),
+    st.booleans(),
+)
+def test_plain_rows_read_in_c_are_what_csv_reader_reads_or_are_left_to_it(
+    rows, terminator, last_line_end
+):
+    out = io.StringIO(newline="")
+    csv.writer(out, lineterminator=terminator).writerows(rows)
+    text = out.getvalue()
+    if not last_line_end and text.endswith(terminator):
+        text = text[: -len(terminator)]
+    data = b"x" + text.encode("utf-8")  # read from an offset, as parts are
+    fields = ("a", "b", "c")
+    plain = _wrap.plain_rows(data, 1, len(data), fields)
+    records = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+    if plain is not None:
+        assert plain == [dict(zip(fields, cells, strict=True)) for cells in records]
+        assert '"' not in text and all(all(cells) and len(cells) == 3 for cells in records)
+    else:
+        # Left to csv.reader only when a row is not plain (quoted, a lone \r line end).
+        assert (
+            '"' in text
+            or re.search("\r(?!\n)", text)
+            or any(len(cells) != 3 or not all(cells) for cells in records)
+        )
 
 
 @pytest.fixture
