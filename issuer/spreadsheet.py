@@ -12,6 +12,10 @@ row 1, the first licence row 2); in JSON Lines, the line number.
 Problems with the file as a whole (not UTF-8, an unknown or repeated column) raise
 InputError; problems with one row (a wrong cell count, a line that is not a JSON object)
 are returned with the rows, so that every bad row is reported at once.
+
+Issuing reads a large CSV file in parts (`read_for_issuing`, `CsvChunks`), one per batch,
+in its worker processes; any part that does not read as plainly as expected sends it
+back to `read_input`, which is the definition.
 """
 
 from __future__ import annotations
@@ -183,7 +187,7 @@ class CsvChunks:
     path: Path
     data: bytes
     fields: tuple[str, ...]
-    ends: tuple[int, ...]  # part k is data[ends[k - 1]:ends[k]], part 0 from the header's end
+    ends: tuple[int, ...]  # ends[0]: the header's end; part k is data[ends[k]:ends[k + 1]]
     chunk_records: int
     records: int
 
@@ -223,6 +227,9 @@ class CsvChunks:
     def read_whole(self, licence_type: LicenceType) -> ReadInput:
         """The file read at once, as `read_input` reads it."""
         return read_input(self.path, licence_type, self.data)
+
+
+Input = ReadInput | CsvChunks
 
 
 def read_for_issuing(path: Path, licence_type: LicenceType, chunk_records: int) -> Input:
@@ -286,6 +293,3 @@ def _read_jsonl(text: str, licence_type: LicenceType) -> ReadInput:
         if not twice:
             rows.append(InputRow(number, fields))
     return ReadInput(rows, problems)
-
-
-Input = ReadInput | CsvChunks
