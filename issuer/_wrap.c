@@ -1,5 +1,6 @@
 /* issuer._wrap: issuing's per-licence work on a batch, in C: hashing and encoding, the
- * row check, the input digest, and the reading of CSV files (the last three further down).
+ * row check, the input digest, reading CSV files and writing a batch's files (the last
+ * four further down).
  *
  * Issuing hashes 34 SHA-256 messages per 11-field licence (a salt HMAC and a commitment
  * per field, then the leaf). From Python each costs a few hash-object calls, about
@@ -23,7 +24,10 @@
 #define OPENSSL_API_COMPAT 0x10100000L
 #include <Python.h>
 #include <openssl/sha.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DIGEST_BYTES 16
 #define SECRET_BYTES 16
@@ -830,6 +834,146 @@ done:
     return result;
 }
 
+/* ---- Creating and renaming a batch's files ----
+ *
+ * write_files(folder, names, contents, mode) and rename_files(source, target, names)
+ *   folder, source and target are directory descriptors; names are relative to them.
+ *   write_files creates (or truncates) each file and writes its contents; rename_files
+ *   moves each name from source to target. OSError names the file that failed.
+ * The loops run without the GIL: a batch is ten thousand system calls, and from Python
+ * each would take the GIL back, queueing behind the thread that plans and anchors.
+ */
+static int utf8_names(PyObject *names, const char ***out)
+{
+    Py_ssize_t count = PyList_GET_SIZE(names);
+    *out = PyMem_Calloc(count ? count : 1, sizeof(char *));
+    if (*out == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *name = PyList_GET_ITEM(names, i);
+        if (!PyUnicode_Check(name)) {
+            PyErr_Format(PyExc_TypeError, "file name %zd is not text", i);
+            return -1;
+        }
+        Py_ssize_t size;
+        (*out)[i] = PyUnicode_AsUTF8AndSize(name, &size);
+        if ((*out)[i] == NULL)
+            return -1;
+        if (strlen((*out)[i]) != (size_t)size) {
+            PyErr_SetString(PyExc_ValueError, "file name holds a NUL character");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *file_error(int error, PyObject *names, Py_ssize_t index)
+{
+    errno = error;
+    return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, PyList_GET_ITEM(names, index));
+}
+
+static PyObject *write_files(PyObject *module, PyObject *args)
+{
+    int folder, mode;
+    PyObject *names, *contents;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "iO!O!i", &folder, &PyList_Type, &names, &PyList_Type,
+                          &contents, &mode))
+        return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(names);
+    if (PyList_GET_SIZE(contents) != count) {
+        PyErr_SetString(PyExc_ValueError, "need one content per file name");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (!PyBytes_Check(PyList_GET_ITEM(contents, i))) {
+            PyErr_Format(PyExc_TypeError, "content %zd is not bytes", i);
+            return NULL;
+        }
+    }
+    const char **paths = NULL;
+    PyObject *result = NULL;
+    if (utf8_names(names, &paths) < 0)
+        goto done;
+    /* The lists are not changed while the GIL is released: this call holds them, and
+     * the caller is the only thread that has them. */
+    Py_ssize_t failed_at = -1;
+    int error = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < count && failed_at < 0; i++) {
+        PyObject *content = PyList_GET_ITEM(contents, i);
+        const char *data = PyBytes_AS_STRING(content);
+        Py_ssize_t left = PyBytes_GET_SIZE(content);
+        int fd = openat(folder, paths[i], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+        if (fd < 0) {
+            error = errno;
+            failed_at = i;
+            break;
+        }
+        while (left > 0) {
+            ssize_t written = write(fd, data, left);
+            if (written < 0) {
+                if (errno == EINTR)
+                    continue;
+                error = errno;
+                failed_at = i;
+                break;
+            }
+            data += written;
+            left -= written;
+        }
+        if (close(fd) < 0 && failed_at < 0) {
+            error = errno;
+            failed_at = i;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (failed_at >= 0) {
+        file_error(error, names, failed_at);
+        goto done;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(paths);
+    return result;
+}
+
+static PyObject *rename_files(PyObject *module, PyObject *args)
+{
+    int source, target;
+    PyObject *names;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "iiO!", &source, &target, &PyList_Type, &names))
+        return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(names);
+    const char **paths = NULL;
+    PyObject *result = NULL;
+    if (utf8_names(names, &paths) < 0)
+        goto done;
+    Py_ssize_t failed_at = -1;
+    int error = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (renameat(source, paths[i], target, paths[i]) < 0) {
+            error = errno;
+            failed_at = i;
+            break;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (failed_at >= 0) {
+        file_error(error, names, failed_at);
+        goto done;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(paths);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"encode", encode, METH_VARARGS,
      "encode(rows, secrets, plan) -> (licence ids, document field members); see "
@@ -840,6 +984,10 @@ static PyMethodDef methods[] = {
      "record_bounds(data, start, every) -> (ends, records), or None; see issuer.spreadsheet."},
     {"plain_rows", plain_rows, METH_VARARGS,
      "plain_rows(data, start, end, fields) -> dicts, or None; see issuer.spreadsheet."},
+    {"write_files", write_files, METH_VARARGS,
+     "write_files(folder, names, contents, mode): create and write files (folder: a dir fd)."},
+    {"rename_files", rename_files, METH_VARARGS,
+     "rename_files(source, target, names): move files between folders (dir fds)."},
     {"input_digest", input_digest, METH_VARARGS,
      "input_digest(rows, names, head) -> SHA-256, or None; see issuer.workflow.input_digest."},
     {NULL, NULL, 0, NULL},

@@ -785,6 +785,8 @@ def stage_batch(job: _Job, fields: Sequence[Mapping[str, object]]) -> _Staged:
     Nothing here is visible in the output folder; files are published by rename only
     after the batch is anchored. No fsync per file: `_publish` syncs once.
     """
+    from issuer import _wrap  # compiled: encode_batch needs it too
+
     licence_type = catalogue().get(job.licence_type)
     rows = cast(Sequence[Mapping[str, str]], fields)  # checked: every value is text
     batch = encode_batch(
@@ -800,8 +802,8 @@ def stage_batch(job: _Job, fields: Sequence[Mapping[str, object]]) -> _Staged:
     Path(job.staging).mkdir(parents=True, exist_ok=True)
     folder = os.open(job.staging, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for name, data in zip(names, batch.documents, strict=True):
-            _write_new(folder, name, data, PRIVATE)
+        # O_TRUNC: a staging file left by a killed run is simply rewritten.
+        _wrap.write_files(folder, names, batch.documents, PRIVATE)
         if job.qr:
             files = _stage_images(
                 job, licence_type, rows, secrets=batch.secrets, names=names, folder=folder
@@ -831,22 +833,12 @@ def _stage_images(
     documents = wrap_batch(
         licence_type, rows, chain_id=job.chain_id, registry=job.registry, secrets=secrets
     ).documents
-    files: list[str] = []
-    for name, document in zip(names, documents, strict=True):
-        png = name.removesuffix(".json") + ".png"
-        _write_new(folder, png, qr_png_bytes(encode_payload(document)), 0o644)
-        files += [name, png]
-    return files
+    from issuer import _wrap
 
-
-def _write_new(folder: int, name: str, data: bytes, mode: int) -> None:
-    # O_TRUNC: a staging file left by a killed run is simply rewritten. Opened relative
-    # to the folder's descriptor: the kernel does not walk the whole path per file.
-    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode, dir_fd=folder)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
+    images = [name.removesuffix(".json") + ".png" for name in names]
+    pngs = [qr_png_bytes(encode_payload(document)) for document in documents]
+    _wrap.write_files(folder, images, pngs, 0o644)
+    return [file for pair in zip(names, images, strict=True) for file in pair]
 
 
 @dataclass(frozen=True)
@@ -989,14 +981,15 @@ def _publish(
     # One sync for the whole batch instead of an fsync per file: after it, every staged
     # file is on disk, so no rename below can expose a file whose data a power cut loses.
     os.sync()
+    from issuer import _wrap  # compiled: staging needed it too
+
     halfway = len(staged.files) // 2
     source = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
     target = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for position, name in enumerate(staged.files):
-            if position == halfway:
-                fault_point("mid-write")
-            os.replace(name, name, src_dir_fd=source, dst_dir_fd=target)
+        _wrap.rename_files(source, target, staged.files[:halfway])
+        fault_point("mid-write")
+        _wrap.rename_files(source, target, staged.files[halfway:])
     finally:
         os.close(source)
         os.close(target)
