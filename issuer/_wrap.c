@@ -1,6 +1,6 @@
 /* issuer._wrap: issuing's per-licence work on a batch, in C: hashing and encoding, the
- * row check, the input digest, reading CSV files and writing a batch's files (the last
- * four further down).
+ * row check, the input digest, reading CSV files, writing a batch's files and tying
+ * worker processes to their parent (the last five further down).
  *
  * Issuing hashes 34 SHA-256 messages per 11-field licence (a salt HMAC and a commitment
  * per field, then the leaf). From Python each costs a few hash-object calls, about
@@ -26,6 +26,8 @@
 #include <openssl/sha.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -974,6 +976,26 @@ done:
     return result;
 }
 
+/* ---- Worker processes die with the process that started them ----
+ *
+ * die_with_parent(parent) asks Linux to SIGKILL this process when the thread that forked
+ * it ends, and kills it now if `parent` (that process's pid) is already gone. After a
+ * kill -9 of `elicence issue`, a worker left running would finish staging a batch with
+ * the killed run's secrets, in the folder the next run stages the same batch in.
+ */
+static PyObject *die_with_parent(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    long parent = PyLong_AsLong(arg);
+    if (parent == -1 && PyErr_Occurred())
+        return NULL;
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    if (getppid() != (pid_t)parent)
+        kill(getpid(), SIGKILL); /* the parent died before the request was made */
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"encode", encode, METH_VARARGS,
      "encode(rows, secrets, plan) -> (licence ids, document field members); see "
@@ -988,6 +1010,8 @@ static PyMethodDef methods[] = {
      "write_files(folder, names, contents, mode): create and write files (folder: a dir fd)."},
     {"rename_files", rename_files, METH_VARARGS,
      "rename_files(source, target, names): move files between folders (dir fds)."},
+    {"die_with_parent", die_with_parent, METH_O,
+     "die_with_parent(parent_pid): SIGKILL this process when its parent ends (Linux)."},
     {"input_digest", input_digest, METH_VARARGS,
      "input_digest(rows, names, head) -> SHA-256, or None; see issuer.workflow.input_digest."},
     {NULL, NULL, 0, NULL},

@@ -638,7 +638,10 @@ class _Rows:
 _INPUT: dict[str, _Rows] = {}
 
 
-def _receive_input(rows: _Rows) -> None:
+def _start_worker(rows: _Rows, parent: int) -> None:
+    from issuer import _wrap  # compiled: the check needs it too
+
+    _wrap.die_with_parent(parent)
     _INPUT["rows"] = rows
 
 
@@ -727,7 +730,9 @@ def _workers(source: Input, size: int, workers: int) -> Iterator[_Workers]:
     pools: list[ProcessPoolExecutor] = []
     try:
         for _ in range(count):
-            pools.append(ProcessPoolExecutor(1, initializer=_receive_input, initargs=(rows,)))
+            pools.append(
+                ProcessPoolExecutor(1, initializer=_start_worker, initargs=(rows, os.getpid()))
+            )
         yield _Workers(rows, pools)
     finally:
         # On an error, batches not yet started are dropped: a re-run stages them again.

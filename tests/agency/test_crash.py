@@ -8,15 +8,18 @@ killed from outside at a random moment.
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from issuer.document import loads_document
 from issuer.records import BatchState, Records
+from issuer.spreadsheet import SPLIT_FROM
 from issuer.workflow import _anchoring_tx
 from tests.agency.conftest import write_csv
 from tests.conftest import ELICENCE
@@ -129,3 +132,57 @@ def test_issue_killed_at_a_random_moment_completes_when_run_again(node_agency, t
             assert batch.tx_hash == _anchoring_tx(
                 node_agency.registry, batch.root, anchor.block_number
             )
+
+
+def _running(command_part: str) -> list[str]:
+    """Processes whose command line holds `command_part` (a killed run's workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if entry.name.isdigit() and command_part in command:
+            found.append(f"{entry.name}: {command}")
+    return found
+
+
+@pytest.mark.parametrize("fault", ["after-plan", "mid-write"])
+def test_a_split_file_issued_by_workers_killed_at_a_step_completes_when_run_again(
+    node_agency, tmp_path, fault
+):
+    # Large enough to be split (SPLIT_FROM lines) and issued by worker processes.
+    rows = [business_licence(i) for i in range(SPLIT_FROM)]
+    source = write_csv(tmp_path / "split.csv", rows)
+    out = tmp_path / "out"
+    args = ["issue", str(source), "--type", "business-licence", "--out", str(out)]
+    args += ["--batch-size", "1000", "--workers", "2", "--no-qr"]
+    # Output to a file, not a pipe: a worker left running would hold a pipe open.
+    with (tmp_path / "killed.log").open("w") as log:
+        killed = subprocess.run(
+            [str(ELICENCE), *args], env=node_agency.env(fault), stdout=log, stderr=log, check=False
+        )
+    assert killed.returncode == -signal.SIGKILL, (tmp_path / "killed.log").read_text()
+    # The workers die with the process that started them: none is left to write
+    # documents of the killed run into a staging folder the next run uses.
+    deadline = time.monotonic() + 5
+    while _running(str(source)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = _running(str(source))
+    for process in left:
+        os.kill(int(process.split(":")[0]), signal.SIGKILL)
+    assert left == []
+    finished = node_agency.run(*args)
+    assert finished.returncode == 0, finished.stderr
+    with Records.of_home(node_agency.home) as records:
+        batches, licences = records.batches(), records.licences()
+    assert [b.count for b in batches] == [1000] * 4
+    for batch in batches:
+        anchor = node_agency.registry.anchor_of(batch.root)
+        assert anchor is not None and batch.state is BatchState.WRITTEN
+    names = {p.name for p in out.iterdir()}
+    assert not [n for n in names if n.startswith(".")]
+    for record in licences[::97]:
+        document = loads_document((out / f"{record.number}.json").read_bytes())
+        assert document.licence_id == record.licence_id
+        assert document.computed_root() == record.root
