@@ -1,6 +1,6 @@
 /* issuer._wrap: issuing's per-licence work on a batch, in C: hashing and encoding, the
- * row check, the input digest, reading CSV files, writing a batch's files and tying
- * worker processes to their parent (the last five further down).
+ * row check, the input digest, reading CSV files, assembling and writing a batch's
+ * files and tying worker processes to their parent (the last six further down).
  *
  * Issuing hashes 34 SHA-256 messages per 11-field licence (a salt HMAC and a commitment
  * per field, then the leaf). From Python each costs a few hash-object calls, about
@@ -996,6 +996,135 @@ static PyObject *die_with_parent(PyObject *module, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* ---- A batch's full documents, as issuer.document.FullDocumentWriter writes them ----
+ *
+ * documents(head, fields, secrets, anchor, levels) -> list of bytes
+ *   head     the document up to its fields' members
+ *   fields   each licence's field members (encode's second list)
+ *   secrets  bytes, 16 per licence
+ *   anchor   what follows the secret, up to the proof
+ *   levels   the batch's Merkle tree, leaves first, root last (16-byte nodes)
+ * Each document is head, fields, the secret in hex, anchor, the proof (each sibling from
+ * the leaf up, as "0x..." in a JSON list) and its end: FullDocumentWriter.write with
+ * proof_texts, whose bytes tests compare with these.
+ */
+static PyObject *documents(PyObject *module, PyObject *args)
+{
+    static const char secret_key[] = "},\"secret\":\"0x";
+    static const char end[] = "}}\n";
+    PyObject *fields, *levels_object;
+    Py_buffer head, secrets, anchor;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "y*O!y*y*O", &head, &PyList_Type, &fields, &secrets, &anchor,
+                          &levels_object))
+        return NULL;
+    PyObject *result = NULL, *out = NULL, *levels = NULL;
+    PyObject **level_items = NULL;
+    Py_ssize_t *level_sizes = NULL;
+    Py_ssize_t count = PyList_GET_SIZE(fields), depth = 0;
+    if (secrets.len != count * SECRET_BYTES) {
+        PyErr_SetString(PyExc_ValueError, "need 16 bytes of secret per licence");
+        goto done;
+    }
+    levels = PySequence_Tuple(levels_object);
+    if (levels == NULL)
+        goto done;
+    depth = PyTuple_GET_SIZE(levels) - 1; /* the root's level has no siblings */
+    if (depth < 0 || (level_items = PyMem_Calloc(depth + 1, sizeof(PyObject *))) == NULL ||
+        (level_sizes = PyMem_Calloc(depth + 1, sizeof(Py_ssize_t))) == NULL) {
+        if (depth < 0)
+            PyErr_SetString(PyExc_ValueError, "a tree has at least its root's level");
+        else
+            PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t level = 0; level < depth; level++) {
+        level_items[level] = PySequence_Tuple(PyTuple_GET_ITEM(levels, level));
+        if (level_items[level] == NULL)
+            goto done;
+        level_sizes[level] = PyTuple_GET_SIZE(level_items[level]);
+        for (Py_ssize_t k = 0; k < level_sizes[level]; k++) {
+            PyObject *node = PyTuple_GET_ITEM(level_items[level], k);
+            if (!PyBytes_Check(node) || PyBytes_GET_SIZE(node) != DIGEST_BYTES) {
+                PyErr_SetString(PyExc_ValueError, "tree nodes must be 16 bytes");
+                goto done;
+            }
+        }
+    }
+    if ((depth > 0 && level_sizes[0] != count) || (depth == 0 && count != 1)) {
+        PyErr_SetString(PyExc_ValueError, "the tree's leaves must be the licences");
+        goto done;
+    }
+    out = PyList_New(count);
+    if (out == NULL)
+        goto done;
+    const unsigned char *secret_bytes = secrets.buf;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *member = PyList_GET_ITEM(fields, i);
+        if (!PyBytes_Check(member)) {
+            PyErr_Format(PyExc_TypeError, "fields %zd are not bytes", i);
+            goto done;
+        }
+        Py_ssize_t siblings = 0;
+        for (Py_ssize_t level = 0, at = i; level < depth; level++, at >>= 1)
+            siblings += (at ^ 1) < level_sizes[level];
+        Py_ssize_t size = head.len + PyBytes_GET_SIZE(member) + (Py_ssize_t)strlen(secret_key) +
+                          2 * SECRET_BYTES + anchor.len + 2 + siblings * (4 + 2 * DIGEST_BYTES) +
+                          (siblings ? siblings - 1 : 0) + (Py_ssize_t)strlen(end);
+        PyObject *document = PyBytes_FromStringAndSize(NULL, size);
+        if (document == NULL)
+            goto done;
+        char *at = PyBytes_AS_STRING(document);
+#define APPEND(source, length)                                                                \
+    do {                                                                                      \
+        memcpy(at, (source), (length));                                                       \
+        at += (length);                                                                       \
+    } while (0)
+        APPEND(head.buf, head.len);
+        APPEND(PyBytes_AS_STRING(member), PyBytes_GET_SIZE(member));
+        APPEND(secret_key, strlen(secret_key));
+        put_hex(at, secret_bytes + i * SECRET_BYTES, SECRET_BYTES);
+        at += 2 * SECRET_BYTES;
+        APPEND(anchor.buf, anchor.len);
+        *at++ = '[';
+        int first = 1;
+        for (Py_ssize_t level = 0, index = i; level < depth; level++, index >>= 1) {
+            Py_ssize_t sibling = index ^ 1;
+            if (sibling >= level_sizes[level])
+                continue;
+            if (!first)
+                *at++ = ',';
+            first = 0;
+            APPEND("\"0x", 3);
+            put_hex(at,
+                    (const unsigned char *)PyBytes_AS_STRING(
+                        PyTuple_GET_ITEM(level_items[level], sibling)),
+                    DIGEST_BYTES);
+            at += 2 * DIGEST_BYTES;
+            *at++ = '"';
+        }
+        *at++ = ']';
+        APPEND(end, strlen(end));
+#undef APPEND
+        PyList_SET_ITEM(out, i, document);
+    }
+    result = out;
+    out = NULL;
+
+done:
+    PyBuffer_Release(&head);
+    PyBuffer_Release(&secrets);
+    PyBuffer_Release(&anchor);
+    Py_XDECREF(out);
+    if (level_items != NULL)
+        for (Py_ssize_t level = 0; level < depth; level++)
+            Py_XDECREF(level_items[level]);
+    PyMem_Free(level_items);
+    PyMem_Free(level_sizes);
+    Py_XDECREF(levels);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"encode", encode, METH_VARARGS,
      "encode(rows, secrets, plan) -> (licence ids, document field members); see "
@@ -1012,6 +1141,9 @@ static PyMethodDef methods[] = {
      "rename_files(source, target, names): move files between folders (dir fds)."},
     {"die_with_parent", die_with_parent, METH_O,
      "die_with_parent(parent_pid): SIGKILL this process when its parent ends (Linux)."},
+    {"documents", documents, METH_VARARGS,
+     "documents(head, fields, secrets, anchor, levels) -> the batch's full documents; see "
+     "issuer.document.FullDocumentWriter."},
     {"input_digest", input_digest, METH_VARARGS,
      "input_digest(rows, names, head) -> SHA-256, or None; see issuer.workflow.input_digest."},
     {NULL, NULL, 0, NULL},

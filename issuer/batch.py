@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from issuer.catalogue import LicenceType
 from issuer.digest import DEFAULT_SUITE, SECRET_BYTES, LicenceIds
-from issuer.document import AnchorRef, FullDocumentWriter, LicenceDocument, proof_texts
+from issuer.document import AnchorRef, FullDocumentWriter, LicenceDocument
 from issuer.errors import FieldProblem, LicenceValidationError
 from issuer.merkle import MerkleTree, build_tree
 from issuer.validation import RowsCheck, field_problems
@@ -124,11 +124,7 @@ def encode_batch(
     texts, leaves = _leaves(licence_type, rows, secrets, suite)
     tree = build_tree(leaves, suite)
     writer = FullDocumentWriter(licence_type, AnchorRef(chain_id, registry, tree.root, ()), suite)
-    documents = [
-        writer.write(fields, secret, proof)
-        for fields, secret, proof in zip(texts, secrets, proof_texts(tree.levels), strict=True)
-    ]
-    return EncodedBatch(tree.root, leaves, secrets, documents)
+    return EncodedBatch(tree.root, leaves, secrets, writer.write_batch(texts, secrets, tree.levels))
 
 
 def _secrets(rows: Sequence[object], given: Sequence[bytes] | None) -> list[bytes]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import unicodedata
 
@@ -12,7 +13,14 @@ from hypothesis import strategies as st
 
 from issuer.batch import encode_batch, wrap_batch
 from issuer.catalogue import catalogue
-from issuer.document import MAX_DOCUMENT_BYTES, loads_document, parse_document, proof_texts
+from issuer.document import (
+    MAX_DOCUMENT_BYTES,
+    AnchorRef,
+    FullDocumentWriter,
+    loads_document,
+    parse_document,
+    proof_texts,
+)
 from issuer.errors import DocumentError, LicenceValidationError
 from issuer.merkle import build_tree
 from tests.samples import business_licence, food_business_licence
@@ -216,6 +224,30 @@ def test_proof_texts_are_the_json_of_each_proof(n):
         for i in range(n)
     ]
     assert proof_texts(tree.levels) == expected
+
+
+@given(st.integers(min_value=1, max_value=70), st.binary(min_size=0, max_size=40))
+def test_batch_documents_in_c_are_what_write_and_proof_texts_give(n, field_bytes):
+    tree = build_tree([hashlib.sha256(bytes([i, n])).digest()[:16] for i in range(n)])
+    writer = FullDocumentWriter(BUSINESS, AnchorRef(31337, REGISTRY, tree.root, ()), "sha256-128")
+    fields = [field_bytes + str(i).encode() for i in range(n)]
+    secrets = _same_secrets(n)
+    expected = [
+        writer.write(f, secret, proof)
+        for f, secret, proof in zip(fields, secrets, proof_texts(tree.levels), strict=True)
+    ]
+    assert writer.write_batch(fields, secrets, tree.levels) == expected
+
+
+def test_batch_documents_refuse_a_tree_that_is_not_the_batchs():
+    tree = build_tree([bytes([i]) * 16 for i in range(3)])
+    writer = FullDocumentWriter(BUSINESS, AnchorRef(1, REGISTRY, tree.root, ()), "sha256-128")
+    with pytest.raises(ValueError, match="leaves must be the licences"):
+        writer.write_batch([b"a", b"b"], _same_secrets(2), tree.levels)
+    with pytest.raises(ValueError, match="16 bytes of secret"):
+        writer.write_batch([b"a", b"b", b"c"], _same_secrets(2), tree.levels)
+    with pytest.raises(ValueError, match="16 bytes"):
+        writer.write_batch([b"a", b"b"], _same_secrets(2), [[b"x" * 16, b"short"], [b"r" * 16]])
 
 
 def test_fresh_secrets_are_distinct_and_full_length():
