@@ -179,9 +179,9 @@ class CsvChunks:
     Reading a hundred thousand rows takes half a second on one core, while the others
     wait; split, each worker reads the parts it checks. Part k holds records
     [k * chunk_records, (k + 1) * chunk_records) after the header. A part that does not
-    read as the split expected (a blank or malformed row inside it, bytes that are not
-    UTF-8, a record count that differs) makes the whole file be read by `read_input`, the
-    definition, which reports every problem as usual.
+    read as the split expected (a malformed row, bytes that are not UTF-8, a record count
+    that differs), or blank lines anywhere but at the end of the file, make the whole
+    file be read by `read_input`, the definition, which reports every problem as usual.
     """
 
     path: Path
@@ -217,12 +217,7 @@ class CsvChunks:
                 rows, problems, count = _csv_rows(reader, list(self.fields), first)
             except (UnicodeDecodeError, csv.Error):
                 return None
-        last = index == len(self.ends) - 2
-        # Rows are found by their place in the input: every part but the last must hold
-        # exactly its records' rows (the last may end with blank lines).
-        if problems or count != expected or (not last and len(rows) != expected):
-            return None
-        return rows
+        return None if problems or count != expected else rows
 
     def read_whole(self, licence_type: LicenceType) -> ReadInput:
         """The file read at once, as `read_input` reads it."""

@@ -320,6 +320,17 @@ class _IrregularPart(Exception):
     """A part of a split CSV file did not read as the split expected (see CsvChunks)."""
 
 
+def _in_place(checked: list[_Checked | None], size: int) -> bool:
+    """Whether every checked slice was read, and the input's row k is row k mod `size` of
+    slice k // `size`: how workers find rows. A split file's blank lines break that
+    unless they all come after its last row."""
+    if any(part is None for part in checked):
+        return False
+    counts = [len(part.numbers) for part in checked if part is not None]
+    last = max((k for k, count in enumerate(counts) if count), default=-1)
+    return all(count == size for count in counts[:last])
+
+
 def _issue(
     agency: AgencyContext,
     licence_type: LicenceType,
@@ -335,7 +346,7 @@ def _issue(
     size = max(1, options.batch_size)
     with _workers(source, size, options.workers) as workers:
         checked = workers.check(licence_type, size, chain_id, address)
-        if any(part is None for part in checked):
+        if not _in_place(checked, size):
             raise _IrregularPart
         slices = [part for part in checked if part is not None and part.numbers]
         numbers = [number for part in slices for number in part.numbers]

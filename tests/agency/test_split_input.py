@@ -222,3 +222,19 @@ def test_small_files_json_lines_and_unsplittable_files_are_read_whole(tmp_path, 
         read_for_issuing(open_quote, BUSINESS, 2)
     with pytest.raises(InputError, match="cannot read"):
         read_for_issuing(tmp_path / "missing.csv", BUSINESS, 2)
+
+
+@pytest.mark.parametrize("tail", [b"\r\n\r\n", b"\r\n,,,\r\n"], ids=["blank-lines", "empty-cells"])
+def test_blank_lines_at_the_end_keep_the_split(agency, tmp_path, split_small, monkeypatch, tail):
+    path = tmp_path / "in.csv"
+    path.write_bytes(_csv_bytes(_rows(5)) + tail)
+    source = read_for_issuing(path, BUSINESS, 2)
+    assert isinstance(source, CsvChunks)
+
+    def no_whole_read(self, licence_type):
+        raise AssertionError("the file was read whole")
+
+    monkeypatch.setattr(CsvChunks, "read_whole", no_whole_read)
+    options = IssueOptions(batch_size=2, workers=2, qr=False)
+    report = issue_file(agency, BUSINESS, source, tmp_path / "out", options=options)
+    assert [b.count for b in report.batches] == [2, 2, 1]
