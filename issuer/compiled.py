@@ -16,6 +16,6 @@ def ensure_compiled() -> None:
         from issuer import _wrap  # noqa: F401
     except ImportError as exc:
         raise IssuingError(
-            f"the batch encoder issuer/_wrap.c is not compiled ({exc}): install elicence "
-            "with `pip install -e .` (./scripts/run and ./scripts/test do) to issue"
+            f"issuer/_wrap.c, the C part of issuing, is not compiled ({exc}): install "
+            "elicence with `pip install -e .` (./scripts/run and ./scripts/test do) to issue"
         ) from None
