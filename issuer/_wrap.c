@@ -845,36 +845,45 @@ done:
  * The loops run without the GIL: a batch is ten thousand system calls, and from Python
  * each would take the GIL back, queueing behind the thread that plans and anchors.
  */
-static int utf8_names(PyObject *names, const char ***out)
+/* Each name's UTF-8 (kept by the str objects, which the caller holds); NULL on an error. */
+static const char **utf8_names(PyObject *names)
 {
     Py_ssize_t count = PyList_GET_SIZE(names);
-    *out = PyMem_Calloc(count ? count : 1, sizeof(char *));
-    if (*out == NULL) {
+    const char **paths = PyMem_Calloc(count ? count : 1, sizeof(char *));
+    if (paths == NULL) {
         PyErr_NoMemory();
-        return -1;
+        return NULL;
     }
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *name = PyList_GET_ITEM(names, i);
+        Py_ssize_t size;
         if (!PyUnicode_Check(name)) {
             PyErr_Format(PyExc_TypeError, "file name %zd is not text", i);
-            return -1;
+            goto failed;
         }
-        Py_ssize_t size;
-        (*out)[i] = PyUnicode_AsUTF8AndSize(name, &size);
-        if ((*out)[i] == NULL)
-            return -1;
-        if (strlen((*out)[i]) != (size_t)size) {
+        paths[i] = PyUnicode_AsUTF8AndSize(name, &size);
+        if (paths[i] == NULL)
+            goto failed;
+        if (strlen(paths[i]) != (size_t)size) {
             PyErr_SetString(PyExc_ValueError, "file name holds a NUL character");
-            return -1;
+            goto failed;
         }
     }
-    return 0;
+    return paths;
+failed:
+    PyMem_Free(paths);
+    return NULL;
 }
 
-static PyObject *file_error(int error, PyObject *names, Py_ssize_t index)
+/* After a loop over `names`: None, or OSError naming the file at `failed_at` (-1 when
+ * none failed) with `error`, its errno. Frees `paths`. */
+static PyObject *files_done(const char **paths, PyObject *names, Py_ssize_t failed_at, int error)
 {
+    PyMem_Free(paths);
+    if (failed_at < 0)
+        Py_RETURN_NONE;
     errno = error;
-    return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, PyList_GET_ITEM(names, index));
+    return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, PyList_GET_ITEM(names, failed_at));
 }
 
 static PyObject *write_files(PyObject *module, PyObject *args)
@@ -896,10 +905,9 @@ static PyObject *write_files(PyObject *module, PyObject *args)
             return NULL;
         }
     }
-    const char **paths = NULL;
-    PyObject *result = NULL;
-    if (utf8_names(names, &paths) < 0)
-        goto done;
+    const char **paths = utf8_names(names);
+    if (paths == NULL)
+        return NULL;
     /* The lists are not changed while the GIL is released: this call holds them, and
      * the caller is the only thread that has them. */
     Py_ssize_t failed_at = -1;
@@ -933,14 +941,7 @@ static PyObject *write_files(PyObject *module, PyObject *args)
         }
     }
     Py_END_ALLOW_THREADS
-    if (failed_at >= 0) {
-        file_error(error, names, failed_at);
-        goto done;
-    }
-    result = Py_NewRef(Py_None);
-done:
-    PyMem_Free(paths);
-    return result;
+    return files_done(paths, names, failed_at, error);
 }
 
 static PyObject *rename_files(PyObject *module, PyObject *args)
@@ -951,10 +952,9 @@ static PyObject *rename_files(PyObject *module, PyObject *args)
     if (!PyArg_ParseTuple(args, "iiO!", &source, &target, &PyList_Type, &names))
         return NULL;
     Py_ssize_t count = PyList_GET_SIZE(names);
-    const char **paths = NULL;
-    PyObject *result = NULL;
-    if (utf8_names(names, &paths) < 0)
-        goto done;
+    const char **paths = utf8_names(names);
+    if (paths == NULL)
+        return NULL;
     Py_ssize_t failed_at = -1;
     int error = 0;
     Py_BEGIN_ALLOW_THREADS
@@ -966,14 +966,7 @@ static PyObject *rename_files(PyObject *module, PyObject *args)
         }
     }
     Py_END_ALLOW_THREADS
-    if (failed_at >= 0) {
-        file_error(error, names, failed_at);
-        goto done;
-    }
-    result = Py_NewRef(Py_None);
-done:
-    PyMem_Free(paths);
-    return result;
+    return files_done(paths, names, failed_at, error);
 }
 
 /* ---- Worker processes die with the process that started them ----
