@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import repeat
 from pathlib import Path
 
 from issuer.errors import IssuerError
@@ -218,19 +219,21 @@ class Records:
                 ),
             )
             batch_id = int(cursor.lastrowid or 0)
-            columns = zip(
-                licences.numbers,
-                licences.licence_ids,
-                licences.secrets,
-                licences.holder_codes,
-                strict=True,
-            )
+            count = len(licences.numbers)
+            # The rows are zipped in C, without a Python frame per licence (a batch is
+            # ten thousand rows, planned on the thread that anchors).
             db.executemany(
                 "INSERT INTO licences (licence_type, number, licence_id, batch_id, position, "
                 "secret, holder_code) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    (licence_type, number, licence_id, batch_id, position, secret, holder)
-                    for position, (number, licence_id, secret, holder) in enumerate(columns)
+                zip(
+                    repeat(licence_type, count),
+                    licences.numbers,
+                    licences.licence_ids,
+                    repeat(batch_id, count),
+                    range(count),
+                    licences.secrets,
+                    licences.holder_codes,
+                    strict=True,
                 ),
             )
         return self.batch(batch_id)
