@@ -444,7 +444,7 @@ static int is_date(PyObject *value)
     return day <= days[month - 1] + (month == 2 && leap);
 }
 
-/* issuer.credit_code.is_valid: GB 32100's 18 characters with their check character. */
+/* credit_code.problem_with(value) is None: GB 32100's 18 characters and check character. */
 static int is_credit_code(PyObject *value)
 {
     static const char alphabet[] = "0123456789ABCDEFGHJKLMNPQRTUWXY";
