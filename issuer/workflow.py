@@ -345,7 +345,7 @@ def _issue(
     chain_id, address = registry.chain.chain_id, registry.address
     size = max(1, options.batch_size)
     with _workers(source, size, options.workers) as workers:
-        checked = workers.check(licence_type, size, chain_id, address)
+        checked = workers.check(licence_type, chain_id, address)
         if not _in_place(checked, size):
             raise _IrregularPart
         slices = [part for part in checked if part is not None and part.numbers]
@@ -600,7 +600,7 @@ class _Rows:
     """The input's rows where they are used: a list, or a split CSV file's parts.
 
     Slice k of the input is rows [k * size, (k + 1) * size), and, for a split file, its
-    part k (every part but the last holds exactly `size` rows, or is irregular). A
+    part k (every part before the last with rows holds exactly `size`: `_in_place`). A
     process reads a part when it first needs it and keeps it until a later batch is
     staged: a worker checks and stages the same parts (see `_Workers`).
     """
@@ -671,9 +671,9 @@ class _Workers:
         self._pools = pools
 
     def check(
-        self, licence_type: LicenceType, size: int, chain_id: int, registry: str
+        self, licence_type: LicenceType, chain_id: int, registry: str
     ) -> list[_Checked | None]:
-        """Per slice of `size` rows: its rows' problems and numbers, and its input digest.
+        """Per slice: its rows' problems and numbers, and its input digest.
 
         None for an irregular part of a split file.
         """
@@ -683,9 +683,7 @@ class _Workers:
                 for k in range(self._rows.slices)
             ]
         futures = [
-            self._pools[k % len(self._pools)].submit(
-                _check_in_worker, k, licence_type.id, chain_id, registry
-            )
+            self._pool(k).submit(_check_in_worker, k, licence_type.id, chain_id, registry)
             for k in range(self._rows.slices)
         ]
         return [future.result() for future in futures]
@@ -697,9 +695,7 @@ class _Workers:
         if not self._pools:
             return [_digest(self._rows, b, licence_type.id, chain_id, registry) for b in batches]
         futures = [
-            self._pools[k % len(self._pools)].submit(
-                _digest_in_worker, batch, licence_type.id, chain_id, registry
-            )
+            self._pool(k).submit(_digest_in_worker, batch, licence_type.id, chain_id, registry)
             for k, batch in enumerate(batches)
         ]
         return [future.result() for future in futures]
@@ -710,11 +706,13 @@ class _Workers:
             for job in jobs:
                 yield stage_batch(job, self._rows.fields(job.positions))
             return
-        futures = [
-            self._pools[job.index % len(self._pools)].submit(_stage_in_worker, job) for job in jobs
-        ]
+        futures = [self._pool(job.index).submit(_stage_in_worker, job) for job in jobs]
         for future in futures:
             yield future.result()
+
+    def _pool(self, index: int) -> ProcessPoolExecutor:
+        """The worker of slice or batch `index`."""
+        return self._pools[index % len(self._pools)]
 
 
 def _pool_size(workers: int, rows: int) -> int:
