@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -840,8 +841,8 @@ done:
  *
  * write_files(folder, names, contents, mode) and rename_files(source, target, names)
  *   folder, source and target are directory descriptors; names are relative to them.
- *   write_files creates (or truncates) each file and writes its contents; rename_files
- *   moves each name from source to target. OSError names the file that failed.
+ *   write_files creates (or truncates) each file with exactly `mode` and writes its
+ *   contents; rename_files moves each name from source to target. OSError names the file that failed.
  * The loops run without the GIL: a batch is ten thousand system calls, and from Python
  * each would take the GIL back, queueing behind the thread that plans and anchors.
  */
@@ -921,6 +922,14 @@ static PyObject *write_files(PyObject *module, PyObject *args)
         if (fd < 0) {
             error = errno;
             failed_at = i;
+            break;
+        }
+        /* The mode exactly: openat's passes through the umask, and a file a killed run
+         * left behind keeps its old mode through O_TRUNC. */
+        if (fchmod(fd, mode) < 0) {
+            error = errno;
+            failed_at = i;
+            close(fd);
             break;
         }
         while (left > 0) {

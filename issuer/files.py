@@ -7,12 +7,14 @@ import os
 import tempfile
 from pathlib import Path
 
-PRIVATE = 0o600  # documents hold personal data: readable by the agency's account only
+from ledger.private import PRIVATE_FILE, private_folder
+
+PRIVATE = PRIVATE_FILE  # documents hold personal data: readable by the agency's account only
 
 
 def write_atomically(path: Path, data: bytes, mode: int = PRIVATE) -> None:
     """Write `data` to `path` via a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(path.parent, tighten=False)
     fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:

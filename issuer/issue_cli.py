@@ -26,6 +26,7 @@ from issuer.cli_support import (
 )
 from issuer.keystore import AGENCY_KEYSTORE
 from issuer.reasons import Reason
+from ledger.private import private_folder
 from ledger.registry import LeafStatus
 
 T = TypeVar("T")
@@ -103,7 +104,7 @@ def issue(
     with reported(), Records.of_home(folder) as records:
         bound = open_registry(folder, chain, registry)
         context = AgencyContext(bound, key, records)
-        out.mkdir(parents=True, exist_ok=True)
+        private_folder(out, tighten=False)  # a folder the user already had keeps its mode
         if source.count < _PROGRESS_FROM:
             report = issue_file(context, kind, source, out, options=options)
         else:

@@ -24,6 +24,7 @@ from eth_utils.address import to_checksum_address
 
 from issuer.errors import IssuerError
 from issuer.files import PRIVATE, write_atomically
+from ledger.private import private_folder
 
 KEYS_DIR = "keys"
 AGENCY_KEYSTORE = "agency.json"
@@ -70,8 +71,7 @@ def create(path: Path, passphrase: str, *, key: bytes | None = None) -> LocalAcc
         raise KeystoreError(f"the passphrase must have at least {MIN_PASSPHRASE} characters")
     account: LocalAccount = Account.from_key(key) if key is not None else Account.create()
     encrypted = Account.encrypt(account.key, passphrase, kdf="scrypt")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.parent.chmod(0o700)
+    private_folder(path.parent)
     write_atomically(path, json.dumps(encrypted).encode("ascii"), mode=PRIVATE)
     return account
 

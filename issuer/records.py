@@ -16,7 +16,6 @@ either the whole plan of a batch or none of it.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from itertools import repeat
 from pathlib import Path
 
 from issuer.errors import IssuerError
+from ledger.private import private_database
 
 RECORDS_FILE = "records.sqlite"
 
@@ -129,9 +129,8 @@ class Records:
     """The records file of one agency home."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Created 0600 before SQLite opens it; SQLite gives its journal the same mode.
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        # Private before SQLite opens it; SQLite gives its journal the same mode.
+        private_database(path)
         self.path = path
         try:
             self._db = sqlite3.connect(path, isolation_level=None)

@@ -69,7 +69,8 @@ from issuer.spreadsheet import CsvChunks, Input, InputRow, ReadInput
 from issuer.validation import RowsCheck, field_problems
 from ledger.chain import translate_errors
 from ledger.errors import LedgerError, RegistryRejected
-from ledger.registry import LeafStatus, Registry
+from ledger.private import private_folder, restrict_umask
+from ledger.registry import LeafState, LeafStatus, Registry
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
@@ -653,6 +654,7 @@ def _start_worker(rows: _Rows, parent: int) -> None:
     from issuer import _wrap  # compiled: the check needs it too
 
     _wrap.die_with_parent(parent)
+    restrict_umask()  # a library caller's umask may be open; what workers write is private
     _INPUT["rows"] = rows
 
 
@@ -813,7 +815,7 @@ def stage_batch(job: _Job, fields: Sequence[Mapping[str, object]]) -> _Staged:
     numbers = [row["licenceNumber"] for row in rows]
     names = [_filename(n, i) for n, i in zip(numbers, batch.licence_ids, strict=True)]
     files = names
-    Path(job.staging).mkdir(parents=True, exist_ok=True)
+    private_folder(Path(job.staging))
     folder = os.open(job.staging, os.O_RDONLY | os.O_DIRECTORY)
     try:
         # O_TRUNC: a staging file left by a killed run is simply rewritten.
@@ -851,7 +853,7 @@ def _stage_images(
 
     images = [name.removesuffix(".json") + ".png" for name in names]
     pngs = [qr_png_bytes(encode_payload(document)) for document in documents]
-    _wrap.write_files(folder, images, pngs, 0o644)
+    _wrap.write_files(folder, images, pngs, PRIVATE)  # a QR holds the whole document
     return [file for pair in zip(names, images, strict=True) for file in pair]
 
 
@@ -1130,7 +1132,7 @@ def change_status(
     for root, group in by_root.items():
         try:
             pending = [
-                lic for lic in group if registry.status_of(root, lic.licence_id).status != status
+                lic for lic in group if _differs(registry.status_of(root, lic.licence_id), status)
             ]
             tx_hash = None
             if len(pending) == 1:
@@ -1146,6 +1148,12 @@ def change_status(
         records.set_status([lic.licence_id for lic in group], status.name, int(reason), None)
         changes.append(StatusChange(root, tuple(lic.number for lic in group), tx_hash))
     return changes
+
+
+def _differs(state: LeafState, status: LeafStatus) -> bool:
+    # A batch revoked as a whole reads as revoked, but its licences' own statuses are
+    # not: the revocation would not follow them into another batch, so send it anyway.
+    return state.status is not status or state.batch_revoked
 
 
 def supersede(

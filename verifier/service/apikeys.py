@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from issuer.catalogue import catalogue
+from ledger.private import private_database
 from verifier.service.errors import ApiKeyExists, FieldError, InvalidRequest, UnknownApiKey
 
 KEY_PREFIX = "elk_"
@@ -92,7 +93,7 @@ class ApiKeyStore:
     """The keys in HOME/service/apikeys.sqlite."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_database(path)  # SQLite gives its -wal and -shm files the same mode
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)

@@ -82,7 +82,7 @@ def set_up_demo(home: Path, chain: Chain) -> ServiceDemo:
         for document, path in zip(batch.documents, batch.paths, strict=True):
             payload = encode_payload(present(document, []))
             text_path = folder / "qr" / f"{kind}-{path.stem}.el1"
-            write_atomically(text_path, (payload + "\n").encode("ascii"), mode=0o644)
+            write_atomically(text_path, (payload + "\n").encode("ascii"))
             qr_png(payload, text_path.with_suffix(".png"))
             payloads.append(text_path)
     HomeConfig(chain_url=chain.url, chain_id=chain.chain_id, registry=registry.address).save(home)
