@@ -6,7 +6,8 @@ pragma solidity 0.8.28;
 /// can decode reverts and logs from this file alone. Roots, leaves and successors are
 /// 16-byte digests (`bytes16`: SHA-256 truncated to its first 16 bytes).
 interface ILicenceRegistry {
-    /// @notice Status of one licence (a leaf) under one anchored batch (a root).
+    /// @notice Status of one licence (a leaf) as recorded for the agency that anchored it:
+    /// the same licence id under another root of the same agency has the same status.
     /// @dev Active is the zero value, so a leaf nobody has touched reads as Active.
     /// Revoked (吊销), Superseded and Cancelled (注销, given up by the holder) are final.
     enum LeafStatus {
@@ -54,6 +55,19 @@ interface ILicenceRegistry {
     error LicenceRegistryStatusNotBulk(LeafStatus status);
     /// @notice A bulk status change under `root` named no leaves.
     error LicenceRegistryNoLeaves(bytes16 root);
+    /// @notice Batch `root` was revoked as a whole already.
+    error LicenceRegistryBatchAlreadyRevoked(bytes16 root);
+    /// @notice `signer` is not, and never was, the key of any agency.
+    error LicenceRegistryUnknownSigner(address signer);
+    /// @notice `signer` was reported compromised: it can no longer anchor, change a status
+    /// or rotate itself away.
+    error LicenceRegistrySignerCompromised(address signer);
+    /// @notice A key cannot be reported compromised from `fromBlock`, after the current
+    /// block `currentBlock`.
+    error LicenceRegistryInvalidCompromiseBlock(uint64 fromBlock, uint64 currentBlock);
+    /// @notice `signer` is reported compromised from block `fromBlock` already; a new
+    /// report may only move that block earlier.
+    error LicenceRegistrySignerAlreadyCompromised(address signer, uint64 fromBlock);
 
     // ---- events -------------------------------------------------------------------
 
@@ -104,5 +118,17 @@ interface ILicenceRegistry {
         bytes16 indexed leaf,
         bytes16 successor,
         uint8 reason
+    );
+    /// @notice The whole batch `root`, anchored by agency `agencyId`, was revoked by a
+    /// governor, for reason code `reason`.
+    event BatchRevoked(bytes16 indexed root, uint32 indexed agencyId, uint8 reason);
+    /// @notice Key `signer`, the `keyNumber`th key of agency `agencyId` (1 = the key it was
+    /// registered with, +1 per rotation), was reported compromised from block `fromBlock`:
+    /// its anchors from that block on no longer count, and the key is spent.
+    event SignerCompromised(
+        uint32 indexed agencyId,
+        address indexed signer,
+        uint32 keyNumber,
+        uint64 fromBlock
     );
 }

@@ -7,7 +7,10 @@ import {ILicenceRegistry} from "./ILicenceRegistry.sol";
 /// @title Registry of electronic licence batches (电子证照)
 /// @notice Issuing agencies anchor Merkle roots of licence batches; each licence (a leaf)
 /// under a root can later be suspended, reinstated, revoked, superseded or cancelled by
-/// the agency that anchored the root, or by a governor.
+/// the agency that anchored the root, or by a governor. A licence's status is kept per
+/// (anchoring agency, leaf), so a final status stays final under any root of that agency.
+/// A governor can also revoke a whole batch, and report an agency key compromised from a
+/// block on.
 /// @dev Every digest is 16 bytes (`bytes16`): SHA-256 truncated to its first 16 bytes,
 /// so that a licence's QR code stays small. Leaves are the first 16 bytes of
 /// sha256(0x00 || ...), computed off-chain; inner nodes are the first 16 bytes of
@@ -33,27 +36,45 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
     // governance function. A spent (rotated away) signer keeps its record, so the key
     // can never be reused.
     uint256 private constant SIGNER_TYPES_SHIFT = 32;
+    uint256 private constant SIGNER_TYPES_MASK = uint256(type(uint64).max) << SIGNER_TYPES_SHIFT;
     uint256 private constant SIGNER_RETIRED = 1 << 96;
     uint256 private constant SIGNER_SPENT = 1 << 97;
+    uint256 private constant SIGNER_COMPROMISED = 1 << 98;
+    // The key's number within its agency: 1 for the key it was registered with, +1 per
+    // rotation. Anchors record it, so a compromise report names exactly the anchors of
+    // one key, even those in the block where the agency rotated away from it.
+    uint256 private constant SIGNER_KEY_SHIFT = 128;
 
     // Anchor record, one slot per root.
     uint256 private constant ANCHOR_TYPE_SHIFT = 32;
     uint256 private constant ANCHOR_COUNT_SHIFT = 40;
     uint256 private constant ANCHOR_BLOCK_SHIFT = 72;
     uint256 private constant ANCHOR_TIME_SHIFT = 136;
+    uint256 private constant ANCHOR_KEY_SHIFT = 200;
 
-    // Leaf record, one slot per (root, leaf); the successor of a superseded leaf lives
-    // apart, so the common status changes write a single slot.
+    // Leaf record, one slot per (anchoring agency, leaf); the successor of a superseded
+    // leaf lives apart, so the common status changes write a single slot. Keyed by agency,
+    // not by root, so that an agency re-anchoring a licence it revoked cannot revive it;
+    // not by leaf alone, because the registry cannot tell which leaves a root holds, so a
+    // global key would let any agency revoke another's licences by naming its own root.
+    // A revoked batch's record has the same layout (status Revoked).
     uint256 private constant LEAF_REASON_SHIFT = 8;
     uint256 private constant LEAF_BLOCK_SHIFT = 16;
+
+    // Compromise record, per (agency, key number): a flag, the first block whose anchors
+    // no longer count, and the block of the report.
+    uint256 private constant COMPROMISE_FROM_SHIFT = 8;
+    uint256 private constant COMPROMISE_REPORTED_SHIFT = 72;
 
     uint32 private _agencyCount;
     mapping(uint32 agencyId => Agency) private _agencies;
     mapping(address signer => uint256 record) private _signers;
     mapping(bytes32 codeHash => uint32 agencyId) private _agencyIdByCode;
     mapping(bytes16 root => uint256 record) private _anchors;
-    mapping(bytes16 root => mapping(bytes16 leaf => uint256 record)) private _leaves;
-    mapping(bytes16 root => mapping(bytes16 leaf => bytes16 successor)) private _successors;
+    mapping(uint32 agencyId => mapping(bytes16 leaf => uint256 record)) private _leaves;
+    mapping(uint32 agencyId => mapping(bytes16 leaf => bytes16 successor)) private _successors;
+    mapping(bytes16 root => uint256 record) private _batchRevocations;
+    mapping(uint32 agencyId => mapping(uint32 keyNumber => uint256 record)) private _compromises;
 
     /// @notice Creates the registry with `governor` as its admin and first governor.
     constructor(address governor) {
@@ -84,7 +105,7 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
         agencyId = ++_agencyCount;
         _agencies[agencyId] = Agency(signer, licenceTypes, false, code, name);
         _agencyIdByCode[codeHash] = agencyId;
-        _signers[signer] = _packSigner(agencyId, licenceTypes);
+        _signers[signer] = _packSigner(agencyId, licenceTypes, 1);
         emit AgencyRegistered(agencyId, signer, code, name, licenceTypes);
     }
 
@@ -99,7 +120,10 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
         Agency storage agency = _activeAgency(agencyId);
         _requireValidTypes(licenceTypes);
         agency.licenceTypes = licenceTypes;
-        _signers[agency.signer] = _packSigner(agencyId, licenceTypes);
+        // Keep the other bits: a compromised current key must stay spent.
+        uint256 record = _signers[agency.signer];
+        _signers[agency.signer] =
+            (record & ~SIGNER_TYPES_MASK) | (uint256(licenceTypes) << SIGNER_TYPES_SHIFT);
         emit AgencyTypesChanged(agencyId, licenceTypes);
     }
 
@@ -114,21 +138,72 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
     }
 
     /// @notice Makes `newSigner` the key of agency `agencyId`; the old key is spent.
-    /// @dev Requirements: caller is the agency's current signer or has GOVERNOR_ROLE; the
-    /// agency exists and is not retired; `newSigner` is non-zero and was never a signer.
-    /// From this block the old key can no longer anchor or change statuses; anchors it
-    /// made before stay valid. Emits {SignerRotated}.
+    /// @dev Requirements: caller is the agency's current signer (not reported compromised)
+    /// or has GOVERNOR_ROLE; the agency exists and is not retired; `newSigner` is non-zero
+    /// and was never a signer. From this block the old key can no longer anchor or change
+    /// statuses; anchors it made before stay valid. Emits {SignerRotated}.
     function rotateSigner(uint32 agencyId, address newSigner) external {
         Agency storage agency = _activeAgency(agencyId);
         address oldSigner = agency.signer;
-        if (msg.sender != oldSigner && !hasRole(GOVERNOR_ROLE, msg.sender)) {
+        uint256 oldRecord = _signers[oldSigner];
+        if (msg.sender == oldSigner) {
+            if (oldRecord & SIGNER_COMPROMISED != 0) revert LicenceRegistrySignerCompromised(msg.sender);
+        } else if (!hasRole(GOVERNOR_ROLE, msg.sender)) {
             revert LicenceRegistryNotSignerOrGovernor(msg.sender, agencyId);
         }
         _requireFreshSigner(newSigner);
         agency.signer = newSigner;
-        _signers[oldSigner] |= SIGNER_SPENT;
-        _signers[newSigner] = _packSigner(agencyId, agency.licenceTypes);
+        _signers[oldSigner] = oldRecord | SIGNER_SPENT;
+        uint32 keyNumber = uint32(oldRecord >> SIGNER_KEY_SHIFT) + 1;
+        _signers[newSigner] = _packSigner(agencyId, agency.licenceTypes, keyNumber);
         emit SignerRotated(agencyId, oldSigner, newSigner);
+    }
+
+    /// @notice Revokes the whole batch `root`: every licence under it reads as Revoked, for
+    /// reason code `reason`, unless its own status is final already.
+    /// @dev Requirements: caller has GOVERNOR_ROLE; `root` is anchored and not revoked as a
+    /// whole already. The batch is the unit: the same licence ids anchored again under
+    /// another root are not revoked by this (revoke them one by one, or with
+    /// {setStatuses}, to make that final for the licence ids). Emits {BatchRevoked}.
+    function revokeBatch(bytes16 root, uint8 reason) external onlyRole(GOVERNOR_ROLE) {
+        uint32 agencyId = uint32(_anchors[root]);
+        if (agencyId == 0) revert LicenceRegistryNotAnchored(root);
+        if (_batchRevocations[root] != 0) revert LicenceRegistryBatchAlreadyRevoked(root);
+        _batchRevocations[root] = _packLeaf(LeafStatus.Revoked, reason);
+        emit BatchRevoked(root, agencyId, reason);
+    }
+
+    /// @notice Reports agency key `signer` compromised from block `fromBlock` on: the
+    /// anchors it made from that block on no longer count, and the key is spent.
+    /// @dev Requirements: caller has GOVERNOR_ROLE; `signer` is or was an agency's key;
+    /// `fromBlock` is not after the current block; the key is not reported compromised
+    /// from `fromBlock` or earlier already (a new report may move the block earlier).
+    /// Anchors the key made before `fromBlock` stay valid. If `signer` is its agency's
+    /// current key, the agency has no usable key until a governor rotates it
+    /// ({rotateSigner}); the compromised key cannot rotate itself. Status changes the key
+    /// made are not undone. Emits {SignerCompromised}.
+    function markSignerCompromised(address signer, uint64 fromBlock)
+        external
+        onlyRole(GOVERNOR_ROLE)
+    {
+        uint256 record = _signers[signer];
+        uint32 agencyId = uint32(record);
+        if (agencyId == 0) revert LicenceRegistryUnknownSigner(signer);
+        if (fromBlock > block.number) {
+            revert LicenceRegistryInvalidCompromiseBlock(fromBlock, uint64(block.number));
+        }
+        uint32 keyNumber = uint32(record >> SIGNER_KEY_SHIFT);
+        uint256 known = _compromises[agencyId][keyNumber];
+        if (known != 0 && uint64(known >> COMPROMISE_FROM_SHIFT) <= fromBlock) {
+            revert LicenceRegistrySignerAlreadyCompromised(
+                signer, uint64(known >> COMPROMISE_FROM_SHIFT)
+            );
+        }
+        _signers[signer] = record | SIGNER_SPENT | SIGNER_COMPROMISED;
+        _compromises[agencyId][keyNumber] = 1
+            | (uint256(fromBlock) << COMPROMISE_FROM_SHIFT)
+            | (uint256(uint64(block.number)) << COMPROMISE_REPORTED_SHIFT);
+        emit SignerCompromised(agencyId, signer, keyNumber, fromBlock);
     }
 
     // ---- anchoring --------------------------------------------------------------------
@@ -139,55 +214,52 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
     /// for `licenceType`; `root` and `count` are non-zero; `root` is not anchored yet.
     /// Emits {BatchAnchored}.
     function anchor(bytes16 root, uint8 licenceType, uint32 count) external {
-        uint32 agencyId = _authoriseAnchor(licenceType);
+        uint256 signer = _authoriseAnchor(licenceType);
         if (root == 0 || count == 0) revert LicenceRegistryInvalidAnchor(root, count);
         if (_anchors[root] != 0) revert LicenceRegistryAlreadyAnchored(root);
-        _anchors[root] = _packAnchor(agencyId, licenceType, count);
-        emit BatchAnchored(root, agencyId, licenceType, count);
+        _anchors[root] = _packAnchor(signer, licenceType, count);
+        emit BatchAnchored(root, uint32(signer), licenceType, count);
     }
 
     // ---- leaf statuses ----------------------------------------------------------------
 
     /// @notice Revokes (吊销) licence `leaf` under `root`; final.
     /// @dev Requirements: caller is the current signer of the non-retired agency that
-    /// anchored `root`, or has GOVERNOR_ROLE; the leaf is Active or Suspended.
+    /// anchored `root`, or has GOVERNOR_ROLE; the leaf is Active or Suspended. Like every
+    /// status change, it applies to the leaf under every root that agency anchored.
     /// Emits {LeafStatusChanged}.
     function revoke(bytes16 root, bytes16 leaf, uint8 reason) external {
-        _authoriseStatusChange(root);
-        _setStatus(root, leaf, LeafStatus.Revoked, reason);
+        _setStatus(root, _authoriseStatusChange(root), leaf, LeafStatus.Revoked, reason);
     }
 
     /// @notice Suspends licence `leaf` under `root` until it is reinstated.
     /// @dev Requirements: caller as for {revoke}; the leaf is Active.
     /// Emits {LeafStatusChanged}.
     function suspend(bytes16 root, bytes16 leaf, uint8 reason) external {
-        _authoriseStatusChange(root);
-        _setStatus(root, leaf, LeafStatus.Suspended, reason);
+        _setStatus(root, _authoriseStatusChange(root), leaf, LeafStatus.Suspended, reason);
     }
 
     /// @notice Reinstates suspended licence `leaf` under `root`.
     /// @dev Requirements: caller as for {revoke}; the leaf is Suspended.
     /// Emits {LeafStatusChanged}.
     function reinstate(bytes16 root, bytes16 leaf, uint8 reason) external {
-        _authoriseStatusChange(root);
-        _setStatus(root, leaf, LeafStatus.Active, reason);
+        _setStatus(root, _authoriseStatusChange(root), leaf, LeafStatus.Active, reason);
     }
 
     /// @notice Cancels (注销) licence `leaf` under `root`: the holder gave it up; final.
     /// @dev Requirements: caller as for {revoke}; the leaf is Active or Suspended.
     /// Emits {LeafStatusChanged}.
     function cancel(bytes16 root, bytes16 leaf, uint8 reason) external {
-        _authoriseStatusChange(root);
-        _setStatus(root, leaf, LeafStatus.Cancelled, reason);
+        _setStatus(root, _authoriseStatusChange(root), leaf, LeafStatus.Cancelled, reason);
     }
 
     /// @notice Marks licence `leaf` under `root` as superseded by leaf `successor`; final.
     /// @dev Requirements: caller as for {revoke}; the leaf is Active or Suspended.
     /// Emits {LeafSuperseded}.
     function supersede(bytes16 root, bytes16 leaf, bytes16 successor, uint8 reason) external {
-        _authoriseStatusChange(root);
-        _moveLeaf(_leaves[root], leaf, LeafStatus.Superseded, _packLeaf(LeafStatus.Superseded, reason));
-        _successors[root][leaf] = successor;
+        uint32 agencyId = _authoriseStatusChange(root);
+        _moveLeaf(_leaves[agencyId], leaf, LeafStatus.Superseded, _packLeaf(LeafStatus.Superseded, reason));
+        _successors[agencyId][leaf] = successor;
         emit LeafSuperseded(root, leaf, successor, reason);
     }
 
@@ -201,10 +273,10 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
         LeafStatus status,
         uint8 reason
     ) external {
-        _authoriseStatusChange(root);
+        uint32 agencyId = _authoriseStatusChange(root);
         if (status == LeafStatus.Superseded) revert LicenceRegistryStatusNotBulk(status);
         if (leaves.length == 0) revert LicenceRegistryNoLeaves(root);
-        mapping(bytes16 => uint256) storage records = _leaves[root];
+        mapping(bytes16 => uint256) storage records = _leaves[agencyId];
         uint256 record = _packLeaf(status, reason);
         for (uint256 i = 0; i < leaves.length; ++i) {
             _moveLeaf(records, leaves[i], status, record);
@@ -214,7 +286,8 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
 
     // ---- views ------------------------------------------------------------------------
 
-    /// @notice The anchor of `root`; agencyId 0 means `root` is not anchored.
+    /// @notice The anchor of `root`; agencyId 0 means `root` is not anchored. `keyNumber`
+    /// names the agency key that anchored it (1 = the key it was registered with).
     function anchorOf(bytes16 root)
         external
         view
@@ -223,7 +296,8 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
             uint8 licenceType,
             uint32 count,
             uint64 blockNumber,
-            uint64 timestamp
+            uint64 timestamp,
+            uint32 keyNumber
         )
     {
         uint256 record = _anchors[root];
@@ -232,7 +306,33 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
             uint8(record >> ANCHOR_TYPE_SHIFT),
             uint32(record >> ANCHOR_COUNT_SHIFT),
             uint64(record >> ANCHOR_BLOCK_SHIFT),
-            uint64(record >> ANCHOR_TIME_SHIFT)
+            uint64(record >> ANCHOR_TIME_SHIFT),
+            uint32(record >> ANCHOR_KEY_SHIFT)
+        );
+    }
+
+    /// @notice Whether batch `root` was revoked as a whole, the reason code and the block.
+    function batchRevocationOf(bytes16 root)
+        external
+        view
+        returns (bool revoked, uint8 reason, uint64 revokedAt)
+    {
+        uint256 record = _batchRevocations[root];
+        return (record != 0, uint8(record >> LEAF_REASON_SHIFT), uint64(record >> LEAF_BLOCK_SHIFT));
+    }
+
+    /// @notice Whether the `keyNumber`th key of agency `agencyId` was reported compromised,
+    /// from which block its anchors no longer count, and the block of the report.
+    function compromiseOf(uint32 agencyId, uint32 keyNumber)
+        external
+        view
+        returns (bool compromised, uint64 fromBlock, uint64 reportedAt)
+    {
+        uint256 record = _compromises[agencyId][keyNumber];
+        return (
+            record != 0,
+            uint64(record >> COMPROMISE_FROM_SHIFT),
+            uint64(record >> COMPROMISE_REPORTED_SHIFT)
         );
     }
 
@@ -267,18 +367,34 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
     }
 
     /// @notice Status of `leaf` under `root`, the reason code and block of its last
-    /// change (0 if never changed), and its successor if it was superseded.
+    /// change (0 if never changed), and its successor if it was superseded. The status is
+    /// the one recorded for the leaf by the agency that anchored `root`; when `root` was
+    /// revoked as a whole and that status is not final, it is Revoked with the batch's
+    /// reason and block, and `batchRevoked` is true.
     function statusOf(bytes16 root, bytes16 leaf)
         external
         view
-        returns (LeafStatus status, uint8 reason, uint64 changedAt, bytes16 successor)
+        returns (
+            LeafStatus status,
+            uint8 reason,
+            uint64 changedAt,
+            bytes16 successor,
+            bool batchRevoked
+        )
     {
-        uint256 record = _leaves[root][leaf];
+        uint32 agencyId = uint32(_anchors[root]);
+        uint256 record = _leaves[agencyId][leaf];
+        uint256 batch = _batchRevocations[root];
+        if (batch != 0 && !_isFinal(LeafStatus(uint8(record)))) {
+            record = batch;
+            batchRevoked = true;
+        }
         return (
             LeafStatus(uint8(record)),
             uint8(record >> LEAF_REASON_SHIFT),
             uint64(record >> LEAF_BLOCK_SHIFT),
-            _successors[root][leaf]
+            batchRevoked ? bytes16(0) : _successors[agencyId][leaf],
+            batchRevoked
         );
     }
 
@@ -300,30 +416,35 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
 
     // ---- private ----------------------------------------------------------------------
 
-    function _authoriseAnchor(uint8 licenceType) private view returns (uint32) {
-        uint256 signer = _signers[msg.sender];
+    /// Returns the caller's signer record (agency id, key number, ...).
+    function _authoriseAnchor(uint8 licenceType) private view returns (uint256 signer) {
+        signer = _signers[msg.sender];
         uint32 agencyId = uint32(signer);
+        if (signer & SIGNER_COMPROMISED != 0) revert LicenceRegistrySignerCompromised(msg.sender);
         if (agencyId == 0 || signer & SIGNER_SPENT != 0) revert LicenceRegistryNotAgency(msg.sender);
         if (signer & SIGNER_RETIRED != 0) revert LicenceRegistryAgencyRetired(agencyId);
         if (!_allowsType(uint64(signer >> SIGNER_TYPES_SHIFT), licenceType)) {
             revert LicenceRegistryNotAuthorised(agencyId, licenceType);
         }
-        return agencyId;
     }
 
-    function _authoriseStatusChange(bytes16 root) private view {
-        uint32 anchoredBy = uint32(_anchors[root]);
+    /// Returns the agency that anchored `root`: statuses are kept under its id.
+    function _authoriseStatusChange(bytes16 root) private view returns (uint32 anchoredBy) {
+        anchoredBy = uint32(_anchors[root]);
         if (anchoredBy == 0) revert LicenceRegistryNotAnchored(root);
         uint256 signer = _signers[msg.sender];
         bool isIssuer = uint32(signer) == anchoredBy && signer & SIGNER_SPENT == 0;
-        if (isIssuer && signer & SIGNER_RETIRED == 0) return;
-        if (hasRole(GOVERNOR_ROLE, msg.sender)) return;
+        if (isIssuer && signer & SIGNER_RETIRED == 0) return anchoredBy;
+        if (hasRole(GOVERNOR_ROLE, msg.sender)) return anchoredBy;
         if (isIssuer) revert LicenceRegistryAgencyRetired(anchoredBy);
+        if (signer & SIGNER_COMPROMISED != 0) revert LicenceRegistrySignerCompromised(msg.sender);
         revert LicenceRegistryNotBatchIssuer(msg.sender, root);
     }
 
-    function _setStatus(bytes16 root, bytes16 leaf, LeafStatus to, uint8 reason) private {
-        _moveLeaf(_leaves[root], leaf, to, _packLeaf(to, reason));
+    function _setStatus(bytes16 root, uint32 agencyId, bytes16 leaf, LeafStatus to, uint8 reason)
+        private
+    {
+        _moveLeaf(_leaves[agencyId], leaf, to, _packLeaf(to, reason));
         emit LeafStatusChanged(root, leaf, to, reason);
     }
 
@@ -338,16 +459,24 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
         records[leaf] = record;
     }
 
-    function _packSigner(uint32 agencyId, uint64 licenceTypes) private pure returns (uint256) {
-        return uint256(agencyId) | (uint256(licenceTypes) << SIGNER_TYPES_SHIFT);
+    function _packSigner(uint32 agencyId, uint64 licenceTypes, uint32 keyNumber)
+        private
+        pure
+        returns (uint256)
+    {
+        return uint256(agencyId)
+            | (uint256(licenceTypes) << SIGNER_TYPES_SHIFT)
+            | (uint256(keyNumber) << SIGNER_KEY_SHIFT);
     }
 
-    function _packAnchor(uint32 agencyId, uint8 licenceType, uint32 count)
+    /// `signer` is the anchoring key's record: its agency id and key number are kept.
+    function _packAnchor(uint256 signer, uint8 licenceType, uint32 count)
         private
         view
         returns (uint256)
     {
-        return uint256(agencyId)
+        return uint256(uint32(signer))
+            | (uint256(uint32(signer >> SIGNER_KEY_SHIFT)) << ANCHOR_KEY_SHIFT)
             | (uint256(licenceType) << ANCHOR_TYPE_SHIFT)
             | (uint256(count) << ANCHOR_COUNT_SHIFT)
             | (uint256(uint64(block.number)) << ANCHOR_BLOCK_SHIFT)
@@ -382,6 +511,12 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
     function _allowsType(uint64 licenceTypes, uint8 licenceType) private pure returns (bool) {
         // A shift by 64 or more yields 0, so types beyond the mask are never allowed.
         return licenceType != 0 && (licenceTypes >> licenceType) & 1 == 1;
+    }
+
+    function _isFinal(LeafStatus status) private pure returns (bool) {
+        return status == LeafStatus.Revoked
+            || status == LeafStatus.Superseded
+            || status == LeafStatus.Cancelled;
     }
 
     function _canMove(LeafStatus from, LeafStatus to) private pure returns (bool) {

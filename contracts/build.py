@@ -65,10 +65,14 @@ _IMPORT = re.compile(r'^\s*import\s+(?:[^"\';]*\s+from\s+)?["\']([^"\']+)["\']\s
 # solcjs is an Emscripten build driven by node; the wrapper keeps only its JSON answer.
 _SOLCJS_WRAPPER = """\
 #!{python}
-import subprocess, sys
-result = subprocess.run([{solcjs!r}, *sys.argv[1:]], stdin=sys.stdin,
-                        capture_output=True, text=True)
-out = result.stdout
+import subprocess, sys, tempfile
+# solcjs's stdout goes to a file, not a pipe: node exits before a pipe drains, which cut
+# answers longer than 64 KiB short (node writes to files synchronously).
+with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as answer:
+    result = subprocess.run([{solcjs!r}, *sys.argv[1:]], stdin=sys.stdin,
+                            stdout=answer, stderr=subprocess.PIPE, text=True)
+    answer.seek(0)
+    out = answer.read()
 if "--standard-json" in sys.argv:
     out = out[out.find("{{"):] if "{{" in out else out
 sys.stdout.write(out)

@@ -70,6 +70,52 @@ def deploy(home: HomeOption = None, chain: ChainOption = None) -> None:
     )
 
 
+@registry_app.command("revoke-batch")
+def revoke_batch(
+    root: Annotated[str, typer.Argument(help="The batch root: 0x and 32 hex digits.")],
+    *,
+    reason: Annotated[
+        str, typer.Option(help="Reason code: a name such as ISSUED_IN_ERROR, or its number.")
+    ],
+    home: HomeOption = None,
+    chain: ChainOption = None,
+    registry: RegistryOption = None,
+) -> None:
+    """Revoke a whole anchored batch (the governor's key): every licence in it verifies as
+    REVOKED, unless its own status is final already.
+
+    The batch is the unit: licences of the batch anchored again in another batch are not
+    covered; revoke those one by one (`elicence revoke`) to make it final for them.
+
+    Example: [bold]elicence registry revoke-batch 0x1756e75d9d8ebbd1f9531eb15b85f502
+    --reason ISSUED_IN_ERROR[/]
+    """
+    from issuer.issue_cli import _reason as parse_reason  # one parser for every --reason
+
+    digest = _root(root)
+    code = parse_reason(reason)
+    folder = home_of(home)
+    governor = open_key(folder, GOVERNOR_KEYSTORE, "governor")
+    with reported():
+        sent = open_registry(folder, chain, registry).revoke_batch(governor, digest, code)
+    console.print(
+        f"batch {root.lower()} revoked ({code.name}); transaction {sent.tx_hash}",
+        highlight=False,
+    )
+
+
+def _root(text: str) -> bytes:
+    value = text.strip().lower()
+    digits = value[2:] if value.startswith("0x") else value
+    try:
+        digest = bytes.fromhex(digits)
+    except ValueError:
+        digest = b""
+    if len(digest) != 16:
+        fail(f"{text!r} is not a batch root: give a 16-byte hash as 0x and 32 hex digits", 2)
+    return digest
+
+
 @agency_app.command("new")
 def new(
     name: Annotated[str, typer.Option(help="The agency's name, e.g. 北京市海淀区市场监督管理局.")],
@@ -231,6 +277,46 @@ def rotate(
         )
         return
     _rotate_own_key(folder, chain, registry)
+
+
+@agency_app.command("compromised")
+def compromised(
+    *,
+    agency_id: Annotated[
+        int | None, typer.Option("--id", help="The agency whose current key leaked.", min=1)
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="Or the leaked key's address (e.g. a rotated-away key).")
+    ] = None,
+    from_block: Annotated[
+        int, typer.Option(help="The first block whose anchors by that key must not count.", min=0)
+    ],
+    home: HomeOption = None,
+    chain: ChainOption = None,
+    registry: RegistryOption = None,
+) -> None:
+    """Report an agency key compromised from a block on (the governor's key).
+
+    Batches the key anchored from that block on verify as ISSUER_NOT_AUTHORISED; earlier
+    ones stay valid. The key is spent at once: it can neither anchor, change a status nor
+    rotate itself away. Give the agency a new key next (`elicence agency rotate --id N
+    --new-address 0x...`), then re-anchor the genuine licences of the affected batches.
+
+    Example: [bold]elicence agency compromised --id 1 --from-block 1200[/]
+    """
+    if (agency_id is None) == (address is None):
+        fail("give either --id (the agency's current key) or --address", EXIT_UNUSABLE)
+    folder = home_of(home)
+    governor = open_key(folder, GOVERNOR_KEYSTORE, "governor")
+    with reported():
+        bound = open_registry(folder, chain, registry)
+        signer = address if address is not None else bound.agency(agency_id or 0).signer
+        sent = bound.mark_signer_compromised(governor, signer, from_block)
+    console.print(
+        f"key {signer} reported compromised from block {from_block}: its anchors from then "
+        f"on no longer count, and it is spent; transaction {sent.tx_hash}",
+        highlight=False,
+    )
 
 
 def _rotate_own_key(folder: Path, chain: str | None, registry: str | None) -> None:

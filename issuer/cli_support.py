@@ -210,6 +210,22 @@ def explain_rejection(exc: RegistryRejected, names: Mapping[bytes, str] | None =
             f"{status(a.get('to'))}"
         ),
         "LicenceRegistryInvalidAnchor": lambda: f"batch {batch} cannot be anchored as given",
+        "LicenceRegistryBatchAlreadyRevoked": lambda: f"batch {batch} is already revoked",
+        "LicenceRegistryUnknownSigner": lambda: (
+            f"{a.get('signer')} is not, and never was, the signing key of an agency"
+        ),
+        "LicenceRegistrySignerCompromised": lambda: (
+            f"the key {a.get('signer')} was reported compromised: it can no longer sign; "
+            "the governor gives the agency a new key with `elicence agency rotate`"
+        ),
+        "LicenceRegistryInvalidCompromiseBlock": lambda: (
+            f"block {a.get('fromBlock')} is in the future (the chain is at block "
+            f"{a.get('currentBlock')}): give the block from which the key was no longer safe"
+        ),
+        "LicenceRegistrySignerAlreadyCompromised": lambda: (
+            f"the key {a.get('signer')} is already reported compromised from block "
+            f"{a.get('fromBlock')}: a new report can only name an earlier block"
+        ),
     }
     make = sentences.get(exc.error_name)
     return make() if make is not None else f"the registry refused: {exc}"

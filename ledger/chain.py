@@ -88,6 +88,7 @@ _UNAUTHORISED = frozenset(
         "LicenceRegistryAgencyRetired",
         "LicenceRegistryNotBatchIssuer",
         "LicenceRegistryNotSignerOrGovernor",
+        "LicenceRegistrySignerCompromised",
     }
 )
 

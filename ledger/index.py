@@ -11,6 +11,14 @@ Every applied event is kept in an `events` journal. Before each sync the stored 
 the last synced block is compared with the chain's: when they differ the chain was
 reorganised, so the index walks back through its stored hashes to the last block both
 agree on, deletes the journal past it and rebuilds the state from the journal.
+
+Leaf statuses are kept as the registry keeps them: per (anchoring agency, leaf), so a
+licence id an agency revoked stays revoked under any root that agency anchors, and a
+root revoked as a whole (`BatchRevoked`) reads as revoked for every leaf whose own
+status is not final. Each anchor carries the number of the agency key that made it
+(counted from `AgencyRegistered` and `SignerRotated`), so that a `SignerCompromised`
+report names its anchors. The file records the version of these rules (`schema`); an
+index written under older rules is emptied and synced again from its start block.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -30,9 +38,12 @@ from web3.types import FilterParams, LogReceipt
 from contracts import load_artifact
 from ledger.chain import translate_errors
 from ledger.errors import IndexMismatch
+from ledger.private import private_database
 from ledger.registry import Agency, Anchor, LeafState, LeafStatus, Registry, licence_types_from_mask
 
 DEFAULT_STEP = 2_000
+# 2: statuses per (agency, leaf), batch revocations, key numbers and compromised keys.
+SCHEMA_VERSION = 2
 KEEP_HASHES = 256  # how far back a reorganisation can be followed
 
 _SCHEMA = """
@@ -60,10 +71,14 @@ class SyncReport:
 class _State:
     agencies: dict[int, Agency]
     anchors: dict[bytes, Anchor]
-    leaves: dict[tuple[bytes, bytes], LeafState]
+    leaves: dict[tuple[int, bytes], LeafState]  # (anchoring agency id, leaf)
+    key_numbers: dict[int, int] = field(default_factory=dict)  # agency id -> current key
+    batch_revocations: dict[bytes, LeafState] = field(default_factory=dict)
+    compromises: dict[tuple[int, int], int] = field(default_factory=dict)  # -> from block
 
 
 _ACTIVE = LeafState(LeafStatus.ACTIVE, 0, 0, None)
+_FINAL = frozenset({LeafStatus.REVOKED, LeafStatus.SUPERSEDED, LeafStatus.CANCELLED})
 
 
 class RegistryIndex:
@@ -90,11 +105,12 @@ class RegistryIndex:
         }
         self._contract = self._w3.eth.contract(abi=list(load_artifact().abi))
         self._topic_of = {item["name"]: topic for topic, item in self._events.items()}
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_database(path)  # 0600 in a 0700 folder (ledger.private)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
         self._check_identity(start_block)
+        self._check_schema()
         self._synced = int(self._meta("synced_block"))
         self._state = self._rebuild_state()
 
@@ -132,8 +148,18 @@ class RegistryIndex:
             raise LookupError(f"agency {agency_id} is not in the index") from None
 
     def status_of(self, root: bytes, leaf: bytes) -> LeafState:
-        """A licence's status under its root."""
-        return self._state.leaves.get((root, leaf), _ACTIVE)
+        """A licence's status under its root, as the registry's `statusOf` answers: the
+        status the root's agency recorded for the leaf, or the batch's revocation."""
+        state = self._state
+        anchor = state.anchors.get(root)
+        own = state.leaves.get((anchor.agency_id if anchor else 0, leaf), _ACTIVE)
+        if own.status in _FINAL:
+            return own
+        return state.batch_revocations.get(root, own)
+
+    def compromised_from(self, agency_id: int, key_number: int) -> int | None:
+        """The block from which that agency key was reported compromised, or None."""
+        return self._state.compromises.get((agency_id, key_number))
 
     def anchor_transaction(self, root: bytes) -> str | None:
         """The hash of the transaction that anchored `root`, or None (from the journal: a
@@ -325,6 +351,24 @@ class RegistryIndex:
                 self._set_meta("start_block", str(start_block))
                 self._set_meta("synced_block", str(start_block - 1))
 
+    def _check_schema(self) -> None:
+        """Empty an index kept under older rules (it is synced again from its start
+        block); refuse one kept by a newer elicence."""
+        stored = int(self._meta("schema", "0") or 0)
+        if stored > SCHEMA_VERSION:
+            raise IndexMismatch(
+                f"the index has schema {stored}, newer than this elicence's {SCHEMA_VERSION}: "
+                "upgrade elicence or use another index file"
+            )
+        if stored == SCHEMA_VERSION:
+            return
+        with self._transaction():
+            # The journal is only what older rules kept; the chain has every event.
+            self._db.execute("DELETE FROM events")
+            self._db.execute("DELETE FROM block_hashes")
+            self._set_meta("synced_block", str(int(self._meta("start_block")) - 1))
+            self._set_meta("schema", str(SCHEMA_VERSION))
+
     def _meta(self, key: str, default: str | None = "") -> str:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         if row is None:
@@ -382,6 +426,7 @@ def _apply(state: _State, event: _Event) -> None:
     args = event.args
     match event.name:
         case "AgencyRegistered":
+            state.key_numbers[args["agencyId"]] = 1
             state.agencies[args["agencyId"]] = Agency(
                 id=args["agencyId"],
                 signer=Web3.to_checksum_address(args["signer"]),
@@ -397,6 +442,7 @@ def _apply(state: _State, event: _Event) -> None:
         case "AgencyRetired":
             _replace_agency(state, args["agencyId"], retired=True)
         case "SignerRotated":
+            state.key_numbers[args["agencyId"]] += 1
             _replace_agency(
                 state, args["agencyId"], signer=Web3.to_checksum_address(args["newSigner"])
             )
@@ -409,20 +455,32 @@ def _apply(state: _State, event: _Event) -> None:
                 count=args["count"],
                 block_number=event.block_number,
                 timestamp=event.timestamp,
+                # Events come in log order, so the agency's current key made this anchor.
+                key_number=state.key_numbers[args["agencyId"]],
             )
         case "LeafStatusChanged":
-            state.leaves[(_b(args["root"]), _b(args["leaf"]))] = LeafState(
+            agency_id = state.anchors[_b(args["root"])].agency_id
+            state.leaves[(agency_id, _b(args["leaf"]))] = LeafState(
                 LeafStatus(args["status"]), args["reason"], event.block_number, None
             )
         case "LeafStatusesChanged":
+            agency_id = state.anchors[_b(args["root"])].agency_id
+            changed = LeafState(
+                LeafStatus(args["status"]), args["reason"], event.block_number, None
+            )
             for leaf in args["leaves"]:
-                state.leaves[(_b(args["root"]), _b(leaf))] = LeafState(
-                    LeafStatus(args["status"]), args["reason"], event.block_number, None
-                )
+                state.leaves[(agency_id, _b(leaf))] = changed
         case "LeafSuperseded":
-            state.leaves[(_b(args["root"]), _b(args["leaf"]))] = LeafState(
+            agency_id = state.anchors[_b(args["root"])].agency_id
+            state.leaves[(agency_id, _b(args["leaf"]))] = LeafState(
                 LeafStatus.SUPERSEDED, args["reason"], event.block_number, _b(args["successor"])
             )
+        case "BatchRevoked":
+            state.batch_revocations[_b(args["root"])] = LeafState(
+                LeafStatus.REVOKED, args["reason"], event.block_number, None, batch_revoked=True
+            )
+        case "SignerCompromised":
+            state.compromises[(args["agencyId"], args["keyNumber"])] = args["fromBlock"]
         case _:
             pass  # role grants and other events carry nothing verification reads
 

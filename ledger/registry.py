@@ -41,7 +41,8 @@ DIGEST_BYTES = 16  # roots, leaves, successors, proof nodes: the contract's byte
 
 
 class LeafStatus(IntEnum):
-    """Status of one licence under a root; mirrors the contract's ``LeafStatus``."""
+    """Status of one licence as its anchoring agency recorded it; mirrors the contract's
+    ``LeafStatus``."""
 
     ACTIVE = 0
     SUSPENDED = 1
@@ -52,7 +53,9 @@ class LeafStatus(IntEnum):
 
 @dataclass(frozen=True)
 class Anchor:
-    """An anchored batch: which agency, which licence type, how many, when."""
+    """An anchored batch: which agency (and which of its keys), which licence type, how
+    many, when. ``key_number`` is 1 for the key the agency was registered with, +1 per
+    rotation."""
 
     root: bytes
     agency_id: int
@@ -60,6 +63,7 @@ class Anchor:
     count: int
     block_number: int
     timestamp: int
+    key_number: int
 
 
 @dataclass(frozen=True)
@@ -76,12 +80,17 @@ class Agency:
 
 @dataclass(frozen=True)
 class LeafState:
-    """The status of one leaf; ``changed_at_block`` is 0 for a leaf never changed."""
+    """The status of one leaf; ``changed_at_block`` is 0 for a leaf never changed.
+
+    ``batch_revoked``: the status is that of its whole batch, revoked by a governor (the
+    reason and block are the batch's).
+    """
 
     status: LeafStatus
     reason: int
     changed_at_block: int
     successor: bytes | None
+    batch_revoked: bool = False
 
 
 def licence_types_to_mask(licence_types: Iterable[int]) -> int:
@@ -188,6 +197,21 @@ class Registry:
         new = Web3.to_checksum_address(new_signer)
         return self._send(sender, "rotateSigner", _uint("agency_id", agency_id, 32), new)
 
+    def revoke_batch(self, sender: LocalAccount, root: bytes, reason: int) -> Sent:
+        """Revoke the whole batch ``root`` (the governor's): every licence under it reads as
+        revoked, unless its own status is final already."""
+        return self._send(sender, "revokeBatch", _digest("root", root), _uint("reason", reason, 8))
+
+    def mark_signer_compromised(self, sender: LocalAccount, signer: str, from_block: int) -> Sent:
+        """Report agency key ``signer`` compromised from block ``from_block`` on (the
+        governor's): its anchors from that block on no longer count, and it is spent."""
+        return self._send(
+            sender,
+            "markSignerCompromised",
+            Web3.to_checksum_address(signer),
+            _uint("from_block", from_block, 64),
+        )
+
     # ---- anchoring and statuses ------------------------------------------------------
 
     def anchor(self, sender: LocalAccount, root: bytes, licence_type: int, count: int) -> Sent:
@@ -255,12 +279,34 @@ class Registry:
 
     def anchor_of(self, root: bytes) -> Anchor | None:
         """The anchor of ``root``, or None if it was never anchored."""
-        agency_id, licence_type, count, block, timestamp = self._call(
+        agency_id, licence_type, count, block, timestamp, key_number = self._call(
             "anchorOf", _digest("root", root)
         )
         if agency_id == 0:
             return None
-        return Anchor(root, agency_id, licence_type, count, block, timestamp)
+        return Anchor(root, agency_id, licence_type, count, block, timestamp, key_number)
+
+    def batch_revocation_of(self, root: bytes) -> tuple[int, int] | None:
+        """(reason, block) if batch ``root`` was revoked as a whole, else None."""
+        revoked, reason, block = self._call("batchRevocationOf", _digest("root", root))
+        return (int(reason), int(block)) if revoked else None
+
+    def compromised_from(self, agency_id: int, key_number: int) -> int | None:
+        """The block from which the ``key_number``th key of agency ``agency_id`` was
+        reported compromised, or None if it was not."""
+        compromised, from_block, _ = self._call(
+            "compromiseOf", _uint("agency_id", agency_id, 32), _uint("key_number", key_number, 32)
+        )
+        return int(from_block) if compromised else None
+
+    def anchor_compromised_from(self, root: bytes) -> int | None:
+        """The compromise block of the key that anchored ``root``, if it was anchored at or
+        after that block; None if the anchor counts (or there is none)."""
+        anchor = self.anchor_of(root)
+        if anchor is None:
+            return None
+        since = self.compromised_from(anchor.agency_id, anchor.key_number)
+        return since if since is not None and anchor.block_number >= since else None
 
     def agency(self, agency_id: int) -> Agency:
         """Agency ``agency_id``; RegistryRejected (LicenceRegistryUnknownAgency) if none."""
@@ -286,8 +332,9 @@ class Registry:
         return int(self._call("agencyCount"))
 
     def status_of(self, root: bytes, leaf: bytes) -> LeafState:
-        """The status of ``leaf`` under ``root`` (Active if never changed)."""
-        status, reason, changed_at, successor = self._call(
+        """The status of ``leaf`` under ``root`` (Active if never changed): the one the
+        root's agency recorded for the leaf, or the batch's if it was revoked as a whole."""
+        status, reason, changed_at, successor, batch_revoked = self._call(
             "statusOf", _digest("root", root), _digest("leaf", leaf)
         )
         return LeafState(
@@ -295,6 +342,7 @@ class Registry:
             reason=reason,
             changed_at_block=changed_at,
             successor=bytes(successor) if any(successor) else None,
+            batch_revoked=bool(batch_revoked),
         )
 
     def includes(self, root: bytes, leaf: bytes, proof: Sequence[bytes]) -> bool:

@@ -50,9 +50,11 @@ ACCESS_LIST_ADDRESS, ACCESS_LIST_KEY = 2_400, 1_900
 
 # The registry's storage layout (solc's, in declaration order): AccessControl's _roles
 # takes slot 0, then _agencyCount 1, _agencies 2, _signers 3, _agencyIdByCode 4,
-# _anchors 5, _leaves 6, _successors 7. Used only to build the access list evaluated
-# below; the measurement itself checks that the slots were right (all three warm).
+# _anchors 5, _leaves 6 (keyed by agency id, then leaf), _successors 7. Used only to
+# build the access list evaluated below; the measurement itself checks that the slots
+# were right (all three warm).
 SIGNERS_SLOT, ANCHORS_SLOT, LEAVES_SLOT = 3, 5, 6
+AGENCY_OF_BENCH = 1  # the agency whose key anchors and changes statuses below
 
 AGENCIES = (
     ("91110108551385082Q", "北京市海淀区市场监督管理局"),
@@ -217,6 +219,27 @@ def bulk(bench: Bench, root: bytes) -> dict[int, Sent]:
     return sent
 
 
+def withdrawals(bench: Bench) -> None:
+    """revokeBatch, markSignerCompromised, and a one-leaf revoke of a re-anchored leaf."""
+    registry, governor, agency = bench.registry, bench.governor, bench.agency
+    withdrawn = h("withdrawn batch")
+    registry.anchor(agency, withdrawn, 1, 500)
+    bench.record(
+        "revokeBatch",
+        registry.revoke_batch(governor, withdrawn, 7),
+        "by the governor; every licence under the root reads as Revoked",
+    )
+    # A leaf revoked under one root, anchored again alone: its status is already final.
+    leaf = h("re-anchored leaf")
+    registry.revoke(agency, h("batch root"), leaf, 1)
+    registry.anchor(agency, leaf, 1, 1)
+    bench.record(
+        "markSignerCompromised",
+        registry.mark_signer_compromised(governor, agency.address, bench.chain.block_number()),
+        "by the governor; the agency's current key, which is spent too",
+    )
+
+
 def includes(bench: Bench) -> tuple[int, int]:
     """gasUsed of a transaction calling the includes view for a leaf with the longest proof
     of a 10,000-leaf tree (the first leaf: the last ones skip levels where they had no
@@ -253,11 +276,13 @@ def revoke_with_access_list(bench: Bench, root: bytes) -> int:
     """gasUsed of a revoke sent with an EIP-2930 access list pre-warming its three slots."""
     chain, registry, agency = bench.chain, bench.registry, bench.agency
     leaf = h("revoked with an access list")
-    leaves_of_root = int.from_bytes(mapping_slot(digest_word(root), LEAVES_SLOT), "big")
+    # Leaf statuses are kept per anchoring agency: _leaves[agencyId][leaf].
+    agency_word = AGENCY_OF_BENCH.to_bytes(WORD, "big")
+    leaves_of_agency = int.from_bytes(mapping_slot(agency_word, LEAVES_SLOT), "big")
     slots = [
         mapping_slot(bytes(12) + bytes.fromhex(agency.address[2:]), SIGNERS_SLOT),
         mapping_slot(digest_word(root), ANCHORS_SLOT),
-        mapping_slot(digest_word(leaf), leaves_of_root),
+        mapping_slot(digest_word(leaf), leaves_of_agency),
     ]
     contract = chain.w3.eth.contract(address=registry.address, abi=list(load_artifact().abi))
     base_fee = int(chain.w3.eth.get_block("latest").get("baseFeePerGas", 0))
@@ -293,6 +318,7 @@ def measure() -> tuple[list[Row], dict[str, Any]]:
     many = bulk(bench, root)
     includes_gas, proof_length = includes(bench)
     with_list = revoke_with_access_list(bench, root)
+    withdrawals(bench)  # last: it spends the agency's key
     revoke = single["revoke"]
     revoke_input = tx_input(bench.chain, revoke)
     expected_list_delta = ACCESS_LIST_ADDRESS + 3 * (ACCESS_LIST_KEY + WARM_SLOAD - COLD_SLOAD)
@@ -354,6 +380,20 @@ BEFORE_BYTES16 = (
     ("includes, 14-hash proof", 42_340),
 )
 
+# The operations the (agency, leaf) keying and key numbers touch, as docs/gas.md of
+# 2026-11-28 measured them (statuses per (root, leaf), no key numbers).
+BEFORE_FINALITY = {
+    "anchor": 49_310,
+    "rotateSigner": 59_082,
+    "setAgencyTypes": 38_484,
+    "revoke": 52_010,
+    "suspend": 51_988,
+    "reinstate": 34_904,
+    "supersede": 74_581,
+    "cancel": 51_954,
+    "setStatuses, per leaf at 100 leaves": 23_857,
+}
+
 # Changes to the one-leaf path measured once, on 2026-11-28, with scratch builds of the
 # contract with 32-byte digests (so not rerun here): change, revoke gas, why not kept.
 EVALUATED_ONCE = (
@@ -402,11 +442,13 @@ def document(rows: list[Row], figures: dict[str, Any], date: str) -> str:
     fixed = TX_BASE + calldata + 3 * COLD_SLOAD + SSTORE_SET
     floor = fixed + event_now
     overhead = figures["revoke"] - fixed - event_now
-    # _signers[caller], _anchors[root], _leaves[root], then [leaf]: a 64-byte hash each.
+    # _signers[caller], _anchors[root], _leaves[agencyId], then [leaf]: 64 bytes hashed each.
     mapping_hashes = 4 * (KECCAK_BASE + 2 * KECCAK_WORD)
     access_list_delta = figures["revoke_with_access_list"] - figures["revoke"]
     leaf_calldata = digest_word_gas()
     per_leaf_floor = COLD_SLOAD + SSTORE_SET + leaf_calldata + WORD * LOG_BYTE
+    now_all = {row.operation: row.gas for row in rows}
+    now_all["setStatuses, per leaf at 100 leaves"] = figures["bulk"][100] // 100
     now = {
         "anchor": figures["anchor"],
         "revoke": figures["revoke"],
@@ -500,6 +542,15 @@ def document(rows: list[Row], figures: dict[str, Any], date: str) -> str:
         includes=figures["includes"],
         includes_leaves=INCLUDES_LEAVES,
         proof_length=figures["proof_length"],
+        anchor_change=f"{figures['anchor'] - BEFORE_FINALITY['anchor']:+,} gas",
+        revision=markdown(
+            ("operation", "before", "now", "change"),
+            [
+                (what, f"{gas:,}", f"{now_all[what]:,}", f"{now_all[what] - gas:+,}")
+                for what, gas in BEFORE_FINALITY.items()
+            ],
+            "lrrr",
+        ),
     )
 
 
@@ -562,13 +613,15 @@ help enough:
   agency anchored this root (fixed at anchoring) and which agency this key belongs to
   now (changed by key rotation, retirement). No single slot can answer both for every
   root, so an authorised change needs two cold slots.
-- The leaf's status is per (root, leaf), so that an agency cannot revoke another
-  agency's licence by anchoring its id in a batch of its own. A first status change
-  creates the slot: 20,000 gas. (Reinstating rewrites it: see `reinstate`.)
+- The leaf's status is per (anchoring agency, leaf): final for the licence id under every
+  root of that agency, and out of reach of another agency that anchors the same id in a
+  batch of its own. The agency id comes from the anchor record read for the
+  authorisation, so this keying costs nothing over the former (root, leaf). A first
+  status change creates the slot: 20,000 gas. (Reinstating rewrites it: see `reinstate`.)
 - The cheapest event that keeps root and leaf as topics (LOG3 with status and reason in
   one data word: {event_topics:,}) leaves {topics_room:,} gas for every instruction, and
-  the four mapping lookups (the signer record, the anchor record, the root's leaves, the
-  leaf) hash 64 bytes each: {mapping_hashes} gas of KECCAK256 alone.
+  the four mapping lookups (the signer record, the anchor record, the agency's leaves,
+  the leaf) hash 64 bytes each: {mapping_hashes} gas of KECCAK256 alone.
 - An anonymous event (LOG2 with root and leaf as topics and 32 bytes of data: 1,381)
   would leave {anonymous_room:,} gas for all the instructions, and indexers could no
   longer select the event by its signature.
@@ -604,6 +657,29 @@ slot created ({per_leaf_floor:,}: 22,100 for the slot, {leaf_calldata} calldata,
 data); measured at 100 leaves: {bulk100:,} per leaf. Indexers rebuild the same state
 from the one event; to follow one licence, filter by `root` (a topic of both events) and
 look inside `leaves`.
+
+## Withdrawing a batch, reporting a key compromised
+
+`revokeBatch(root, reason)` writes one new slot (the batch's revocation record: status,
+reason, block) and emits `BatchRevoked`: a whole batch for about the price of one
+licence. `markSignerCompromised(signer, fromBlock)` rewrites the key's signer record
+(spent, compromised) and creates one compromise record per (agency, key number); the
+anchors stay untouched, so a report costs the same whatever the key anchored. Anchors
+now record the anchoring key's number (1 for the key an agency was registered with, +1
+per rotation) in the free bits of their one slot, so `anchor` writes no more slots than
+before: {anchor_change}.
+
+The operations the change touched, as docs/gas.md measured them on 2026-11-28 (statuses
+per (root, leaf), no key numbers) and now:
+
+{revision}
+
+A one-leaf status change reads and writes the same slots as before (the agency id comes
+from the anchor record the authorisation reads anyway), so its storage cost is
+unchanged; the few gas up or down are instructions: the uint32 agency key instead of
+the bytes16 root, and where each function now sits in the compiler's selector dispatch
+among the three new ones. `rotateSigner` now reads the old key's record before writing
+it (to refuse a compromised key and to number the new key).
 
 ## The `includes` view
 

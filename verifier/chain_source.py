@@ -59,3 +59,8 @@ class RegistrySource:
     def status_of(self, root: bytes, leaf: bytes) -> LeafState:
         """A licence's status under its root."""
         return _reading(lambda: self._registry.status_of(root, leaf))
+
+    def compromised_from(self, agency_id: int, key_number: int) -> int | None:
+        """The block from which an agency key was reported compromised, or None (asked
+        every time: a report can come at any moment)."""
+        return _reading(lambda: self._registry.compromised_from(agency_id, key_number))

@@ -163,11 +163,15 @@ def test_supersede_records_and_announces_the_successor(
     assert (state.status, state.successor, state.reason) == (S.SUPERSEDED, successor, 4)
 
 
-def test_status_is_kept_per_root(registry: Registry, agency_key: LocalAccount, root: bytes) -> None:
-    other_root, leaf = _digest(), _digest()
-    registry.anchor(agency_key, other_root, 1, 3)
+def test_status_is_kept_per_agency_not_per_root(
+    registry: Registry, agency_key: LocalAccount, other_agency_key: LocalAccount, root: bytes
+) -> None:
+    same_agency, other_agency, leaf = _digest(), _digest(), _digest()
+    registry.anchor(agency_key, same_agency, 1, 3)
+    registry.anchor(other_agency_key, other_agency, 1, 3)
     registry.revoke(agency_key, root, leaf, 1)
-    assert registry.status_of(other_root, leaf).status == S.ACTIVE
+    assert registry.status_of(same_agency, leaf).status == S.REVOKED
+    assert registry.status_of(other_agency, leaf).status == S.ACTIVE
 
 
 def test_governor_can_change_a_leaf_status(

@@ -32,10 +32,79 @@ def exercise(registry, governor, agency_key, other_agency_key):
 def assert_same_as_views(index, registry):
     for agency_id in (1, 2):
         assert index.agency(agency_id) == registry.agency(agency_id)
+        for key_number in (1, 2, 3):
+            assert index.compromised_from(agency_id, key_number) == registry.compromised_from(
+                agency_id, key_number
+            )
     for root in ROOTS:
         assert index.anchor_of(root) == registry.anchor_of(root)
         for leaf in LEAVES:
             assert index.status_of(root, leaf) == registry.status_of(root, leaf)
+
+
+def exercise_withdrawals(registry, governor, agency_key, other_agency_key):
+    """Re-anchoring, a foreign root, a batch revocation and a compromised key."""
+    registry.anchor(agency_key, ROOTS[0], 1, 5)
+    registry.anchor(other_agency_key, ROOTS[1], 1, 2)
+    registry.revoke(agency_key, ROOTS[0], LEAVES[0], 1)
+    registry.suspend(agency_key, ROOTS[0], LEAVES[1], 9)
+    registry.revoke(other_agency_key, ROOTS[1], LEAVES[2], 3)  # agency 2's own record only
+    registry.anchor(agency_key, ROOTS[2], 1, 5)  # LEAVES[0] and [1] again, same agency
+    registry.supersede(agency_key, ROOTS[2], LEAVES[3], LEAVES[5], 6)
+    registry.revoke_batch(governor, ROOTS[2], 7)
+    registry.mark_signer_compromised(governor, agency_key.address, registry.chain.block_number())
+    new_key = key_for("index-new-key")
+    registry.chain.fund(new_key.address, 10**18)
+    registry.rotate_signer(governor, 1, new_key.address)
+    registry.anchor(new_key, ROOTS[3], 1, 5)
+
+
+def test_index_follows_agency_keyed_statuses_batch_revocations_and_compromises(
+    tmp_path, registry, governor, agency_key, other_agency_key
+):
+    exercise_withdrawals(registry, governor, agency_key, other_agency_key)
+    index = RegistryIndex(tmp_path / "index.sqlite", registry)
+    index.sync()
+    assert_same_as_views(index, registry)
+    assert index.status_of(ROOTS[2], LEAVES[0]).status is LeafStatus.REVOKED
+    assert index.status_of(ROOTS[2], LEAVES[0]).batch_revoked is False
+    assert index.status_of(ROOTS[2], LEAVES[4]).batch_revoked is True
+    assert index.status_of(ROOTS[0], LEAVES[2]).status is LeafStatus.ACTIVE
+    assert index.anchor_of(ROOTS[3]).key_number == 2
+    assert index.compromised_from(1, 1) is not None
+
+
+def test_index_of_an_older_schema_is_rebuilt_from_the_chain(
+    tmp_path, registry, governor, agency_key, other_agency_key
+):
+    import sqlite3
+
+    path = tmp_path / "index.sqlite"
+    exercise_withdrawals(registry, governor, agency_key, other_agency_key)
+    RegistryIndex(path, registry).sync()
+    # An index written before schema versions: no version, and a journal row the
+    # per-root keying produced, which must not survive.
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM meta WHERE key = 'schema'")
+    db.execute("DELETE FROM events WHERE name = 'BatchRevoked'")
+    db.commit()
+    db.close()
+    reopened = RegistryIndex(path, registry)
+    reopened.sync()
+    assert_same_as_views(reopened, registry)
+
+
+def test_index_of_a_newer_schema_is_refused(tmp_path, registry):
+    import sqlite3
+
+    path = tmp_path / "index.sqlite"
+    RegistryIndex(path, registry).sync()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value = '999' WHERE key = 'schema'")
+    db.commit()
+    db.close()
+    with pytest.raises(IndexMismatch, match="schema"):
+        RegistryIndex(path, registry)
 
 
 def test_index_state_equals_the_registry_views(

@@ -176,6 +176,10 @@ class IndexView:
         """A licence's status under its root."""
         return self.index.status_of(root, leaf)
 
+    def compromised_from(self, agency_id: int, key_number: int) -> int | None:
+        """The block from which an agency key was reported compromised, or None."""
+        return self.index.compromised_from(agency_id, key_number)
+
 
 class LiveIndex:
     """A RegistryIndex at `path` over the registry `open_registry` connects to."""
