@@ -15,8 +15,18 @@ to a table beside the chain, in the same transaction, and answers eth_getLogs fr
 The node holds no agency keys. It refuses eth_sendTransaction and the signing methods
 and reports no accounts: clients sign locally and send raw transactions. Gas costs
 nothing in practice: before a raw transaction runs, a sender whose balance is below
-`TOP_UP_BELOW` wei receives `TOP_UP_AMOUNT` from the node's own faucet account, so
-agencies need no manual funding here (on a real network funding is the operator's job).
+`TOP_UP_BELOW` wei receives `TOP_UP_AMOUNT` from the node's own faucet account.
+
+Anyone who reaches the port is a possible attacker (ledger.config.NodeSettings):
+- without dev mode, top-ups go only to senders the operator or the registry vouches for
+  (allowed deployers, the registry's governors and agency signers), only allowed
+  deployers may create contracts, evm_mine is refused, and the public keys of
+  eth-tester's genesis accounts (the faucet among them) may not send at all;
+- every eth_call and eth_estimateGas runs with at most `call_gas` gas and for at most
+  `call_seconds` (tester.CallGuard), a raw transaction may ask for at most `tx_gas`;
+- a body nested deeper than `MAX_NESTING` is refused before it is parsed: eth_account
+  raises Python's recursion limit, so json.loads of ~100,000 `[` would overflow the C
+  stack and kill the process.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -34,13 +45,18 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.types import RPCEndpoint
 
+from ledger.config import NodeSettings
 from ledger.errors import LedgerError, NodeBusy
+from ledger.private import private_folder
 
 ETHER = 10**18
 TOP_UP_BELOW = 1 * ETHER
 TOP_UP_AMOUNT = 100 * ETHER
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
 MAX_BATCH = 100
+MAX_NESTING = 64
+MAX_BRACKETS = 65_536  # arrays and objects in one body; a full batch holds a few hundred
+MAX_MINE = 1_000  # blocks per evm_mine (dev mode)
 CLIENT_VERSION = "elicence-embedded-node/1 (eth-tester, py-evm)"
 
 # What web3.py, ethers.js and cast ask of a node, minus everything that needs its keys
@@ -95,6 +111,8 @@ KEYLESS = frozenset(
     }
 )
 MUTATING = frozenset({"eth_sendRawTransaction", "evm_mine"})
+DEV_ONLY = frozenset({"evm_mine"})
+LIMITED = frozenset({"eth_call", "eth_estimateGas"})
 
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL = (
     -32700,
@@ -103,6 +121,8 @@ PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL = (
     -32602,
     -32603,
 )
+# EIP-1474's codes for a refused transaction and an exceeded limit.
+SERVER_ERROR, TRANSACTION_REJECTED, LIMIT_EXCEEDED = -32000, -32003, -32005
 
 
 def to_wire(value: Any) -> Any:
@@ -123,13 +143,22 @@ def to_wire(value: Any) -> Any:
 class Node:
     """One durable chain in a home folder, answering JSON-RPC requests one at a time."""
 
-    def __init__(self, home: Path) -> None:
-        from ledger.tester import Provider, faucet_of, persistent
+    def __init__(self, home: Path, settings: NodeSettings | None = None) -> None:
+        """Open (or create) the chain in `home`; its registry is read from the home
+        folder above it (`home` is HOME/chain)."""
+        from ledger.tester import CallGuard, Provider, faucet_of, persistent
 
-        home.mkdir(parents=True, exist_ok=True)
+        private_folder(home)  # 0700 (ledger.private)
         self.home = home
+        self.settings = settings or NodeSettings()
         self._lock_file = _exclusive_lock(home / "node.lock")
-        self._tester, self._backend, self._store = persistent(home / "chain.sqlite")
+        self._guard = CallGuard()
+        self._tester, self._backend, self._store = persistent(home / "chain.sqlite", self._guard)
+        self._backend.gas_cap = self.settings.call_gas
+        # The genesis accounts' keys ship with eth-tester: anyone can sign with them.
+        self._public_keys = frozenset(
+            Account.from_key(key.to_bytes()).address.lower() for key in self._backend.account_keys
+        )
         provider = Provider(self._tester)
         self._w3 = Web3(provider, middleware=[])
         self._request: Callable[[RPCEndpoint, Any], Any] = provider.request_func(
@@ -172,9 +201,12 @@ class Node:
         """Answer one HTTP body: a JSON-RPC request or a batch of them."""
         if len(body) > MAX_REQUEST_BYTES:
             return _dump(_error(None, INVALID_REQUEST, f"request over {MAX_REQUEST_BYTES} bytes"))
+        problem = json_shape_problem(body)
+        if problem is not None:
+            return _dump(_error(None, PARSE_ERROR, f"parse error: {problem}"))
         try:
             payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             return _dump(_error(None, PARSE_ERROR, f"parse error: {exc}"))
         if isinstance(payload, list):
             if not payload or len(payload) > MAX_BATCH:
@@ -187,7 +219,12 @@ class Node:
         if not isinstance(request, dict) or not isinstance(request.get("method"), str):
             return _error(None, INVALID_REQUEST, "a request is an object with a method")
         request_id = request.get("id")
-        method = request["method"]
+        try:
+            return self._answer(request_id, request["method"], request)
+        except Exception as exc:  # whatever broke, the caller gets an answer
+            return _error(request_id, INTERNAL, f"internal error: {type(exc).__name__}")
+
+    def _answer(self, request_id: Any, method: str, request: dict[str, Any]) -> dict[str, Any]:
         params = request.get("params", [])
         if not isinstance(params, list):
             return _error(request_id, INVALID_PARAMS, "params must be a list")
@@ -202,18 +239,39 @@ class Node:
             )
         if method not in ALLOWED:
             return _error(request_id, METHOD_NOT_FOUND, f"method {method} is not supported")
+        if method in DEV_ONLY and not self.settings.dev:
+            return _error(
+                request_id,
+                METHOD_NOT_FOUND,
+                f"{method} is available only on a node started in dev mode (--dev)",
+            )
+        if method == "evm_mine" and not _mine_count_ok(params):
+            return _error(request_id, INVALID_PARAMS, f"evm_mine mines 1 to {MAX_MINE} blocks")
+        try:
+            params = _normalised(method, params, self.settings.call_gas)
+        except (TypeError, ValueError) as exc:
+            return _error(request_id, INVALID_PARAMS, f"{method}: {exc}")
         with self._lock:
             return self._answer_locked(request_id, method, params)
 
     def _answer_locked(self, request_id: Any, method: str, params: list[Any]) -> dict[str, Any]:
         topped_up = False
-        params = _normalised(method, params)
         if method == "eth_getLogs":
             return self._get_logs(request_id, params)
         try:
             sender = _sender_of(method, params)
-            if sender is not None:
+            if method == "eth_sendRawTransaction":
+                refusal = self._refusal(params[0] if params else None)
+                if refusal is not None:
+                    return _error(request_id, TRANSACTION_REJECTED, refusal)
+            if sender is not None and (self.settings.dev or self._vouched_for(sender)):
                 topped_up = self._top_up(sender)
+            if method in LIMITED:
+                if topped_up:
+                    self._record_logs()
+                    self._store.commit()
+                    self._head = int(self._w3.eth.block_number)
+                return self._limited(request_id, method, params)
             response = self._request(RPCEndpoint(method), params)
             if method in MUTATING or topped_up:
                 self._record_logs()
@@ -224,12 +282,99 @@ class Node:
                 self._recover()
                 self._head = int(self._w3.eth.block_number)
             return _error(request_id, INVALID_PARAMS, f"{method} failed: {exc}")
-        answer = dict(cast(dict[str, Any], response))
-        answer["id"] = request_id
-        answer["jsonrpc"] = "2.0"
-        if "result" in answer:
-            answer["result"] = to_wire(answer["result"])
-        return answer
+        return _answer(request_id, response)
+
+    def _limited(self, request_id: Any, method: str, params: list[Any]) -> dict[str, Any]:
+        """A call or estimate under the gas cap and the time limit."""
+        settings = self.settings
+        failure: Exception | None = None
+        with self._guard.armed(settings.call_seconds) as guard:
+            try:
+                response: Any = self._request(RPCEndpoint(method), params)
+            except Exception as exc:  # reported below, as any node would
+                failure = exc
+        message = str(failure) if failure is not None else str(response.get("error", ""))
+        if guard.stopped or ("Out of gas" in message and _asked_cap(params, settings.call_gas)):
+            used = guard.gas_used_at_stop if guard.stopped else settings.call_gas
+            limit = (
+                f"stopped after {settings.call_seconds:g} s"
+                if guard.stopped
+                else f"ran out of the {settings.call_gas:,} gas cap"
+            )
+            error = _error(
+                request_id,
+                SERVER_ERROR,
+                f"call limit: {method} {limit} (calls may use up to {settings.call_gas:,} "
+                f"gas and {settings.call_seconds:g} s)",
+            )
+            error["error"]["data"] = {"gasUsed": hex(used), "gasCap": hex(settings.call_gas)}
+            return error
+        if failure is not None:
+            return _error(request_id, INVALID_PARAMS, f"{method} failed: {failure}")
+        return _answer(request_id, response)
+
+    def _refusal(self, raw: object) -> str | None:
+        """Why a raw transaction may not be sent here, or None when it may."""
+        if self.settings.dev or not isinstance(raw, str):
+            return None
+        try:
+            transaction = (
+                self._backend.chain.get_vm()
+                .get_transaction_builder()
+                .decode(bytes.fromhex(raw.removeprefix("0x")))
+            )
+            sender = Web3.to_checksum_address(transaction.sender)
+        except Exception:  # eth-tester gives the precise error for these
+            return None
+        if sender.lower() in self._public_keys:
+            return (
+                f"{sender} is an eth-tester genesis account whose key is public; it may "
+                "send only on a node in dev mode (--dev)"
+            )
+        if not transaction.to and sender.lower() not in self.settings.deployers:
+            return (
+                f"contract creation is refused: {sender} is not an allowed deployer (start "
+                "the node with --deployer ADDRESS, or --dev)"
+            )
+        if transaction.gas > self.settings.tx_gas:
+            return (
+                f"a transaction may ask for at most {self.settings.tx_gas:,} gas "
+                f"(this one asks for {transaction.gas:,})"
+            )
+        return None
+
+    def _vouched_for(self, sender: str) -> bool:
+        """Whether the operator or the registry vouches for `sender` (who then gets gas
+        without dev mode): an allowed deployer, or a governor or agency signer of the
+        registry configured in the home folder."""
+        from ledger.config import HomeConfig
+
+        if sender.lower() in self.settings.deployers:
+            return True
+        if int(self._w3.eth.get_balance(Web3.to_checksum_address(sender))) >= TOP_UP_BELOW:
+            return False  # no top-up due: spare the registry look-up
+        try:
+            registry = HomeConfig.load(self.home.parent).registry
+        except LedgerError:
+            return False
+        if registry is None or not Web3.is_address(registry):
+            return False
+        return self._registry_knows(Web3.to_checksum_address(registry), sender)
+
+    def _registry_knows(self, registry: str, sender: str) -> bool:
+        from contracts import load_artifact
+
+        contract = self._w3.eth.contract(
+            address=Web3.to_checksum_address(registry), abi=list(load_artifact().abi)
+        )
+        account = Web3.to_checksum_address(sender)
+        try:
+            if int(contract.functions.agencyIdOf(account).call()) != 0:
+                return True
+            role = contract.functions.GOVERNOR_ROLE().call()
+            return bool(contract.functions.hasRole(role, account).call())
+        except Exception:  # not our registry (or none): nobody is known
+            return False
 
     def _top_up(self, sender: str) -> bool:
         """Fund `sender` from the faucet when it is short; True if a transfer was made."""
@@ -350,11 +495,16 @@ def _exclusive_lock(path: Path) -> Any:
     return handle
 
 
-def _normalised(method: str, params: list[Any]) -> list[Any]:
+def _normalised(method: str, params: list[Any], gas_cap: int) -> list[Any]:
     """Call objects as eth-tester takes them: `input` (the current name, sent by cast and
-    ethers) as `data`, and no fees on calls."""
-    if method in {"eth_call", "eth_estimateGas"} and params and isinstance(params[0], dict):
+    ethers) as `data`, no fees on calls, and at most `gas_cap` gas."""
+    if method in LIMITED and params and not isinstance(params[0], dict):
+        raise TypeError("the first parameter is a call object")
+    if method in LIMITED and params and isinstance(params[0], dict):
         call = dict(params[0])
+        call["gas"] = hex(min(_quantity(call.get("gas", gas_cap)), gas_cap))
+        if method == "eth_call" and len(params) == 1:
+            params = [*params, "latest"]  # as geth and anvil take it
         if "input" in call:
             data = call.pop("input")
             call.setdefault("data", data)
@@ -368,6 +518,62 @@ def _normalised(method: str, params: list[Any]) -> list[Any]:
                 del call["from"]
         return [call, *params[1:]]
     return params
+
+
+def _quantity(raw: object) -> int:
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+        return raw
+    if isinstance(raw, str) and raw.startswith("0x") and 2 < len(raw) <= 66:
+        return int(raw, 16)
+    raise ValueError(f"{raw!r} is not a quantity (0x-hex)")
+
+
+def _asked_cap(params: list[Any], gas_cap: int) -> bool:
+    """Whether a normalised call ran with the cap as its gas (so running out is ours)."""
+    call = params[0] if params and isinstance(params[0], dict) else {}
+    return call.get("gas") == hex(gas_cap)
+
+
+def _mine_count_ok(params: list[Any]) -> bool:
+    if not params:
+        return True
+    try:
+        count = _quantity(params[0])
+    except ValueError:
+        return False
+    return 1 <= count <= MAX_MINE
+
+
+# A string from its opening quote to its closing one, or to the end of an unterminated
+# body; possessive, so no input makes it backtrack.
+_STRING = re.compile(rb'"(?:[^"\\]++|\\.?)*+"?', re.DOTALL)
+# Brackets as one kind: nesting depth is all that is measured (a `[}` mix is not JSON
+# and fails to parse anyway, within the depth measured here).
+_BRACKETS = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_shape_problem(body: bytes, limit: int = MAX_NESTING) -> str | None:
+    """Why JSON `body` may not be parsed here: nested more than `limit` deep (brackets
+    that do not pair up count as too deep: such a body is not JSON anyway), or more than
+    MAX_BRACKETS arrays and objects; None when it may.
+
+    Without recursion and at C speed: strings are dropped, then everything but
+    brackets, then each of at most `limit` passes deletes the innermost pairs.
+    """
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return None  # too few brackets to nest that deep, strings or not
+    brackets = _STRING.sub(b"", body).translate(_BRACKETS, _NOT_BRACKETS)
+    if len(brackets) > 2 * MAX_BRACKETS:
+        return f"more than {MAX_BRACKETS} arrays and objects"
+    for _ in range(limit):
+        if not brackets:
+            return None
+        shorter = brackets.replace(b"[]", b"")
+        if len(shorter) == len(brackets):
+            break  # nothing pairs up: unbalanced
+        brackets = shorter
+    return f"JSON nested deeper than {limit}" if brackets else None
 
 
 def _sender_of(method: str, params: list[Any]) -> str | None:
@@ -443,6 +649,16 @@ def _matches(log: dict[str, Any], wanted: list[set[str] | None]) -> bool:
 
 def _result(request_id: Any, result: Any) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": request_id, "result": result}
+
+
+def _answer(request_id: Any, response: Any) -> dict[str, Any]:
+    """eth-tester's answer to a request, as the wire carries it."""
+    answer = dict(cast(dict[str, Any], response))
+    answer["id"] = request_id
+    answer["jsonrpc"] = "2.0"
+    if "result" in answer:
+        answer["result"] = to_wire(answer["result"])
+    return answer
 
 
 def _error(request_id: Any, code: int, message: str) -> dict[str, Any]:

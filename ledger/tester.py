@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import ast
 import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -19,7 +22,8 @@ from eth.abc import AtomicDatabaseAPI, ComputationAPI, SignedTransactionAPI, Sta
 from eth.db.atomic import AtomicDB
 from eth.db.backends.base import BaseDB
 from eth.estimators.gas import binary_gas_search_intrinsic_tolerance
-from eth.exceptions import CanonicalHeadNotFound
+from eth.exceptions import CanonicalHeadNotFound, OutOfGas
+from eth.vm.gas_meter import GasMeter
 from eth.vm.spoof import SpoofTransaction
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -30,6 +34,8 @@ from eth_utils.exceptions import ValidationError as EvmInvalid
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
 from web3.types import RPCEndpoint, RPCResponse
+
+from ledger.private import private_database
 
 
 class Reverted(Exception):
@@ -52,8 +58,98 @@ def _reverted(exc: Exception) -> Reverted:
     return Reverted(first if isinstance(first, bytes) else None, str(first))
 
 
-def gas_needed(state: StateAPI, transaction: SignedTransactionAPI) -> int:
-    """The gas a transaction needs: one run at the block's gas limit, one to confirm.
+class CallTimeExceeded(OutOfGas):
+    """A call or estimate ran past its time limit (py-evm halts it as out of gas)."""
+
+
+class CallGuard:
+    """A deadline for calls and estimates: py-evm has no timeout of its own, so the gas
+    meter of every frame looks at the clock while the guard is armed.
+
+    Mined transactions never run armed: a deadline there would make a block depend on
+    the machine's speed.
+    """
+
+    CHECK_EVERY = 256  # gas charges between clock readings: ~0.1 ms of py-evm
+
+    def __init__(self) -> None:
+        self.deadline: float | None = None
+        self.stopped = False
+        self.gas_used_at_stop = 0
+        self._outer: GasMeter | None = None
+
+    @contextmanager
+    def armed(self, seconds: float) -> Iterator[CallGuard]:
+        """Stop any frame still running `seconds` from now."""
+        self.deadline, self.stopped, self.gas_used_at_stop = time.monotonic() + seconds, False, 0
+        self._outer = None
+        try:
+            yield self
+        finally:
+            self.deadline, self._outer = None, None
+
+    def meter(self, plain: GasMeter) -> GasMeter:
+        """The meter a frame uses: `plain` itself unless armed."""
+        if self.deadline is None:
+            return plain
+        guarded = _GuardedGasMeter(plain.start_gas, plain.refund_strategy, self)
+        if self._outer is None:
+            self._outer = guarded
+        return guarded
+
+    def stop(self) -> None:
+        """Record the stop (and the gas the outermost frame had used by then)."""
+        if not self.stopped and self._outer is not None:
+            self.gas_used_at_stop = self._outer.start_gas - self._outer.gas_remaining
+        self.stopped = True
+
+
+class _GuardedGasMeter(GasMeter):
+    def __init__(self, start_gas: int, refund_strategy: Any, guard: CallGuard) -> None:
+        super().__init__(start_gas, refund_strategy)
+        self._guard, self._charges = guard, 0
+
+    def consume_gas(self, amount: int, reason: str) -> None:
+        guard = self._guard
+        self._charges += 1
+        if guard.stopped or (
+            self._charges % CallGuard.CHECK_EVERY == 0
+            and guard.deadline is not None
+            and time.monotonic() > guard.deadline
+        ):
+            guard.stop()  # every enclosing frame stops at its next charge too
+            raise CallTimeExceeded("call limit: out of time")
+        super().consume_gas(amount, reason)
+
+
+def guarded(chain_class: type[Any], guard: CallGuard) -> type[Any]:
+    """`chain_class` whose VMs meter gas through `guard`."""
+    configuration = []
+    for start, vm_class in chain_class.vm_configuration:
+        state_class = vm_class._state_class
+        computation_class = state_class.computation_class
+
+        def configure_gas_meter(self: Any, _base: Any = computation_class) -> GasMeter:
+            return guard.meter(_base._configure_gas_meter(self))
+
+        computation = type(
+            f"Guarded{computation_class.__name__}",
+            (computation_class,),
+            {"_configure_gas_meter": configure_gas_meter},
+        )
+        state = type(
+            f"Guarded{state_class.__name__}", (state_class,), {"computation_class": computation}
+        )
+        vm = type(f"Guarded{vm_class.__name__}", (vm_class,), {"_state_class": state})
+        configuration.append((start, vm))
+    return type(
+        f"Guarded{chain_class.__name__}", (chain_class,), {"vm_configuration": tuple(configuration)}
+    )
+
+
+def gas_needed(state: StateAPI, transaction: SignedTransactionAPI, cap: int | None = None) -> int:
+    """The gas a transaction needs: one run at the block's gas limit (or `cap`, when
+    lower), one to confirm.
 
     py-evm's own estimator bisects between 21,000 and the block gas limit, running the
     transaction a dozen times (77 ms for an anchor). What the first run consumed before
@@ -69,10 +165,11 @@ def gas_needed(state: StateAPI, transaction: SignedTransactionAPI) -> int:
         finally:
             state.revert(snapshot)
 
-    at_limit = run(state.gas_limit)
+    limit = state.gas_limit if cap is None else min(cap, state.gas_limit)
+    at_limit = run(limit)
     if at_limit.is_error:
         raise at_limit.error
-    consumed = int(state.gas_limit - at_limit.get_gas_remaining())
+    consumed = int(limit - at_limit.get_gas_remaining())
     if not run(consumed).is_error:
         return consumed
     return int(binary_gas_search_intrinsic_tolerance(state, transaction))
@@ -86,9 +183,12 @@ class Backend(PyEVMBackend):  # type: ignore[misc]
     drop the selector, so reverts leave the backend as an exception it does not know.
     """
 
+    gas_cap: int | None = None  # the most gas an estimate may run with
+
     def estimate_gas(self, transaction: Any, block_number: Any = "latest") -> Any:
         # Set on every call: eth-tester builds a new chain object when it resets.
-        self.chain.gas_estimator = gas_needed
+        cap = self.gas_cap
+        self.chain.gas_estimator = lambda state, tx: gas_needed(state, tx, cap)
         try:
             return super().estimate_gas(transaction, block_number)
         except TesterFailed as exc:
@@ -154,6 +254,7 @@ class SqliteStore(BaseDB):
     """py-evm's key-value store as one SQLite table, committed explicitly."""
 
     def __init__(self, path: Path) -> None:
+        private_database(path)  # 0600 in a 0700 folder (ledger.private)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         # WAL + FULL: a commit is on disk before commit() returns, and a reader never
         # sees half a commit.
@@ -202,15 +303,19 @@ class SqliteStore(BaseDB):
         self._db.close()
 
 
-def persistent(path: Path) -> tuple[EthereumTester, Backend, SqliteStore]:
+def persistent(
+    path: Path, guard: CallGuard | None = None
+) -> tuple[EthereumTester, Backend, SqliteStore]:
     """A chain kept in the SQLite file at `path`: made from genesis the first time,
     resumed from its canonical head afterwards (no replay, so start-up does not grow
-    with the chain)."""
+    with the chain). With `guard`, calls run under its deadline when it is armed."""
     store = SqliteStore(path)
     database: AtomicDatabaseAPI = AtomicDB(store)
     backend = Backend()  # an in-memory genesis, for its chain class and dev accounts
     memory_chain = backend.chain
     chain_class = type(memory_chain)
+    if guard is not None:
+        chain_class = guarded(chain_class, guard)
     try:
         backend.chain = chain_class(database)
     except CanonicalHeadNotFound:

@@ -46,7 +46,8 @@ def start_node(home: Path, port: int) -> tuple[subprocess.Popen[bytes], float]:
     """Start `elicence ledger serve`; the seconds until it answers eth_blockNumber."""
     began = time.perf_counter()
     process = subprocess.Popen(
-        [str(ELICENCE), "ledger", "serve", "--home", str(home), "--port", str(port)],
+        # --dev: the benchmark mines on demand and deploys from a fresh key.
+        [str(ELICENCE), "ledger", "serve", "--home", str(home), "--port", str(port), "--dev"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

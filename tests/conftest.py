@@ -23,7 +23,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -161,10 +161,12 @@ CAST = REPO_ROOT / "node_modules" / "@foundry-rs" / "cast-linux-amd64" / "bin" /
 class NodeProcess:
     """A real `elicence ledger serve` process on a free loopback port."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *, dev: bool = True, options: Sequence[str] = ()) -> None:
+        # dev: the tests' random keys deploy and get gas without an operator's say-so.
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.options = ["--dev" if dev else "--no-dev", *options]
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> NodeProcess:
@@ -178,6 +180,7 @@ class NodeProcess:
                     str(self.home),
                     "--port",
                     str(self.port),
+                    *self.options,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -218,7 +221,12 @@ def isolated_home(tmp_path_factory, monkeypatch) -> Path:
     """Every test gets its own ELICENCE_HOME, so a developer's ~/.elicence never leaks in."""
     home = tmp_path_factory.mktemp("elicence-home")
     monkeypatch.setenv("ELICENCE_HOME", str(home))
-    for name in ("ELICENCE_CHAIN", "ELICENCE_REGISTRY", "ELICENCE_PASSPHRASE"):
+    for name in (
+        "ELICENCE_CHAIN",
+        "ELICENCE_CHAIN_ID",
+        "ELICENCE_REGISTRY",
+        "ELICENCE_PASSPHRASE",
+    ):
         monkeypatch.delenv(name, raising=False)
     return home
 

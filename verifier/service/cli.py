@@ -108,7 +108,7 @@ def serve(
     from verifier.service.app import create_app
     from verifier.service.demo import is_set_up, set_up_demo
     from verifier.service.settings import Settings
-    from verifier.service.workers import SERVER_OPTIONS, WorkersFailed, supervise
+    from verifier.service.workers import SERVER_OPTIONS, supervise
 
     home_dir = _home(home)
     config = HomeConfig.load(home_dir).resolve(chain, registry)
@@ -117,8 +117,11 @@ def serve(
         # default port, and this home's demo must not land on that chain.
         config = _claim_port(home_dir, config)
     node = None
+    # The demo's fresh keys deploy and need gas: only a node in dev mode gives both to
+    # anyone, so the node starts in dev mode for the demo's set-up alone.
+    demo_node = chain is None and demo and not is_set_up(home_dir)
     if chain is None:
-        node = _ensure_node(home_dir, config.chain_url)
+        node = _ensure_node(home_dir, config.chain_url, dev=demo_node)
     try:
         if demo and not is_set_up(home_dir):
             with console.status("first start: deploying the registry and demo licences…"):
@@ -129,6 +132,10 @@ def serve(
                 highlight=False,
             )
             config = HomeConfig.load(home_dir).resolve(chain, registry)
+        if demo_node and node is not None:
+            node.terminate()
+            node.wait(timeout=30)
+            node = _ensure_node(home_dir, config.chain_url)
         if config.registry is None:
             _fail(
                 "no registry configured: run `elicence registry deploy`, pass --registry, "
@@ -158,7 +165,7 @@ def serve(
         uvicorn.run(
             create_app(settings), host=host, port=port, log_level=log_level, **SERVER_OPTIONS
         )
-    except (LedgerError, WorkersFailed) as exc:
+    except LedgerError as exc:
         _fail(str(exc))
     finally:
         if node is not None:
@@ -201,8 +208,9 @@ def _stop_with_parent(parent: int) -> Callable[[], None]:
     return stop_with_parent
 
 
-def _ensure_node(home: Path, url: str) -> subprocess.Popen[bytes] | None:
-    """Start `elicence ledger serve` for this home unless something answers at `url`."""
+def _ensure_node(home: Path, url: str, *, dev: bool = False) -> subprocess.Popen[bytes] | None:
+    """Start `elicence ledger serve` for this home unless something answers at `url`
+    (in dev mode when `dev`)."""
     from ledger.chain import connect
     from ledger.errors import ChainUnreachable
 
@@ -215,11 +223,16 @@ def _ensure_node(home: Path, url: str) -> subprocess.Popen[bytes] | None:
     if parsed.scheme != "http" or parsed.hostname not in {"127.0.0.1", "localhost"}:
         _fail(f"no chain answers at {url}; start it, or pass --chain")
     port = parsed.port or 80
-    home.mkdir(parents=True, exist_ok=True)
+    from ledger.private import private_file, private_folder
+
+    private_folder(home)
     elicence = Path(sys.executable).with_name("elicence")
-    with (home / "node.log").open("ab") as log:
+    with private_file(home / "node.log").open("ab") as log:
         process = subprocess.Popen(
-            [str(elicence), "ledger", "serve", "--home", str(home), "--port", str(port)],
+            [
+                *(str(elicence), "ledger", "serve", "--home", str(home), "--port", str(port)),
+                *(["--dev"] if dev else []),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             # Safe here: serve has started no threads yet when it starts the node.
@@ -390,9 +403,11 @@ def serve_worker(
     log_level: Annotated[str, typer.Option()] = "info",
 ) -> None:
     """One worker process of `elicence serve --workers N` (started by it, not by hand)."""
+    from ledger.private import restrict_umask
     from verifier.service.settings import Settings
     from verifier.service.workers import run_worker
 
+    restrict_umask()  # also when started other than through main(): its files are private
     _log_at(log_level)
     settings = Settings(home=home, chain=chain, registry=registry)
     run_worker(settings, worker=worker, fd=fd, log_level=log_level)
