@@ -24,7 +24,7 @@ from issuer.document import LicenceDocument
 from issuer.errors import IssuerError
 from issuer.qr import load_any
 from ledger import cli as ledger_cli
-from ledger.config import ConfigError, HomeConfig, default_home
+from ledger.config import CONFIG_FILE, ConfigError, HomeConfig, default_home
 from ledger.errors import ChainUnreachable, LedgerError, RegistryNotFound
 from verifier.errors import CouldNotCheck
 from verifier.service import cli as service_cli
@@ -79,9 +79,16 @@ def verify(
         str | None,
         typer.Option(
             help="Address of the registry you trust (default: the home's configuration). "
-            "Without one, the document's own is used, which proves only that someone "
-            "anchored it there.",
+            "Required: the registry a document names is never trusted.",
             envvar="ELICENCE_REGISTRY",
+        ),
+    ] = None,
+    chain_id: Annotated[
+        int | None,
+        typer.Option(
+            help="Chain id of the registry you trust (default: the home's configuration, "
+            "else the id the --chain node serves).",
+            envvar="ELICENCE_CHAIN_ID",
         ),
     ] = None,
     home: Annotated[
@@ -103,10 +110,15 @@ def verify(
 ) -> None:
     """Verify a licence document against the registry and print the verdict.
 
-    Exit status: 0 VALID, 1 any other verdict, 2 unusable input, 3 could not check.
+    The registry and chain trusted come from --registry and --chain-id, else
+    ELICENCE_REGISTRY and ELICENCE_CHAIN_ID, else the home's config.json; never from the
+    document. A document naming another registry or chain is refused (exit 2).
 
-    Example: [bold]elicence verify 330106000000000001.json --chain http://127.0.0.1:8545[/]
-    (without --chain and --registry, the home's configuration is used), or
+    Exit status: 0 VALID, 1 any other verdict, 2 unusable input (or no trusted
+    registry, or a document naming another one), 3 could not check.
+
+    Example: [bold]elicence verify 330106000000000001.json --chain http://127.0.0.1:8545
+    --registry 0x…[/] (without them, the home's configuration is used), or
     [bold]elicence verify qr.png --verifier http://127.0.0.1:8000[/].
     """
     if verifier is not None:
@@ -118,21 +130,24 @@ def verify(
     from verifier.render import print_verdict
 
     document = read_document(file)
+    folder = home or default_home()
     try:
-        config = HomeConfig.load(home or default_home()).resolve(chain, registry)
+        config = HomeConfig.load(folder).resolve(chain, registry, chain_id=chain_id)
     except ConfigError as exc:
         fail(str(exc), EXIT_UNUSABLE)
-    chain = config.chain_url
-    address = config.registry or document.anchor.registry
+    trusted = _trusted_registry(config.registry, folder)
+    if config.chain_id is not None:
+        _refuse_foreign(document, trusted, config.chain_id)
     try:
-        ledger = connect(chain)
-        if ledger.chain_id != document.anchor.chain_id:
+        ledger = connect(config.chain_url)
+        if config.chain_id is not None and ledger.chain_id != config.chain_id:
             fail(
-                f"the document is anchored on chain {document.anchor.chain_id}, but {chain} "
-                f"serves chain {ledger.chain_id}",
+                f"{config.chain_url} serves chain {ledger.chain_id}, but the trusted registry "
+                f"{trusted} is on chain {config.chain_id}: check --chain and --chain-id",
                 EXIT_UNUSABLE,
             )
-        source = RegistrySource(Registry.at(ledger, address))
+        _refuse_foreign(document, trusted, ledger.chain_id)
+        source = RegistrySource(Registry.at(ledger, trusted))
         verdict = verify_document(document, source)
     except (ChainUnreachable, CouldNotCheck) as exc:
         fail(f"could not check: {exc}", EXIT_COULD_NOT_CHECK)
@@ -143,14 +158,39 @@ def verify(
     if as_json:
         console.print_json(json.dumps(verdict.to_json(), ensure_ascii=False))
     else:
-        if config.registry is None:
-            errors.print(
-                "[yellow]note:[/] registry taken from the document; pass --registry to "
-                "check against the one you trust",
-                highlight=False,
-            )
         print_verdict(console, verdict)
     raise typer.Exit(EXIT_VALID if verdict.is_valid else EXIT_NOT_VALID)
+
+
+def _trusted_registry(address: str | None, home: Path) -> str:
+    """The configured registry, checksummed; exits 2 when there is none (the document's
+    own registry proves only that someone anchored it there, which anyone can do)."""
+    from web3 import Web3
+
+    if not address:
+        fail(
+            "no trusted registry configured, and the registry a document names is never "
+            "trusted: pass --registry ADDRESS (and --chain-id), or set ELICENCE_REGISTRY "
+            f"(and ELICENCE_CHAIN_ID), or name them in {home / CONFIG_FILE} "
+            "(`elicence registry deploy` and `elicence agency new --registry` write it)",
+            EXIT_UNUSABLE,
+        )
+    if not Web3.is_address(address):
+        fail(f"the trusted registry {address!r} is not an address", EXIT_UNUSABLE)
+    return str(Web3.to_checksum_address(address))
+
+
+def _refuse_foreign(document: LicenceDocument, registry: str, chain_id: int) -> None:
+    """Exits 2 when the document names another registry or chain than the trusted one."""
+    named = document.anchor
+    if named.chain_id == chain_id and named.registry.lower() == registry.lower():
+        return
+    fail(
+        f"this licence names registry {named.registry} on chain {named.chain_id}, but the "
+        f"trusted registry is {registry} on chain {chain_id}; it was not issued under the "
+        "registry you trust",
+        EXIT_UNUSABLE,
+    )
 
 
 def _verify_with_service(file: str, url: str, api_key: str | None, as_json: bool) -> NoReturn:
@@ -229,5 +269,10 @@ service_cli.register(app)
 
 
 def main() -> None:
-    """Entry point of the console script."""
+    """Entry point of the console script (every elicence process starts here, the node,
+    the service's workers and the issuing workers included)."""
+    from ledger.private import restrict_umask
+
+    # Documents, QR images, keystores, audit and index hold secrets or personal data.
+    restrict_umask()
     app()

@@ -103,11 +103,11 @@ def test_json_verdict_from_standard_input(on_anvil):
     assert body["anchor"]["registry"] == address
 
 
-def test_without_registry_the_document_s_registry_is_used_with_a_warning(on_anvil):
+def test_without_a_trusted_registry_verify_refuses_instead_of_trusting_the_document(on_anvil):
     url, _, batch = on_anvil
     result = run("verify", str(batch.paths[0]), "--chain", url)
-    assert result.returncode == 0
-    assert "registry taken from the document" in result.stderr
+    assert result.returncode == 2
+    assert "no trusted registry configured" in result.stderr
 
 
 def test_tampered_file_exits_1(on_anvil, tmp_path):
@@ -172,7 +172,7 @@ def test_document_from_another_chain_exits_2(on_anvil, tmp_path):
     moved.write_text(json.dumps(raw))
     result = run("verify", str(moved), "--chain", url, "--registry", address)
     assert result.returncode == 2
-    assert "anchored on chain 1" in result.stderr
+    assert "names registry" in result.stderr and "on chain 1," in result.stderr
 
 
 def test_demo_prints_the_three_verdicts_and_where_the_documents_are(tmp_path):
