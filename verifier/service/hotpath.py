@@ -23,8 +23,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from verifier.errors import VerifierError
 from verifier.service.errors import MalformedRequest, PayloadTooLarge
 from verifier.service.models import Channel, VerificationRequest
-from verifier.service.problems import MEDIA_TYPE, error_answer, unexpected_answer
+from verifier.service.problems import (
+    MEDIA_TYPE,
+    error_answer,
+    problem_bytes,
+    unexpected_answer,
+)
 from verifier.service.requests import (
+    drain,
     load_licence,
     media_type_of,
     parse_json,
@@ -90,6 +96,7 @@ class SingleVerification:
             elif name == b"content-length":
                 declared = value
         if declared is not None and declared.isdigit() and int(declared) > MAX_JSON_BYTES:
+            await drain(receive, int(declared))
             raise PayloadTooLarge(MAX_JSON_BYTES)
         services = self._services
         client = scope.get("client")
@@ -118,7 +125,11 @@ class VerifyFront:
             await self._app(scope, receive, send)
             return
         started = time.perf_counter()
-        answer = await self._route.answer(scope, receive)
+        try:
+            answer = await self._route.answer(scope, receive)
+        except Exception as exc:
+            # A bug outside the route's own handling still gets a problem, and is counted.
+            answer = _problem(unexpected_answer("POST", PATH, exc), {})
         try:
             await send(
                 {
@@ -144,6 +155,8 @@ async def _body(receive: Receive) -> bytes:
         chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > MAX_JSON_BYTES:
+            if message.get("more_body", False):
+                await drain(receive, None, size)
             raise PayloadTooLarge(MAX_JSON_BYTES)
         parts.append(chunk)
         if not message.get("more_body", False):
@@ -151,9 +164,4 @@ async def _body(receive: Receive) -> bytes:
 
 
 def _problem(body: dict[str, Any], headers: dict[str, str]) -> Answer:
-    return Answer(
-        int(body["status"]),
-        json.dumps(body, ensure_ascii=False).encode("utf-8"),
-        MEDIA_TYPE,
-        headers,
-    )
+    return Answer(int(body["status"]), problem_bytes(body), MEDIA_TYPE, headers)

@@ -4,11 +4,24 @@ The verify routes read their bodies here rather than through FastAPI's body para
 duplicate JSON keys are errors here (as in docs/format.md: two verifiers must never
 disagree about one document), a wrong media type is a 415, and every failure is a
 typed error the edge turns into a problem.
+
+JSON a caller sends is held to what Python can read and write back without failing:
+- nesting at most MAX_JSON_DEPTH deep, counted before parsing: importing eth_account
+  raises the recursion limit to 100,000, so json.loads of ~80,000 nested `[` overflows
+  the C stack and kills the process before any RecursionError could be caught;
+- numbers of at most MAX_NUMBER_CHARS characters, and finite (Python refuses integers of
+  more than 4,300 digits, and 1e999 would become infinity);
+- no lone surrogate (a `\\ud800` escape without its pair) in a member name or string:
+  such a string cannot be encoded as UTF-8, so it would fail wherever it is written.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
+import re
+from itertools import accumulate
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -29,6 +42,25 @@ from verifier.service.models import LicenceInput
 from verifier.service.problems import field_errors, problem, problem_response
 
 M = TypeVar("M", bound=BaseModel)
+
+# Far deeper than any request (a licence document nests a few levels in its envelope), far
+# shallower than the C stack.
+MAX_JSON_DEPTH = 64
+# Longer than any number a licence or request holds (a uint256 has 78 digits).
+MAX_NUMBER_CHARS = 100
+# How much of a body over the limit is read (and thrown away) before the 413 is sent, so
+# that the client, still sending, can read it: a connection closed with unread data is
+# reset, and the client sees "connection reset" instead of the answer. Beyond this the
+# 413 is sent at once (docs/api.md).
+DRAIN_MAX_BYTES = 32 * 1024 * 1024
+DRAIN_MAX_S = 30.0
+
+# A JSON string from its opening quote: to the closing quote, or to the end of the body
+# when there is none (possessive, so no body makes the scan backtrack).
+_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_DEPTH_STEP = tuple(1 if b in b"[{" else -1 if b in b"]}" else 0 for b in range(256))
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class _Duplicate(ValueError):
@@ -75,14 +107,25 @@ def require_json(kind: str) -> None:
 
 
 def parse_json(body: bytes) -> object:
-    """A body as JSON: UTF-8, no duplicate keys, no NaN; MalformedRequest saying where."""
+    """A body as JSON: UTF-8, no duplicate keys, no NaN, nested at most MAX_JSON_DEPTH
+    deep, numbers of at most MAX_NUMBER_CHARS characters, no lone surrogate;
+    MalformedRequest saying what is wrong."""
+    if nested_deeper_than(body, MAX_JSON_DEPTH):
+        raise MalformedRequest(f"the JSON is nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise MalformedRequest(f"the body is not UTF-8 text (byte {exc.start})") from None
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        value = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constant,
+            parse_int=_integer,
+            parse_float=_float,
+        )
     except _Duplicate as exc:
+        # repr() escapes a lone surrogate, so the detail can always be sent.
         raise MalformedRequest(f"the member {exc.key!r} appears twice in one object") from None
     except json.JSONDecodeError as exc:
         raise MalformedRequest(
@@ -90,6 +133,60 @@ def parse_json(body: bytes) -> object:
         ) from None
     except RecursionError:
         raise MalformedRequest("the JSON is nested too deeply") from None
+    # Only an escape can make a surrogate: UTF-8 text cannot hold one.
+    if "\\u" in text and _has_lone_surrogate(value):
+        raise MalformedRequest(
+            "a string or member name holds a lone surrogate (\\ud800-\\udfff without "
+            "its pair), which is not text"
+        )
+    return value
+
+
+def nested_deeper_than(body: bytes, limit: int) -> bool:
+    """Whether the arrays and objects of JSON text nest deeper than `limit`, found
+    without parsing it (and without recursion).
+
+    Brackets inside strings do not count. Over text that is not JSON the depth found is
+    never below the depth a parser reaches before it meets the error, so it bounds the
+    parser's recursion whatever the body.
+    """
+    # Most bodies (a QR payload, a document) hold fewer brackets than the limit at all.
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0) > limit
+
+
+def _integer(text: str) -> int:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise MalformedRequest(f"a number of more than {MAX_NUMBER_CHARS} characters")
+    return int(text)
+
+
+def _float(text: str) -> float:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise MalformedRequest(f"a number of more than {MAX_NUMBER_CHARS} characters")
+    value = float(text)
+    if not math.isfinite(value):
+        raise MalformedRequest(f"the number {text} is beyond a 64-bit float")
+    return value
+
+
+def _has_lone_surrogate(value: object) -> bool:
+    # Iterative: depth is already bounded, but a list of every string is cheaper than
+    # a call per member.
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 def validate(model: type[M], raw: object) -> M:
@@ -116,9 +213,30 @@ def load_licence(item: LicenceInput) -> LicenceDocument:
         raise UnusableLicence(str(exc)) from None
 
 
+async def drain(receive: Receive, declared: int | None, seen: int = 0) -> None:
+    """Reads and throws away the rest of a refused body (`seen` bytes of it read so far),
+    up to DRAIN_MAX_BYTES in all and for at most DRAIN_MAX_S, so that the client can
+    read the answer; nothing when Content-Length `declared` is over that already."""
+    if declared is not None and declared > DRAIN_MAX_BYTES:
+        return
+    try:
+        async with asyncio.timeout(DRAIN_MAX_S):
+            while seen <= DRAIN_MAX_BYTES:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                seen += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
+    except TimeoutError:
+        return
+
+
 class BodyLimitMiddleware:
-    """Refuses bodies over a route's limit: at once when Content-Length says so, and
-    while reading otherwise (chunked bodies), before any of it is parsed."""
+    """Refuses bodies over a route's limit, before any of it is parsed: when
+    Content-Length says so, and while reading otherwise (chunked bodies). The rest of the
+    body is read and thrown away first, within bounds (`drain`), so that the client can
+    read the 413."""
 
     def __init__(self, app: ASGIApp, limits: dict[str, int], default: int) -> None:
         self.app = app
@@ -132,6 +250,7 @@ class BodyLimitMiddleware:
         limit = self.limits.get(scope["path"], self.default)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
+            await drain(receive, declared)
             response = problem_response(
                 problem(
                     413,
@@ -152,6 +271,8 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
+                    if message.get("more_body", False):
+                        await drain(receive, None, seen)
                     raise PayloadTooLarge(limit)
             return message
 

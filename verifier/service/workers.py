@@ -2,11 +2,19 @@
 
 One Python process answers about one core's worth of verifications; a machine with more
 cores serves more with more processes. The supervisor (the `serve` process) binds one
-listening socket per worker on the same address with SO_REUSEPORT, so that the kernel
-spreads connections evenly over the workers, and starts each worker as
-`elicence serve-worker` on its socket. A worker that stops is started again; the
-supervisor stops them all on SIGTERM or SIGINT, and the kernel stops them if the
-supervisor itself is killed (the parent-death signal).
+socket per worker on the same address with SO_REUSEPORT, so that the kernel spreads
+connections evenly over the workers, and starts each worker as `elicence serve-worker`
+on its socket. The worker listens on it only once its app has started, and the
+supervisor closes the socket as soon as the worker stops, so connections reach only
+workers that can answer them.
+
+A worker that stops is started again: at once if it had listened and run for a while,
+otherwise after a delay that doubles with each stop in a row (RESTART_DELAY_S up to
+RESTART_DELAY_MAX_S), while the others keep serving. Each stop is logged with its exit
+code or signal, as an error when it came before the worker listened (a bad setting, a
+broken home) or right after. The supervisor never gives up on its own: it stops them
+all on SIGTERM or SIGINT, and the kernel stops them if the supervisor itself is killed
+(the parent-death signal).
 
 What each worker keeps to itself, and what they share:
 - its own registry index file (HOME/index.sqlite, HOME/index-1.sqlite, ...): each
@@ -31,21 +39,25 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from verifier.service.errors import ServiceError
 from verifier.service.metrics import MULTIPROCESS_DIR_VARIABLE
 from verifier.service.settings import Settings
 
 log = logging.getLogger("elicence.service")
 
 STOP_TIMEOUT_S = 30.0
-# A worker that stops this soon after starting, again and again, will not get better by
-# being started again (a bad setting, a broken home): the supervisor gives up.
+# A worker that stops before it listens, or this soon after starting, may stop again at
+# once (a bad setting, a broken home, a request that kills it): it is started again
+# later and later, so that it costs the workers that live little CPU, but never given up
+# on, so that one bad request an attacker repeats cannot stop the service.
 EARLY_STOP_S = 10.0
-EARLY_STOPS_ALLOWED = 3
+RESTART_DELAY_S = 0.5
+RESTART_DELAY_MAX_S = 30.0
+POLL_S = 0.1
 # asyncio's own event loop, not uvloop (uvicorn's choice when installed): with uvloop,
 # 320 connections on two workers got p99 311-413 ms and answers up to 0.85 s late, the
 # same load on asyncio p99 92-130 ms and none later than 146 ms, at the same throughput
@@ -61,28 +73,66 @@ SERVER_OPTIONS: dict[str, Any] = {
 }
 
 
-class WorkersFailed(ServiceError):
-    """The workers keep stopping right after they start."""
+@dataclass(frozen=True)
+class Address:
+    """Where the workers listen, as getaddrinfo resolved it."""
 
+    family: socket.AddressFamily
+    kind: socket.SocketKind
+    proto: int
+    address: Any
 
-def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
-    """`count` sockets listening on host:port together (SO_REUSEPORT)."""
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(family, kind, proto)
-            sockets.append(sock)
+    @classmethod
+    def of(cls, host: str, port: int) -> Address:
+        """host:port resolved for a TCP socket."""
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        return cls(family, kind, proto, address)
+
+    def bound_socket(self) -> socket.socket:
+        """A socket bound to the address beside the others (SO_REUSEPORT), not yet
+        listening: the worker it is handed to listens once its app has started."""
+        sock = socket.socket(self.family, self.kind, self.proto)
+        try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind(address)
-            sock.listen(2048)
+            sock.bind(self.address)
             sock.set_inheritable(True)
-    except OSError:
-        for sock in sockets:
+        except OSError:
             sock.close()
-        raise
-    return sockets
+            raise
+        return sock
+
+    def bound_sockets(self, count: int) -> list[socket.socket]:
+        """`count` bound sockets, or none and the OSError of the first that failed."""
+        sockets: list[socket.socket] = []
+        try:
+            for _ in range(count):
+                sockets.append(self.bound_socket())
+        except OSError:
+            for sock in sockets:
+                sock.close()
+            raise
+        return sockets
+
+
+@dataclass
+class _Worker:
+    """One worker's process and restart state."""
+
+    number: int
+    child: subprocess.Popen[bytes] | None = None
+    # The supervisor's copy of the worker's socket: it tells whether the worker got as
+    # far as listening, and is closed as soon as the worker stops, so that no connection
+    # waits on a socket nobody will accept from.
+    sock: socket.socket | None = None
+    started: float = 0.0
+    stops_in_a_row: int = 0
+    start_at: float = 0.0
+
+    def restart_delay(self) -> float:
+        if self.stops_in_a_row == 0:
+            return 0.0
+        return min(RESTART_DELAY_S * 2.0 ** (self.stops_in_a_row - 1), RESTART_DELAY_MAX_S)
 
 
 def supervise(
@@ -97,8 +147,7 @@ def supervise(
     """Run `workers` worker processes on host:port until SIGTERM or SIGINT.
 
     `child_setup` runs in each child before it starts (the parent-death signal).
-    Raises OSError when the address cannot be bound, WorkersFailed when the workers keep
-    stopping at start.
+    Raises OSError when the address cannot be bound at start.
     """
     from prometheus_client.multiprocess import mark_process_dead
 
@@ -111,34 +160,25 @@ def supervise(
     metrics_dir = settings.service_dir / "metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
-    sockets = listening_sockets(host, port, workers)
+    address = Address.of(host, port)
+    # Every socket bound before any worker starts: an address in use fails here, at once.
+    first = address.bound_sockets(workers)
     environment = {**os.environ, MULTIPROCESS_DIR_VARIABLE: str(metrics_dir)}
-    elicence = Path(sys.executable).with_name("elicence")
 
-    def start(worker: int) -> subprocess.Popen[bytes]:
-        sock = sockets[worker]
-        command = [
-            str(elicence),
-            "serve-worker",
-            "--home",
-            str(settings.home),
-            "--worker",
-            str(worker),
-            "--fd",
-            str(sock.fileno()),
-            "--log-level",
-            log_level,
-        ]
-        if settings.chain is not None:
-            command += ["--chain", settings.chain]
-        if settings.registry is not None:
-            command += ["--registry", settings.registry]
-        return subprocess.Popen(
-            command,
-            env=environment,
-            pass_fds=(sock.fileno(),),
-            preexec_fn=child_setup,  # noqa: PLW1509 - no threads run yet in this process
-        )
+    def start(worker: _Worker) -> None:
+        sock = first.pop() if first else address.bound_socket()
+        try:
+            worker.child = subprocess.Popen(
+                _worker_command(settings, worker.number, sock.fileno(), log_level),
+                env=environment,
+                pass_fds=(sock.fileno(),),
+                preexec_fn=child_setup,  # noqa: PLW1509 - no threads run in this process
+            )
+        except OSError:
+            sock.close()
+            raise
+        worker.sock = sock
+        worker.started = time.monotonic()
 
     stop = threading.Event()
 
@@ -146,32 +186,104 @@ def supervise(
         stop.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    children = {worker: start(worker) for worker in range(workers)}
-    started = dict.fromkeys(children, time.monotonic())
-    early_stops = 0
+    pool = [_Worker(number) for number in range(workers)]
     try:
-        while not stop.wait(0.5):
-            for worker, child in list(children.items()):
-                code = child.poll()
+        for worker in pool:
+            start(worker)
+        while not stop.wait(POLL_S):
+            now = time.monotonic()
+            for worker in pool:
+                if worker.child is None:
+                    if now >= worker.start_at:
+                        _start_again(worker, start)
+                    continue
+                code = worker.child.poll()
                 if code is None:
                     continue
-                mark_process_dead(child.pid, str(metrics_dir))  # type: ignore[no-untyped-call]
-                if time.monotonic() - started[worker] < EARLY_STOP_S:
-                    early_stops += 1
-                    if early_stops > EARLY_STOPS_ALLOWED * workers:
-                        raise WorkersFailed(
-                            f"worker {worker} stopped (exit {code}) right after starting, "
-                            f"{early_stops} times in all; see the messages above"
-                        )
-                log.warning("worker %d stopped (exit %s); starting it again", worker, code)
-                children[worker] = start(worker)
-                started[worker] = time.monotonic()
+                mark_process_dead(worker.child.pid, str(metrics_dir))  # type: ignore[no-untyped-call]
+                worker.child = None
+                _stopped(worker, code, now)
     finally:
-        _stop_all(list(children.values()))
-        for sock in sockets:
+        for sock in first + [worker.sock for worker in pool if worker.sock is not None]:
             sock.close()
+        _stop_all([worker.child for worker in pool if worker.child is not None])
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _worker_command(settings: Settings, number: int, fd: int, log_level: str) -> list[str]:
+    command = [
+        str(Path(sys.executable).with_name("elicence")),
+        "serve-worker",
+        "--home",
+        str(settings.home),
+        "--worker",
+        str(number),
+        "--fd",
+        str(fd),
+        "--log-level",
+        log_level,
+    ]
+    if settings.chain is not None:
+        command += ["--chain", settings.chain]
+    if settings.registry is not None:
+        command += ["--registry", settings.registry]
+    return command
+
+
+def _stopped(worker: _Worker, code: int, now: float) -> None:
+    """Close a stopped worker's socket, log the stop and say when it starts again."""
+    assert worker.sock is not None
+    listened = worker.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) != 0
+    worker.sock.close()
+    worker.sock = None
+    lived = now - worker.started
+    how = _how(code)
+    if listened and lived >= EARLY_STOP_S:
+        worker.stops_in_a_row = 0
+        log.warning(
+            "worker %d stopped (%s) after %.0f s; starting it again", worker.number, how, lived
+        )
+    else:
+        worker.stops_in_a_row += 1
+        when = f"{lived:.1f} s after starting" if listened else "before it could answer"
+        # An exit code before listening is the worker's own verdict on its settings or
+        # home; a signal came from outside (a crash, a kill).
+        hint = " (a bad setting or a broken home: see its messages above)"
+        log.error(
+            "worker %d stopped (%s) %s, %d times in a row%s; starting it again in %.1f s",
+            worker.number,
+            how,
+            when,
+            worker.stops_in_a_row,
+            hint if code > 0 and not listened else "",
+            worker.restart_delay(),
+        )
+    worker.start_at = now + worker.restart_delay()
+
+
+def _how(code: int) -> str:
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        return f"killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"killed by signal {-code}"
+
+
+def _start_again(worker: _Worker, start: Callable[[_Worker], None]) -> None:
+    try:
+        start(worker)
+    except OSError as exc:
+        # The port taken meanwhile, or no more processes: tried again later.
+        worker.stops_in_a_row += 1
+        worker.start_at = time.monotonic() + worker.restart_delay()
+        log.error(
+            "worker %d could not be started (%s); trying again in %.1f s",
+            worker.number,
+            exc,
+            worker.restart_delay(),
+        )
 
 
 def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
