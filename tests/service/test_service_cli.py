@@ -57,7 +57,6 @@ def test_audit_exports_csv_and_jsonl_filtered_by_client(service):
     batch = service.issue([business_licence(0)])
     service.verify(batch.documents[0], key=service.key("hz"), purpose="case-1")
     service.verify(batch.documents[0])
-    service.client.app.state.services.audit.flush()
     home = str(service.home)
     csv_out = run("audit", "--home", home, "--client", "hz", "--format", "csv")
     assert csv_out.exit_code == 0, csv_out.output

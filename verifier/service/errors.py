@@ -13,6 +13,7 @@ problem details (RFC 9457) at the edge, and nowhere else.
         ├── NotPermitted (PermissionError)       the key may not verify this licence type
         ├── HoldingNotProven (PermissionError)   a holder's document does not prove holding
         ├── RateLimited                          over the client's quota; retry later
+        ├── CouldNotAudit                        the request's audit record was not stored
         ├── UnknownApiKey (LookupError)          no API key of that name (CLI)
         └── ApiKeyExists (ValueError)            an API key of that name exists already (CLI)
 """
@@ -87,6 +88,10 @@ class RateLimited(ServiceError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class CouldNotAudit(ServiceError):
+    """The audit record of a request could not be stored, so the request gets no verdict."""
 
 
 class UnknownApiKey(ServiceError, LookupError):

@@ -3,22 +3,45 @@ these, and requests are validated against them. Members are camelCase on the wir
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from issuer.qr import MAX_PAYLOAD_CHARS
 from verifier.service.settings import MAX_BATCH_ITEMS
 from verifier.verdict import CheckName, Outcome, Status
 
 PURPOSE_MAX = 200
+# C0 and C1 controls and surrogates (a lone surrogate is no UTF-8 text: the audit log
+# could not store it); and line and paragraph separators and the bidi embeddings,
+# overrides and isolates, which would let a purpose forge or disguise lines of a log or
+# an export.
+_NOT_PLAIN_TEXT = re.compile(
+    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
 
+
+def check_purpose(value: str) -> str:
+    """`value` as a purpose: at most PURPOSE_MAX characters of plain text; ValueError
+    saying why not."""
+    if len(value) > PURPOSE_MAX:
+        raise ValueError(f"at most {PURPOSE_MAX} characters")
+    found = _NOT_PLAIN_TEXT.search(value)
+    if found is not None:
+        raise ValueError(
+            f"character {found.start()} (U+{ord(found.group()):04X}) is not plain text: "
+            "a control character, a surrogate, a line separator or a bidi control"
+        )
+    return value
+
+
+PurposeText = Annotated[str, Field(max_length=PURPOSE_MAX), AfterValidator(check_purpose)]
 _PURPOSE = Field(
     None,
-    max_length=PURPOSE_MAX,
     description="The matter or case number this verification serves (recorded in the audit "
-    "log; must not hold personal data).",
+    "log; must not hold personal data): plain text, no control characters.",
     examples=["审批-2026-000123"],
 )
 
@@ -51,7 +74,7 @@ class LicenceInput(_Strict):
 class VerificationRequest(LicenceInput):
     """A licence to verify, and why."""
 
-    purpose: str | None = _PURPOSE
+    purpose: PurposeText | None = _PURPOSE
 
 
 class BatchVerificationRequest(_Strict):
@@ -75,7 +98,7 @@ class BatchVerificationRequest(_Strict):
         alias="sameHolder",
         description="Require every licence to name the same unified social credit code.",
     )
-    purpose: str | None = _PURPOSE
+    purpose: PurposeText | None = _PURPOSE
 
 
 class CheckOut(BaseModel):
@@ -250,3 +273,4 @@ class Channel(StrEnum):
     SINGLE = "verify"
     BATCH = "batch"
     IMAGE = "image"
+    HOLDER = "holder-log"

@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from verifier.errors import CouldNotCheck, VerifierError
 from verifier.service.errors import (
+    CouldNotAudit,
     FieldError,
     HoldingNotProven,
     InvalidRequest,
@@ -48,6 +49,7 @@ KINDS: dict[type[VerifierError], tuple[int, str, str]] = {
     UnusableLicence: (422, "unusable-licence", "The licence cannot be read"),
     RateLimited: (429, "rate-limited", "Too many requests"),
     CouldNotCheck: (503, "could-not-check", "The licence could not be checked"),
+    CouldNotAudit: (503, "could-not-audit", "The request could not be audited"),
 }
 _HTTP: dict[int, tuple[str, str]] = {
     400: ("malformed-request", "The request body cannot be read"),
@@ -100,10 +102,19 @@ def problem_of(exc: VerifierError, instance: str | None = None) -> dict[str, Any
     return problem(status, slug, title, str(exc), instance=instance, errors=errors, extra=extra)
 
 
+def problem_bytes(body: dict[str, Any]) -> bytes:
+    """A problem body as UTF-8 JSON, whatever text it quotes."""
+    try:
+        return json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (from a request) in a detail or path: \u escapes are ASCII.
+        return json.dumps(body, ensure_ascii=True).encode("ascii")
+
+
 def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     """A problem as an HTTP response."""
     return Response(
-        json.dumps(body, ensure_ascii=False).encode("utf-8"),
+        problem_bytes(body),
         status_code=int(body["status"]),
         media_type=MEDIA_TYPE,
         headers=headers,

@@ -8,18 +8,29 @@ microseconds of hashing and dictionary look-ups, cheaper than handing it to a th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 from dataclasses import dataclass
 from typing import Any
+
+from prometheus_client import Counter
 
 from issuer.catalogue import catalogue
 from issuer.document import LicenceDocument
 from verifier.checks import CHINA, verify
 from verifier.errors import CouldNotCheck
 from verifier.service.access import Caller
-from verifier.service.audit import COULD_NOT_CHECK, FLUSH_DELAY_S, AuditLog, AuditRecord, now
+from verifier.service.audit import (
+    COULD_NOT_CHECK,
+    UNPROVEN,
+    AuditLog,
+    AuditRecord,
+    AuditWriter,
+    now,
+)
 from verifier.service.errors import (
+    CouldNotAudit,
     FieldError,
     HoldingNotProven,
     InvalidRequest,
@@ -29,15 +40,13 @@ from verifier.service.live import IndexView, LiveIndex
 from verifier.service.metrics import Metrics
 from verifier.service.models import Channel
 from verifier.service.problems import problem_of
-from verifier.verdict import Status, Verdict
+from verifier.verdict import CheckName, Outcome, Status, Verdict
 
 log = logging.getLogger("elicence.service")
 
 HOLDER_FIELD = "unifiedSocialCreditCode"
-AUDIT_RETRY_S = 1.0
-# A document proves holding once its hashes lead to an anchored root: only the holder
-# (or someone the holder showed it to) has the salts that make them do so.
-_NOT_HELD = frozenset({Status.TAMPERED, Status.NOT_ANCHORED})
+# The audit log's verdict for a holder-log request whose document did not prove holding.
+HOLDING_NOT_PROVEN = "HOLDING_NOT_PROVEN"
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,14 @@ class VerificationService:
         self.live = live
         self.audit = audit
         self.metrics = metrics
+        # Here rather than in Metrics: it counts what this class's writer sets aside.
+        self.audit_set_aside = Counter(
+            "elicence_audit_records_set_aside",
+            "Audit records the log refused, set aside in the dead-letter file (their "
+            "requests were answered 503 could-not-audit).",
+            registry=metrics.registry,
+        )
+        self.writer = AuditWriter(audit, self.audit_set_aside.inc)
 
     def answer(self, verdict: Verdict, view: IndexView, caller: Caller) -> dict[str, Any]:
         """The verdict as the caller may see it, with the anchoring transaction."""
@@ -73,7 +90,7 @@ class VerificationService:
         caller.check_type(document.licence_type)
         view = await self._fresh([document], caller, purpose, channel)
         verdict = verify(document, view)
-        self._record([verdict], caller, purpose, channel)
+        await self._record([verdict], caller, purpose, channel)
         return self.answer(verdict, view, caller)
 
     async def verify_batch(
@@ -107,7 +124,7 @@ class VerificationService:
         verdicts: list[Verdict | None] = [
             verify(i.document, view) if i.document is not None else None for i in checked
         ]
-        self._record([v for v in verdicts if v is not None], caller, purpose, Channel.BATCH)
+        await self._record([v for v in verdicts if v is not None], caller, purpose, Channel.BATCH)
         out_items = []
         for index, (item, verdict) in enumerate(zip(checked, verdicts, strict=True)):
             out_items.append(
@@ -128,15 +145,31 @@ class VerificationService:
             "checkedAt": dt.datetime.now(CHINA).isoformat(),
         }
 
-    async def holder_log(self, document: LicenceDocument) -> dict[str, Any]:
-        """Who verified this licence, for its holder (the document is the proof)."""
-        view = await self.live.fresh()
+    async def holder_log(self, document: LicenceDocument, caller: Caller) -> dict[str, Any]:
+        """Who verified this licence, for its holder: HoldingNotProven unless `document`
+        is the full licence (with its secret) and verifies as anchored.
+
+        A presentation is not enough: whoever the holder showed it to has it too. The
+        secret, from which every salt derives, is only in the full document the agency
+        gave the holder; a document whose derived salts lead to an anchored root proves
+        holding it (docs/api.md). The query itself is audited, refused or not.
+        """
+        caller.check_type(document.licence_type)
+        view = await self._fresh([document], caller, None, Channel.HOLDER)
         verdict = verify(document, view)
-        if verdict.status in _NOT_HELD:
+        if document.is_presentation or not _proven(verdict):
+            await self._audit(caller, None, Channel.HOLDER, [_outcome(verdict, HOLDING_NOT_PROVEN)])
             raise HoldingNotProven(
-                f"the document does not verify as an anchored licence ({verdict.status.value})"
+                "only the full licence document (with its secret) proves holding it, and "
+                + (
+                    "this is a presentation"
+                    if document.is_presentation
+                    else f"this one does not verify as anchored ({verdict.status.value})"
+                )
             )
-        records = self.audit.query(licence_id=verdict.licence_id)
+        await self._audit(caller, None, Channel.HOLDER, [_outcome(verdict, verdict.status.value)])
+        # In a thread: the log's lock may be held by a write waiting on the file.
+        records = await asyncio.to_thread(self.audit.query, licence_id=verdict.licence_id)
         return {
             "licenceId": verdict.licence_id,
             "verifications": [
@@ -162,59 +195,48 @@ class VerificationService:
         try:
             return await self.live.fresh()
         except CouldNotCheck:
-            # Accountability includes the attempts that got no verdict.
-            self._audit(
-                caller,
-                purpose,
-                channel,
-                [
-                    ("0x" + d.licence_id.hex(), d.licence_type.id, COULD_NOT_CHECK, None)
-                    for d in documents
-                ],
-            )
+            # Accountability includes the attempts that got no verdict; nothing was
+            # checked, so no record is filed under the licence the document claims.
+            outcomes: list[tuple[str, str, str, int | None]] = [
+                (UNPROVEN + "0x" + d.licence_id.hex(), d.licence_type.id, COULD_NOT_CHECK, None)
+                for d in documents
+            ]
             self.metrics.verdicts.labels(COULD_NOT_CHECK).inc(len(documents))
+            # The answer is 503 could-not-check either way, and no verdict.
+            with contextlib.suppress(CouldNotAudit):
+                await self._audit(caller, purpose, channel, outcomes)
             raise
 
-    def _audit(
+    async def _audit(
         self,
         caller: Caller,
         purpose: str | None,
         channel: Channel,
         outcomes: list[tuple[str, str, str, int | None]],
     ) -> None:
-        """Record (licence id, licence type, verdict, block height) of each licence checked."""
+        """Store (licence id, licence type, verdict, block height) of each licence
+        checked; CouldNotAudit if they cannot be stored (the caller gets no verdict)."""
         when = now()
-        records = [
-            AuditRecord(
-                when, caller.name, purpose, licence_id, licence_type, verdict, height, channel.value
-            )
-            for licence_id, licence_type, verdict, height in outcomes
-        ]
-        # Gathered and written every FLUSH_DELAY_S in a worker thread: one transaction
-        # for all the requests of that interval, and the event loop never waits on disk.
-        if self.audit.buffer(records):
-            asyncio.get_running_loop().call_later(FLUSH_DELAY_S, self._flush_audit)
+        await self.writer.write(
+            [
+                AuditRecord(
+                    when,
+                    caller.name,
+                    purpose,
+                    licence_id,
+                    licence_type,
+                    verdict,
+                    height,
+                    channel.value,
+                )
+                for licence_id, licence_type, verdict, height in outcomes
+            ]
+        )
 
-    def _flush_audit(self) -> None:
-        loop = asyncio.get_running_loop()
-        loop.run_in_executor(None, self.audit.flush).add_done_callback(self._audit_flushed)
-
-    def _audit_flushed(self, done: asyncio.Future[None]) -> None:
-        exc = None if done.cancelled() else done.exception()
-        if exc is not None:
-            # The records stay buffered (AuditLog.flush puts them back): try again.
-            log.error("audit records could not be written, retrying in 1 s: %s", exc)
-            asyncio.get_running_loop().call_later(AUDIT_RETRY_S, self._flush_audit)
-
-    def _record(
+    async def _record(
         self, verdicts: list[Verdict], caller: Caller, purpose: str | None, channel: Channel
     ) -> None:
-        self._audit(
-            caller,
-            purpose,
-            channel,
-            [(v.licence_id, v.licence_type, v.status.value, v.block_height) for v in verdicts],
-        )
+        await self._audit(caller, purpose, channel, [_outcome(v, v.status.value) for v in verdicts])
         for verdict in verdicts:
             self.metrics.verdicts.labels(verdict.status.value).inc()
             # Never a field value, a key, or an address: what was checked and the outcome.
@@ -226,6 +248,21 @@ class VerificationService:
                 verdict.status.value,
                 verdict.block_height,
             )
+
+
+def _proven(verdict: Verdict) -> bool:
+    """True when the document is that licence: its hashes lead to an anchored root of
+    the trusted registry. Anyone can make a document that claims any licence id and
+    fails integrity, or passes it against a root of their own."""
+    passed = {c.name for c in verdict.checks if c.outcome is Outcome.PASSED}
+    return {CheckName.INTEGRITY, CheckName.ANCHOR} <= passed
+
+
+def _outcome(verdict: Verdict, result: str) -> tuple[str, str, str, int | None]:
+    """An audit outcome: filed under the licence id only when the document proved to be
+    that licence (audit.UNPROVEN)."""
+    licence_id = verdict.licence_id if _proven(verdict) else UNPROVEN + verdict.licence_id
+    return licence_id, verdict.licence_type, result, verdict.block_height
 
 
 def _unmet(

@@ -22,19 +22,22 @@ router = APIRouter(prefix="/v1/holder", tags=["holder"])
     ),
     openapi_extra=json_body(
         "LicenceInput",
-        f"The licence or a presentation of it, as proof of holding it; at most "
-        f"{MAX_JSON_BYTES} bytes.",
+        f"The full licence, with its secret (a document or the full EL1 payload), as proof "
+        f"of holding it; at most {MAX_JSON_BYTES} bytes.",
     ),
 )
 async def holder_verifications(
-    request: Request, _caller: CallerDep, services: ServicesDep
+    request: Request, caller: CallerDep, services: ServicesDep
 ) -> Response:
     """List which clients verified a licence, when, for what purpose and with what verdict.
 
-    The licence (or any presentation of it) is the proof of holding it: its fields and
-    salts must lead to an anchored root (otherwise 403 `holding-not-proven`). Anyone the
-    holder showed it to can ask as well; the list holds no personal data.
+    Only the holder may ask: the proof of holding is the full licence, whose secret
+    re-derives every salt, leading to a root anchored in the trusted registry. A
+    presentation does not prove holding (anyone the holder showed it to has it): 403
+    `holding-not-proven`. An API key limited to licence types may ask only about those
+    (403 `not-permitted`). The list holds only verifications of documents that proved to
+    be this licence, and every query is itself audited (operation `holder-log`).
     """
     body = validate(LicenceInput, await read_json(request))
-    answer = await services.verification.holder_log(load_licence(body))
+    answer = await services.verification.holder_log(load_licence(body), caller)
     return json_response(answer)

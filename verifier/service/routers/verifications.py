@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -9,11 +13,12 @@ from starlette.datastructures import UploadFile
 from issuer.document import LicenceDocument
 from issuer.errors import PayloadError
 from issuer.qr import decode_image, decode_payload
+from verifier.service import memory
 from verifier.service.deps import BEARER, CallerDep, ServicesDep
 from verifier.service.errors import (
     FieldError,
     InvalidRequest,
-    ServiceError,
+    RateLimited,
     UnsupportedMediaType,
     UnusableLicence,
 )
@@ -24,6 +29,7 @@ from verifier.service.models import (
     BatchVerificationRequest,
     Channel,
     VerdictOut,
+    check_purpose,
 )
 from verifier.service.requests import load_licence, media_type, read_json, validate
 from verifier.service.routers.common import answers, json_body, json_response
@@ -114,8 +120,8 @@ async def verify_batch(request: Request, caller: CallerDep, services: ServicesDe
 _IMAGE_FORM = {
     "requestBody": {
         "required": True,
-        "description": "A photo or scan of the licence's QR code (PNG or JPEG, at most "
-        "10 MB and 40 megapixels).",
+        "description": "A photo or scan of the licence's QR code: PNG (at most 10 "
+        "megapixels) or JPEG (at most 40 megapixels, read at up to 10), at most 10 MB.",
         "content": {
             "multipart/form-data": {
                 "schema": {
@@ -147,6 +153,7 @@ async def verify_image(request: Request, caller: CallerDep, services: ServicesDe
     """
     if media_type(request) != "multipart/form-data":
         raise UnsupportedMediaType("send the image as multipart/form-data (field 'image')")
+    _require_utf8_form(request.headers.get("content-type", ""))
     async with request.form(max_files=1, max_fields=2) as form:
         image = form.get("image")
         purpose = form.get("purpose")
@@ -154,11 +161,15 @@ async def verify_image(request: Request, caller: CallerDep, services: ServicesDe
             raise InvalidRequest(
                 "the form has no image", [FieldError("image", "a PNG or JPEG file is required")]
             )
-        if purpose is not None and (not isinstance(purpose, str) or len(purpose) > PURPOSE_MAX):
-            raise InvalidRequest(
-                "purpose is too long",
-                [FieldError("purpose", f"at most {PURPOSE_MAX} characters of text")],
-            )
+        if purpose is not None:
+            try:
+                if not isinstance(purpose, str):
+                    raise ValueError(f"at most {PURPOSE_MAX} characters of text, not a file")
+                check_purpose(purpose)
+            except ValueError as exc:
+                raise InvalidRequest(
+                    "purpose is not plain text", [FieldError("purpose", str(exc))]
+                ) from None
         data = await image.read()
     # Decoding a photo takes milliseconds of native code: off the event loop.
     document = await run_in_threadpool(_document_in_image, data)
@@ -166,12 +177,64 @@ async def verify_image(request: Request, caller: CallerDep, services: ServicesDe
     return json_response(answer)
 
 
+def _require_utf8_form(content_type: str) -> None:
+    """UnsupportedMediaType unless the form's text fields are UTF-8.
+
+    Starlette decodes the fields in the charset the Content-Type names, whatever it is:
+    in UTF-7, `+2AA-` is a lone surrogate, text that no UTF-8 store can hold.
+    """
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"').lower()
+            if charset not in {"utf-8", "utf8", "us-ascii", "ascii"}:
+                raise UnsupportedMediaType(
+                    f"form fields must be UTF-8 text; charset={charset} is refused"
+                )
+
+
+class DecodeGate:
+    """At most `slots` images decoded at once and `queue` more waiting; more than that is
+    refused at once (429, retry in a second) rather than queued without end.
+
+    A decode holds up to ~10 megapixels of grey plus the QR reader's copies (tens of MB),
+    so the bound on memory is the bound on decodes in flight, whatever the traffic.
+    """
+
+    def __init__(self, slots: int, queue: int) -> None:
+        self._slots = threading.Semaphore(slots)
+        self._admitted = threading.BoundedSemaphore(slots + queue)
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold a decoding slot (waiting behind at most `queue` others), or RateLimited."""
+        if not self._admitted.acquire(blocking=False):
+            raise RateLimited(
+                "the service is reading as many images as it can at once; retry shortly", 1
+            )
+        try:
+            with self._slots:
+                yield
+        finally:
+            self._admitted.release()
+
+
+DECODES = DecodeGate(slots=2, queue=6)
+
+
 def _document_in_image(data: bytes) -> LicenceDocument:
     if not data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")):
         raise UnusableLicence("the image is neither PNG nor JPEG", reason="image")
+    with DECODES.slot():
+        try:
+            text = decode_image(data)
+        except PayloadError as exc:
+            raise UnusableLicence(str(exc), reason=exc.reason) from None
+        finally:
+            # The decoders' blocks were freed into a malloc arena: give them back to
+            # the system, so that a burst of photos does not stay resident.
+            memory.release_freed()
     try:
-        return decode_payload(decode_image(data))
+        return decode_payload(text)
     except PayloadError as exc:
         raise UnusableLicence(str(exc), reason=exc.reason) from None
-    except ServiceError:
-        raise
