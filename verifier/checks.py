@@ -26,6 +26,7 @@ from issuer.reasons import describe
 from issuer.validation import field_problems, parse_date
 from verifier.source import AgencyView, AnchorView, LedgerSource
 from verifier.verdict import (
+    AUTHORITY_FIELD,
     AnchorInfo,
     Check,
     CheckName,
@@ -56,12 +57,27 @@ def _hex(value: bytes) -> str:
     return "0x" + value.hex()
 
 
-def _passed(name: CheckName, reason: str) -> Check:
-    return Check(name, Outcome.PASSED, reason)
+def _passed(
+    name: CheckName,
+    reason: str,
+    *,
+    reveals: frozenset[str] = frozenset(),
+    redacted: str | None = None,
+) -> Check:
+    # A reason that quotes licence fields names them and gives a wording without them
+    # (Check refuses one without the other): see Verdict.to_json(visible=...).
+    return Check(name, Outcome.PASSED, reason, None, reveals, redacted)
 
 
-def _failed(name: CheckName, status: Status, reason: str) -> Check:
-    return Check(name, Outcome.FAILED, reason, status)
+def _failed(
+    name: CheckName,
+    status: Status,
+    reason: str,
+    *,
+    reveals: frozenset[str] = frozenset(),
+    redacted: str | None = None,
+) -> Check:
+    return Check(name, Outcome.FAILED, reason, status, reveals, redacted)
 
 
 def _skipped(*names: CheckName) -> list[Check]:
@@ -124,7 +140,14 @@ def _integrity(document: LicenceDocument) -> Check:
     try:
         computed = document.computed_root()
     except (IssuerError, ValueError) as exc:
-        return _failed(CheckName.INTEGRITY, Status.TAMPERED, f"cannot recompute the hashes: {exc}")
+        # The error may quote any field's value.
+        return _failed(
+            CheckName.INTEGRITY,
+            Status.TAMPERED,
+            f"cannot recompute the hashes: {exc}",
+            reveals=frozenset(document.fields),
+            redacted="cannot recompute the hashes",
+        )
     if computed == document.anchor.root:
         return _passed(
             CheckName.INTEGRITY,
@@ -136,9 +159,15 @@ def _integrity(document: LicenceDocument) -> Check:
     )
     # Name the field when its content shows the change (e.g. a broken check character).
     problems = field_problems(document.licence_type, document.fields)
-    if problems:
-        reason += "; " + "; ".join(str(p) for p in problems)
-    return _failed(CheckName.INTEGRITY, Status.TAMPERED, reason)
+    if not problems:
+        return _failed(CheckName.INTEGRITY, Status.TAMPERED, reason)
+    return _failed(
+        CheckName.INTEGRITY,
+        Status.TAMPERED,
+        reason + "; " + "; ".join(str(p) for p in problems),
+        reveals=frozenset(p.path for p in problems),
+        redacted=reason,
+    )
 
 
 def _anchor(document: LicenceDocument, ledger: LedgerSource) -> tuple[Check, AnchorView | None]:
@@ -157,7 +186,27 @@ def _anchor(document: LicenceDocument, ledger: LedgerSource) -> tuple[Check, Anc
             Status.NOT_ANCHORED,
             f"root {_hex(ref.root)} is not anchored in registry {ledger.registry_address}",
         ), None
+    compromised = _compromised(anchor, ledger)
+    if compromised is not None:
+        # The anchor is returned with the failed check: the verdict still tells where and
+        # when the batch was anchored, and by which agency.
+        return compromised, anchor
     return _anchored(anchor.block_number, anchor.timestamp, anchor.count), anchor
+
+
+def _compromised(anchor: AnchorView, ledger: LedgerSource) -> Check | None:
+    """A failed check if the key that anchored the batch was reported compromised from
+    the anchor's block or earlier: whoever held the key may have made the anchor."""
+    since = ledger.compromised_from(anchor.agency_id, anchor.key_number)
+    if since is None or anchor.block_number < since:
+        return None
+    return _failed(
+        CheckName.ANCHOR,
+        Status.ISSUER_NOT_AUTHORISED,
+        f"root anchored in block {anchor.block_number} with key {anchor.key_number} of "
+        f"agency {anchor.agency_id}, whose signing key was reported compromised from block "
+        f"{since}: anchors it made from then on do not count",
+    )
 
 
 @lru_cache(maxsize=4096)
@@ -179,18 +228,26 @@ def _issuer(document: LicenceDocument, anchor: AnchorView, agency: AgencyView) -
             f"the batch was anchored for licence type code {anchor.licence_type}, "
             f"but this licence is a {licence_type.name.zh} (code {licence_type.code})",
         )
-    named = document.fields.get("issuingAuthority")
+    # The agency's name is the licence's issuingAuthority as written whenever the two
+    # agree, so a reason that quotes it reveals that field.
+    authority = frozenset({AUTHORITY_FIELD})
+    named = document.fields.get(AUTHORITY_FIELD)
     if named is not None and named != agency.name:
         return _failed(
             CheckName.ISSUER,
             Status.ISSUER_NOT_AUTHORISED,
             f"the licence names issuing authority {named!r}, but its batch was anchored "
             f"by {agency.name!r} ({agency.code})",
+            reveals=authority,
+            redacted="the issuing authority the licence names is not the agency that "
+            f"anchored its batch ({agency.code})",
         )
+    authorised = f"authorised for {licence_type.name.zh} at block {anchor.block_number}"
     return _passed(
         CheckName.ISSUER,
-        f"anchored by {agency.name} ({agency.code}), authorised for "
-        f"{licence_type.name.zh} at block {anchor.block_number}",
+        f"anchored by {agency.name} ({agency.code}), {authorised}",
+        reveals=authority,
+        redacted=f"anchored by agency {agency.code}, {authorised}",
     )
 
 
@@ -209,6 +266,8 @@ def _status(
     )
     reason = describe(leaf.reason)
     successor = _hex(leaf.successor) if leaf.successor else None
+    if leaf.batch_revoked:
+        words = "revoked (吊销) with its whole batch by the registry's governor"
     text = f"{words} in block {leaf.changed_at_block}: {reason.label.zh} ({reason.label.en})"
     if successor:
         text += f"; the new licence is {successor}"
@@ -225,9 +284,29 @@ def _validity(document: LicenceDocument, today: dt.date) -> Check:
         return _failed(CheckName.VALIDITY, Status.TAMPERED, "validity dates are not dates")
     if start is not None and today < start:
         return _failed(
-            CheckName.VALIDITY, Status.NOT_YET_VALID, f"valid from {start}; today is {today}"
+            CheckName.VALIDITY,
+            Status.NOT_YET_VALID,
+            f"valid from {start}; today is {today}",
+            reveals=_VALID_FROM,
+            redacted=f"not yet in force on {today}",
         )
     if end is not None and today > end:
-        return _failed(CheckName.VALIDITY, Status.EXPIRED, f"expired on {end}; today is {today}")
+        return _failed(
+            CheckName.VALIDITY,
+            Status.EXPIRED,
+            f"expired on {end}; today is {today}",
+            reveals=_VALID_UNTIL,
+            redacted=f"no longer in force on {today}",
+        )
     until = str(end) if end else "no end date (长期)"
-    return _passed(CheckName.VALIDITY, f"valid from {start} until {until}; today is {today}")
+    return _passed(
+        CheckName.VALIDITY,
+        f"valid from {start} until {until}; today is {today}",
+        reveals=_VALIDITY_DATES,
+        redacted=f"in force on {today}",
+    )
+
+
+_VALID_FROM = frozenset({"validFrom"})
+_VALID_UNTIL = frozenset({"validUntil"})
+_VALIDITY_DATES = _VALID_FROM | _VALID_UNTIL

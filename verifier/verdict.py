@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+# The licence field that names the issuing agency (发证机关), as the licence writes it.
+AUTHORITY_FIELD = "issuingAuthority"
+
 
 class Status(StrEnum):
     """The overall verdict, most serious first (the first failed check decides)."""
@@ -44,12 +47,30 @@ class CheckName(StrEnum):
 
 @dataclass(frozen=True)
 class Check:
-    """One check's outcome and the reason for it, in words."""
+    """One check's outcome and the reason for it, in words.
+
+    A reason that quotes licence fields names them in `reveals` and comes with a
+    `redacted` wording that quotes none of them; a caller who may not see one of those
+    fields gets the redacted wording (the outcome and status are the same). Refused at
+    construction otherwise, so no check can reveal a field without saying so.
+    """
 
     name: CheckName
     outcome: Outcome
     reason: str
     status: Status | None = None  # the verdict this check gives when it fails
+    reveals: frozenset[str] = frozenset()  # the licence fields `reason` quotes
+    redacted: str | None = None  # `reason` without them
+
+    def __post_init__(self) -> None:
+        if self.reveals and self.redacted is None:
+            raise ValueError(f"the {self.name} check reveals {sorted(self.reveals)} unredacted")
+
+    def reason_for(self, visible: Collection[str] | None) -> str:
+        """The reason as a caller who may see only the fields `visible` (None: all) reads it."""
+        if visible is None or self.redacted is None or self.reveals.issubset(visible):
+            return self.reason
+        return self.redacted
 
 
 @dataclass(frozen=True)
@@ -102,21 +123,26 @@ class Verdict:
         """The verdict as a JSON object (camelCase members, as the API answers).
 
         `visible` limits the disclosed fields shown to those named (least privilege: a
-        caller entitled to fewer fields); the others are listed under `withheld`. The
-        status and the checks are the same either way.
+        caller entitled to fewer fields); the others are listed under `withheld`, and no
+        other member quotes them: a check whose reason does gives its redacted reason,
+        and the issuing agency's name (which, for a genuine licence, is the licence's
+        `issuingAuthority` as written) is left out unless that field may be seen. The
+        status, the outcome of every check, and the agency's id, code and address
+        (public registry data) are the same either way.
         """
         if visible is None:
             fields, withheld = self.fields, []
         else:
             fields = {k: v for k, v in self.fields.items() if k in visible}
             withheld = [k for k in self.fields if k not in visible]
+        agency_named = visible is None or AUTHORITY_FIELD in visible
         return {
             "status": self.status.value,
             "licenceId": self.licence_id,
             "licenceType": self.licence_type,
             "licenceTypeName": self.licence_type_name,
             "checks": [
-                {"name": c.name.value, "outcome": c.outcome.value, "reason": c.reason}
+                {"name": c.name.value, "outcome": c.outcome.value, "reason": c.reason_for(visible)}
                 for c in self.checks
             ],
             "fields": fields,
@@ -126,7 +152,7 @@ class Verdict:
             if self.issuer is None
             else {
                 "agencyId": self.issuer.agency_id,
-                "name": self.issuer.name,
+                "name": self.issuer.name if agency_named else None,
                 "code": self.issuer.code,
                 "address": self.issuer.signer,
             },

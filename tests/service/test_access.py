@@ -4,8 +4,6 @@ operator see them; and that no licence field reaches the audit log or the servic
 from __future__ import annotations
 
 import logging
-import sqlite3
-import time
 
 from tests.samples import business_licence, food_business_licence
 from tests.service.conftest import make_service
@@ -14,11 +12,10 @@ from verifier.service.audit import AuditLog
 
 
 def audit_of(service):
+    # Read as `elicence audit` would, from another connection: an answer leaves only
+    # once its record is written.
     log = AuditLog(service.settings.service_dir / "audit.sqlite")
     try:
-        service.client.get("/healthz")  # lets the app's buffered records reach the file
-        app_log = service.client.app.state.services.audit
-        app_log.flush()
         return log.query()
     finally:
         log.close()
@@ -66,11 +63,18 @@ def test_key_limited_to_fields_sees_only_those_and_the_same_verdict(service):
     full = service.post("/v1/verifications", {"document": document.to_json()}).json()
     limited = service.post("/v1/verifications", {"document": document.to_json()}, key=key).json()
     assert limited["status"] == full["status"] == "VALID"
-    assert limited["checks"] == full["checks"]
+    # The same outcomes; reasons quoting withheld fields are redacted (tests/verifier/
+    # test_redaction.py).
+    assert [(c["name"], c["outcome"]) for c in limited["checks"]] == [
+        (c["name"], c["outcome"]) for c in full["checks"]
+    ]
     assert set(limited["fields"]) == {"licenceNumber", "validUntil"}
     assert "legalRepresentative" in limited["withheld"]
     assert "holderName" in limited["withheld"]
-    assert set(limited["withheld"]) | set(limited["fields"]) == set(full["fields"])
+    # (The anonymous caller is not shown the personal field either.)
+    assert set(limited["withheld"]) | set(limited["fields"]) == set(full["fields"]) | set(
+        full["withheld"]
+    )
     assert "张三" not in str(limited)
 
 
@@ -138,9 +142,10 @@ def test_holder_learns_who_verified_their_licence(service):
     assert answer.status_code == 200
     body = answer.json()
     assert body["licenceId"] == "0x" + document.licence_id.hex()
-    assert [(v["client"], v["purpose"]) for v in body["verifications"]] == [
-        ("hz-approvals", "case-9"),
-        ("anonymous", None),
+    assert [(v["client"], v["purpose"], v["operation"]) for v in body["verifications"]] == [
+        ("hz-approvals", "case-9", "verify"),
+        ("anonymous", None, "verify"),
+        ("anonymous", None, "holder-log"),  # this very query
     ]
 
 
@@ -151,32 +156,3 @@ def test_holder_log_needs_a_document_that_proves_holding(service):
     answer = service.post("/v1/holder/verifications", {"document": raw})
     assert answer.status_code == 403
     assert answer.json()["type"].endswith("/holding-not-proven")
-
-
-def test_audit_records_outlast_a_locked_log_file_and_are_written_after(service, caplog):
-    # Another process holding the audit file past SQLite's busy timeout (5 s): the answer
-    # does not wait, the failure is logged, and the records are written once it is free.
-    batch = service.issue([business_licence(8)])
-    blocker = sqlite3.connect(service.settings.service_dir / "audit.sqlite", isolation_level=None)
-    blocker.execute("BEGIN EXCLUSIVE")
-    try:
-        with caplog.at_level(logging.ERROR, logger="elicence.service"):
-            assert service.verify(batch.documents[0]).json()["status"] == "VALID"
-            deadline = time.monotonic() + 30
-            while "audit records could not be written" not in caplog.text:
-                assert time.monotonic() < deadline, "the failed write was not reported"
-                time.sleep(0.2)
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
-    reader = AuditLog(service.settings.service_dir / "audit.sqlite")
-    try:
-        deadline = time.monotonic() + 30
-        while not (records := reader.query()):
-            assert time.monotonic() < deadline, "the records were not written after all"
-            time.sleep(0.2)
-    finally:
-        reader.close()
-    assert [(r.licence_id, r.verdict) for r in records] == [
-        ("0x" + batch.documents[0].licence_id.hex(), "VALID")
-    ]

@@ -23,6 +23,10 @@ VENDORED = {
     "jsqr/jsQR.js": ("jsqr", "dist/jsQR.js"),
     "jsqr/LICENSE": ("jsqr", "LICENSE"),
     "qrcode-generator/qrcode.js": ("qrcode-generator", "dist/qrcode.js"),
+    "swagger-ui-dist/swagger-ui-bundle.js": ("swagger-ui-dist", "swagger-ui-bundle.js"),
+    "swagger-ui-dist/swagger-ui.css": ("swagger-ui-dist", "swagger-ui.css"),
+    "swagger-ui-dist/favicon-32x32.png": ("swagger-ui-dist", "favicon-32x32.png"),
+    "swagger-ui-dist/LICENSE": ("swagger-ui-dist", "LICENSE"),
 }
 
 

@@ -25,7 +25,7 @@ class Caller:
 
     name: str  # the API key's name, or "anonymous": what the audit log records
     key: ApiKey | None
-    sees_personal: bool = True  # anonymous callers, when the operator says so
+    sees_personal: bool = False  # anonymous callers, when the operator says so
 
     def check_type(self, licence_type: LicenceType) -> None:
         """NotPermitted unless this caller may verify `licence_type`."""

@@ -2,7 +2,8 @@
 
 Routes win over the static web page: the page (verifier/web/static, when present) is
 mounted at / after every API route, so /docs, /openapi.json, /v1/..., /healthz, /readyz
-and /metrics are never shadowed by a file.
+and /metrics are never shadowed by a file. /docs and its assets (/docs/assets) are
+served from the package whatever the web root.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode
@@ -29,11 +32,12 @@ from ledger.chain import connect
 from ledger.config import HomeConfig
 from ledger.registry import Registry
 from verifier.errors import VerifierError
-from verifier.service import problems
+from verifier.service import memory, problems
 from verifier.service.access import Gate
 from verifier.service.apikeys import ApiKeyStore
 from verifier.service.audit import AuditLog
 from verifier.service.deps import Services
+from verifier.service.headers import SecurityHeaders, docs_policy
 from verifier.service.hotpath import VerifyFront
 from verifier.service.live import LiveIndex, OpenRegistry
 from verifier.service.metrics import Metrics, MetricsMiddleware
@@ -56,6 +60,8 @@ from verifier.service.settings import (
 log = logging.getLogger("elicence.service")
 
 WEB_STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
+SWAGGER_UI = WEB_STATIC / "vendor" / "swagger-ui-dist"
+DOCS_ASSETS = "/docs/assets"
 API_VERSION = "1.0.0"
 DESCRIPTION = """\
 Verify electronic licences (电子证照) against the blockchain registry they are anchored
@@ -75,7 +81,10 @@ def registry_opener(settings: Settings) -> OpenRegistry:
 
     def open_registry() -> Registry:
         config = HomeConfig.load(settings.home).resolve(settings.chain, settings.registry)
-        return Registry.at(connect(config.chain_url), config.require_registry())
+        # The chain id is part of the trust anchor: a node at the configured URL that
+        # serves another chain is not read (503 could-not-check), never believed.
+        chain = connect(config.chain_url, expected_chain_id=config.chain_id)
+        return Registry.at(chain, config.require_registry())
 
     return open_registry
 
@@ -91,6 +100,9 @@ def create_app(settings: Settings, *, registry: Registry | None = None, worker: 
     `worker` numbers the process among `elicence serve --workers N`."""
     from verifier.service.routers.catalogue import catalogue_json
 
+    # Before the thread pool starts: image decoding's memory goes back to the system
+    # (verifier.service.memory).
+    memory.limit_arenas()
     opener: OpenRegistry = (lambda: registry) if registry is not None else registry_opener(settings)
     metrics = Metrics()
     live = LiveIndex(
@@ -140,6 +152,11 @@ def create_app(settings: Settings, *, registry: Registry | None = None, worker: 
         # The service has its own Prometheus metrics; FastAPI's OpenTelemetry hooks would
         # cost a provider look-up per request for nothing.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # /docs is served below from local files; ReDoc and the OAuth redirect page
+        # would load scripts from a CDN (and nothing here uses OAuth).
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.services = services
     app.include_router(verifications.router)
@@ -159,6 +176,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None, worker: 
         default=MAX_JSON_BYTES,
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    _serve_docs(app)
     web_root = settings.web_root or WEB_STATIC
     if web_root.is_dir():
         app.mount("/", StaticFiles(directory=web_root, html=True), name="web")
@@ -166,12 +184,36 @@ def create_app(settings: Settings, *, registry: Registry | None = None, worker: 
     return app
 
 
+def _serve_docs(app: FastAPI) -> None:
+    """/docs: Swagger UI from the vendored copy (verifier/web/static/vendor), so that the
+    page works offline and loads nothing from another host."""
+    html = get_swagger_ui_html(
+        openapi_url=app.openapi_url or "/openapi.json",
+        title=f"{app.title} - docs",
+        swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+        swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+        swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        # Swagger UI would send the OpenAPI document to its public validator.
+        swagger_ui_parameters={"validatorUrl": None},
+    )
+    body = bytes(html.body)
+    app.state.docs_policy = docs_policy(body.decode("utf-8"))
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(body)
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=SWAGGER_UI), name="docs-assets")
+
+
 class _VerifyApi(FastAPI):
     """The app with POST /v1/verifications answered in front of its middleware stack
-    (verifier.service.hotpath says why)."""
+    (verifier.service.hotpath says why), and the security headers (verifier.service.
+    headers) outside both, on every answer."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return VerifyFront(super().build_middleware_stack(), self.state.services)
+        front = VerifyFront(super().build_middleware_stack(), self.state.services)
+        return SecurityHeaders(front, {"/docs": self.state.docs_policy})
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -45,9 +45,10 @@ class Settings(BaseSettings):
     )
     key_burst: int = Field(default=4000, ge=1, description="Requests allowed at once per API key.")
     anonymous_sees_personal: bool = Field(
-        default=True,
+        default=False,
         description="Whether anonymous callers see disclosed personal fields (the holder "
-        "chose to disclose them); false withholds them like a key without those fields.",
+        "chose to disclose them); by default they are withheld, like from a key without "
+        "those fields (least privilege: anyone can call anonymously).",
     )
     web_root: Path | None = Field(
         default=None,
