@@ -12,12 +12,14 @@ import secrets as random_source
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from issuer.catalogue import LicenceType
-from issuer.digest import DEFAULT_SUITE, SECRET_BYTES, LicenceIds
-from issuer.document import AnchorRef, FullDocumentWriter, LicenceDocument
-from issuer.errors import FieldProblem, LicenceValidationError
-from issuer.merkle import MerkleTree, build_tree
-from issuer.validation import RowsCheck, field_problems
+from issuer.encoder import FullDocumentWriter, LicenceIds
+from issuer.errors import LicenceValidationError
+from issuer.validation import RowsCheck
+from licence.catalogue import LicenceType
+from licence.digest import DEFAULT_SUITE, SECRET_BYTES
+from licence.document import AnchorRef, LicenceDocument
+from licence.fields import FieldProblem, field_problems
+from licence.merkle import MerkleTree, build_tree
 
 
 @dataclass(frozen=True)

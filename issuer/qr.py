@@ -1,45 +1,10 @@
-"""QR payloads (`EL1:`) and QR images of licences and presentations.
+"""QR images of licences and presentations, and reading a licence in any of its forms.
 
-A payload carries everything a verifier needs (fields, salts or secret, hidden
-commitments, proof, anchor), so checking it needs the chain and nothing else.
+The payload itself, `EL1:` text, is the licence format's (licence/payload.py, which
+encodes and decodes it); this module draws it as a QR image and reads it back from one.
 
-    payload = "EL1:" || Base45(zlib(CBOR(P)))
-
-- Base45 is RFC 9285 (alphabet `0-9 A-Z space $ % * + - . / :`, the QR alphanumeric set,
-  so the whole text is coded in the QR's alphanumeric mode). Readers refuse characters
-  outside the alphabet, a length of 3k+1 and groups whose value is out of range.
-- zlib is RFC 1950: the two header bytes are exactly `78 DA` (deflate, 32 KiB window,
-  no preset dictionary), then one deflate stream (RFC 1951), then the Adler-32 of the
-  CBOR, and nothing after it. Writers compress at level 9. The bits deflate ignores (after
-  a stored block's header, after the final block) are zero; readers refuse a stream
-  where clearing one of them decodes the same, so that no bit of a payload can change
-  without changing what it says or being refused.
-- CBOR is RFC 8949 with the deterministic encoding of section 4.2.1 (shortest heads,
-  definite lengths, no tags). P is an array of exactly eight items:
-
-      [0] version      unsigned integer 1 (this layout, hash suite sha256-128)
-      [1] type         unsigned integer: the licence type's catalogue code (1..63)
-      [2] chainId      unsigned integer 1..2^64-1: EIP-155 chain id of the registry's chain
-      [3] registry     byte string of 20: the registry contract's address
-      [4] root         byte string of 16: the batch root
-      [5] proof        byte string of 16*n (n <= 40): the Merkle proof, bottom-up,
-                       the hashes concatenated
-      [6] keys         full document: byte string of 16, the licence secret;
-                       presentation: array of byte strings of 16, the salt of each
-                       disclosed field in catalogue order
-      [7] fields       array with one item per field of the type, in catalogue order:
-                       text string   the disclosed value
-                       byte string   of 16: the commitment of a hidden field
-                       null          the licence does not have this field
-
-The catalogue code and field order are those of `issuer/licence_types/*.json`: a field
-name is its position. Decoding builds the JSON document of docs/format.md and parses it
-with the same strict rules, then re-encodes it and refuses the payload unless the CBOR
-bytes are identical, so each document has one CBOR form.
-
-Caps, checked before the work they protect: a payload is at most 4,296 characters (the
-largest alphanumeric QR code) before anything is decoded; the decompressed CBOR at most
-16 KiB, enforced while inflating; an image file at most 10 MB and 40 megapixels (16,384
+Caps, checked before the work they protect (the payload's own are licence/payload.py's):
+an image file at most 10 MB and 40 megapixels (16,384
 pixels a side), checked from its header before its pixels are decoded, and decoded at
 most 10 megapixels (a larger JPEG at a libjpeg scale of 1/2, 1/4 or 1/8; a larger PNG is
 refused).
@@ -53,25 +18,17 @@ from __future__ import annotations
 
 import io
 import re
-import sys
+import struct
 import zlib
-from array import array
 from pathlib import Path
 from typing import Any
 
-import base45
-import cbor2
 from PIL import Image
 
-from issuer.catalogue import LicenceType, catalogue
-from issuer.digest import DEFAULT_SUITE, DIGEST_BYTES
-from issuer.document import MAX_PROOF_LENGTH, LicenceDocument, loads_document, parse_document
-from issuer.errors import DocumentError, IssuerError, PayloadError
+from licence.document import LicenceDocument, loads_document
+from licence.errors import PayloadError
+from licence.payload import MAX_PAYLOAD_CHARS, PREFIX, decode_payload
 
-PREFIX = "EL1:"
-VERSION = 1
-MAX_PAYLOAD_CHARS = 4296  # version 40-L alphanumeric: no QR code holds more
-MAX_CBOR_BYTES = 16 * 1024
 MAX_IMAGE_BYTES = 10 * 1000 * 1000
 MAX_IMAGE_PIXELS = 40 * 1000 * 1000  # as declared in the header
 MAX_IMAGE_SIDE = 16384
@@ -80,45 +37,13 @@ MAX_DECODED_PIXELS = 10 * 1000 * 1000  # what is decoded: larger JPEGs are scale
 ERROR_CORRECTION = "M"
 QUIET_ZONE = 4  # modules: the standard's, which zint adds (tests check the image size)
 MODULE_PX = 6
-
-_ZLIB_HEADER = b"\x78\xda"
-_BASE45 = re.compile(r"[0-9A-Z $%*+\-./:]*")
-_LAYOUT_ITEMS = 8
-_HASH = DIGEST_BYTES
-_ADDRESS = 20
-
-
-def encode_payload(document: LicenceDocument) -> str:
-    """The `EL1:` payload of a licence or presentation (the same text every time)."""
-    compressed = zlib.compress(_cbor_of(document), 9)
-    text = PREFIX + bytes(base45.b45encode(compressed)).decode("ascii")
-    if len(text) > MAX_PAYLOAD_CHARS:
-        raise PayloadError(
-            "too-long",
-            f"the payload would be {len(text)} characters; a QR code holds {MAX_PAYLOAD_CHARS}"
-            " (disclose fewer fields)",
-        )
-    return text
-
-
-def decode_payload(text: str) -> LicenceDocument:
-    """The document an `EL1:` payload carries; PayloadError names the step that failed."""
-    if len(text) > MAX_PAYLOAD_CHARS:
-        raise PayloadError(
-            "too-long", f"{len(text)} characters; a payload has at most {MAX_PAYLOAD_CHARS}"
-        )
-    if not text.startswith(PREFIX):
-        raise PayloadError("prefix", f"a payload starts with {PREFIX!r}, not {text[:4]!r}")
-    compressed = _base45(text[len(PREFIX) :])
-    raw = _inflate(compressed)
-    items = _cbor_items(raw)
-    try:
-        document = parse_document(_json_of(items))
-    except DocumentError as exc:
-        raise PayloadError("document", str(exc)) from None
-    if _cbor_of(document) != raw:
-        raise PayloadError("non-canonical", "the CBOR is not in its one deterministic form")
-    return document
+# The mask pattern (ISO/IEC 18004 table 10) of every code drawn: fixed, which the standard
+# allows an encoder, because scoring all eight took 1.4 of zint's 1.8 ms a code. Pattern 2
+# scored closest to the best of the eight (3.6 % above it on average over 60 licences),
+# and codes drawn with it read as well as zint's choice (docs/benchmarks.md, 2026-12-02).
+DATA_MASK = 2
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_NONE, _PNG_UP = b"\x00", b"\x02"  # scanline filters: none; minus the row above
 
 
 # Any "<letters/digits>:" start is taken for a payload, so that EL2: gets "unknown version".
@@ -150,14 +75,15 @@ def load_any(data: bytes) -> LicenceDocument:
 def qr_code(payload: str) -> Any:
     """The payload's QR symbol (zxing-cpp's writer, libzint) at error correction M.
 
-    zint picks the smallest version and the mask by the standard's penalty rules, in C:
-    about 2 ms where segno, in Python, took 33 ms (issuing writes one per licence).
+    zint picks the smallest version, in C, with the mask DATA_MASK: 0.4 ms a code, where
+    zint choosing the mask took 1.8 ms and segno, in Python, 33 ms (issuing draws one
+    per licence).
     """
     import zxingcpp  # a native extension: loaded only when a code is drawn or read
 
     try:
         return zxingcpp.create_barcode(
-            payload, zxingcpp.BarcodeFormat.QRCode, ec_level=ERROR_CORRECTION
+            payload, zxingcpp.BarcodeFormat.QRCode, ec_level=ERROR_CORRECTION, data_mask=DATA_MASK
         )
     except ValueError as exc:  # zint: "Input too long for ECC level M, ..."
         detail = f"no QR code at error correction M holds it ({exc})"
@@ -171,18 +97,36 @@ def qr_version(payload: str) -> int:
 
 
 def qr_png_bytes(payload: str) -> bytes:
-    """The payload's QR code as a black-and-white PNG (size in the module docstring)."""
-    # One pixel per module with the quiet zone, made 1-bit, then enlarged: converting an
-    # image drawn at full size (36 times the pixels) took 6.9 ms a code instead of 4.4.
+    """The payload's QR code as a 1-bit grey PNG (size in the module docstring)."""
+    # Written here rather than by Pillow's PNG encoder, 2.1 times faster at the same
+    # compression (0.55 ms a code against 1.2): each module row is packed to bits and
+    # widened once (by Pillow), and its MODULE_PX - 1 copies are "Up" scanlines, all
+    # zeros, which deflate takes in long runs instead of searching them for matches.
     pixels = qr_code(payload).to_image(scale=1, add_quiet_zones=True)
     side = pixels.shape[0]
     modules = Image.frombuffer("L", (side, side), pixels, "raw", "L", 0, 1)
-    image = modules.convert("1", dither=Image.Dither.NONE).resize(
-        (side * MODULE_PX, side * MODULE_PX), Image.Resampling.NEAREST
+    rows = (
+        modules.convert("1", dither=Image.Dither.NONE)
+        .resize((side * MODULE_PX, side), Image.Resampling.NEAREST)
+        .tobytes()
     )
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
+    stride = len(rows) // side
+    copies = (_PNG_UP + bytes(stride)) * (MODULE_PX - 1)
+    scanlines = b"".join(
+        _PNG_NONE + rows[start : start + stride] + copies for start in range(0, len(rows), stride)
+    )
+    width = side * MODULE_PX
+    header = struct.pack(">IIBBBBB", width, width, 1, 0, 0, 0, 0)  # 1-bit grey, no interlace
+    return (
+        _PNG_SIGNATURE
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(scanlines, 6))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def qr_png(payload: str, path: Path) -> None:
@@ -283,217 +227,3 @@ def _save(path: Path, image: bytes) -> None:
 
     # A QR image is made to be shown, unlike the documents: ordinary file permissions.
     write_atomically(path, image)  # the QR holds what the document holds: private
-
-
-def _cbor_of(document: LicenceDocument) -> bytes:
-    if document.suite != DEFAULT_SUITE:
-        raise PayloadError(
-            "unencodable", f"payload version 1 carries {DEFAULT_SUITE} only, not {document.suite}"
-        )
-    if not 0 < document.anchor.chain_id < 2**64:
-        raise PayloadError("unencodable", "payload version 1 carries chain ids below 2**64")
-    names = document.licence_type.field_names
-    keys: bytes | list[bytes]
-    if document.secret is not None:
-        keys = document.secret
-    else:
-        keys = [document.salts[n] for n in names if n in document.fields]
-    fields: list[str | bytes | None] = [
-        document.fields.get(n, document.hidden.get(n)) for n in names
-    ]
-    anchor = document.anchor
-    items = [
-        VERSION,
-        document.licence_type.code,
-        anchor.chain_id,
-        bytes.fromhex(anchor.registry[2:]),
-        anchor.root,
-        b"".join(anchor.proof),
-        keys,
-        fields,
-    ]
-    return cbor2.dumps(items, canonical=True)
-
-
-def _base45(text: str) -> bytes:
-    if not _BASE45.fullmatch(text):
-        bad = next(c for c in text if not _BASE45.fullmatch(c))
-        raise PayloadError("base45", f"{bad!r} is not a Base45 character")
-    try:
-        return base45_decode(text)
-    except ValueError:
-        raise PayloadError("base45", "not valid Base45 (bad length or group value)") from None
-
-
-_B45_ALPHABET = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
-_B45_VALUES = bytes(_B45_ALPHABET.index(c) if c in _B45_ALPHABET else 255 for c in range(256))
-
-
-def base45_decode(text: str) -> bytes:
-    """RFC 9285 Base45 decoding, done on whole columns of groups at once.
-
-    The base45 package decodes group by group in Python; this is the hot path of every
-    scanned QR code, so each of a group's three digits is taken as one slice of the text
-    and combined in one pass (ValueError, as the package raises, for anything invalid).
-    """
-    digits = text.encode("ascii").translate(_B45_VALUES)
-    if 255 in digits:
-        raise ValueError("not a Base45 character")
-    whole, rest = divmod(len(digits), 3)
-    if rest == 1:
-        raise ValueError("a Base45 text cannot end in a single character")
-    cut = whole * 3
-    values = [
-        c + 45 * d + 2025 * e
-        for c, d, e in zip(digits[0:cut:3], digits[1:cut:3], digits[2:cut:3], strict=True)
-    ]
-    if values and max(values) > 0xFFFF:
-        raise ValueError("a Base45 group is larger than two bytes")
-    pairs = array("H", values)
-    if sys.byteorder == "little":
-        pairs.byteswap()
-    out = pairs.tobytes()
-    if rest == 2:
-        last = digits[cut] + 45 * digits[cut + 1]
-        if last > 0xFF:
-            raise ValueError("the last Base45 pair is larger than one byte")
-        out += bytes([last])
-    return out
-
-
-def _inflate(data: bytes) -> bytes:
-    if data[:2] != _ZLIB_HEADER:
-        raise PayloadError("zlib", f"the zlib header must be 78 DA, not {data[:2].hex(' ')!r}")
-    inflater = zlib.decompressobj()
-    try:
-        raw = inflater.decompress(data, MAX_CBOR_BYTES + 1)
-    except zlib.error as exc:
-        raise PayloadError("zlib", f"corrupt compressed data ({exc})") from None
-    if len(raw) > MAX_CBOR_BYTES or inflater.unconsumed_tail:
-        raise PayloadError("too-large", f"decompresses to more than {MAX_CBOR_BYTES} bytes")
-    if not inflater.eof:
-        raise PayloadError("zlib", "the compressed data is cut short")
-    if inflater.unused_data:
-        raise PayloadError("zlib", f"{len(inflater.unused_data)} bytes after the compressed data")
-    if _has_free_bits(data, raw):
-        raise PayloadError("non-canonical", "bits that deflate ignores are not zero")
-    return raw
-
-
-def _has_free_bits(data: bytes, raw: bytes) -> bool:
-    # The padding after a stored block's 3-bit header, and after the end of the last
-    # block, is ignored by inflate; left free, it would let a payload change and still
-    # decode to the same presentation.
-    first = data[2]
-    if (first >> 1) & 0b11 == 0 and first >> 3:
-        return True
-    last = len(data) - 5  # the deflate stream's last byte, before the Adler-32
-    for bit in range(8):
-        if data[last] >> bit & 1:
-            cleared = bytearray(data)
-            cleared[last] ^= 1 << bit
-            if _inflates_to(bytes(cleared), raw):
-                return True
-    return False
-
-
-def _inflates_to(data: bytes, raw: bytes) -> bool:
-    inflater = zlib.decompressobj()
-    try:
-        out = inflater.decompress(data, MAX_CBOR_BYTES + 1)
-    except zlib.error:
-        return False
-    return inflater.eof and not inflater.unused_data and out == raw
-
-
-def _cbor_items(raw: bytes) -> list[Any]:
-    stream = io.BytesIO(raw)
-    try:
-        decoder = cbor2.CBORDecoder(stream, read_size=1, max_depth=4, allow_indefinite=False)
-        value = decoder.decode()
-    # The decoder runs on hostile bytes and its semantic-tag decoders raise many kinds of
-    # error (ValueError, OverflowError, re.error, ...): every one means "malformed CBOR".
-    except Exception as exc:
-        raise PayloadError("cbor", f"malformed CBOR ({exc})") from None
-    if stream.tell() != len(raw):
-        raise PayloadError("cbor", f"{len(raw) - stream.tell()} bytes after the CBOR item")
-    if not isinstance(value, list) or not value:
-        raise PayloadError("layout", "the CBOR item must be an array of 8 items")
-    if type(value[0]) is not int or value[0] != VERSION:
-        raise PayloadError(
-            "version", f"unknown payload version {value[0]!r} (this reads {VERSION})"
-        )
-    if len(value) != _LAYOUT_ITEMS:
-        raise PayloadError("layout", f"the array has {len(value)} items, not {_LAYOUT_ITEMS}")
-    return value
-
-
-def _json_of(items: list[Any]) -> dict[str, Any]:
-    _, code, chain_id, registry, root, proof, keys, fields = items
-    licence_type = _licence_type(code)
-    if type(chain_id) is not int or not 0 < chain_id < 2**64:
-        raise PayloadError("layout", "[2] chainId must be an integer in 1..2**64-1")
-    _bytes(registry, _ADDRESS, "[3] registry")
-    _bytes(root, _HASH, "[4] root")
-    if type(proof) is not bytes or len(proof) % _HASH or len(proof) > MAX_PROOF_LENGTH * _HASH:
-        raise PayloadError(
-            "layout", f"[5] proof must be a byte string of {_HASH}*n bytes, n <= {MAX_PROOF_LENGTH}"
-        )
-    names = licence_type.field_names
-    if type(fields) is not list or len(fields) != len(names):
-        raise PayloadError("layout", f"[7] fields must be an array of {len(names)} items")
-    disclosed: dict[str, str] = {}
-    hidden: dict[str, str] = {}
-    for name, item in zip(names, fields, strict=True):
-        if type(item) is str:
-            disclosed[name] = item
-        elif type(item) is bytes:
-            hidden[name] = _hex(_bytes(item, _HASH, f"[7] fields ({name})"))
-        elif item is not None:
-            raise PayloadError("layout", f"[7] fields ({name}) must be text, {_HASH} bytes or null")
-    doc: dict[str, Any] = {
-        "format": "elicence/1",
-        "hashSuite": DEFAULT_SUITE,
-        "type": licence_type.id,
-        "fields": disclosed,
-        "anchor": {
-            "chainId": chain_id,
-            "registry": _hex(registry),
-            "root": _hex(root),
-            "proof": [_hex(proof[i : i + _HASH]) for i in range(0, len(proof), _HASH)],
-        },
-    }
-    if type(keys) is bytes:
-        if hidden:
-            raise PayloadError("layout", "[6] a full document (secret) hides no field")
-        doc["secret"] = _hex(_bytes(keys, _HASH, "[6] secret"))
-    elif type(keys) is list and len(keys) == len(disclosed):
-        doc["salts"] = {
-            name: _hex(_bytes(salt, _HASH, f"[6] salt of {name}"))
-            for name, salt in zip(disclosed, keys, strict=True)
-        }
-        doc["hidden"] = hidden
-    else:
-        raise PayloadError(
-            "layout", f"[6] keys must be a secret of {_HASH} bytes or one salt per disclosed field"
-        )
-    return doc
-
-
-def _licence_type(code: object) -> LicenceType:
-    if type(code) is not int:
-        raise PayloadError("layout", "[1] type must be a catalogue code")
-    try:
-        return catalogue().by_code(code)
-    except IssuerError:
-        raise PayloadError("type", f"no licence type has catalogue code {code}") from None
-
-
-def _bytes(value: object, size: int, where: str) -> bytes:
-    if type(value) is not bytes or len(value) != size:
-        raise PayloadError("layout", f"{where} must be a byte string of {size} bytes")
-    return value
-
-
-def _hex(value: bytes) -> str:
-    return "0x" + value.hex()

@@ -29,8 +29,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from issuer.catalogue import LicenceType
-from issuer.errors import FieldProblem, IssuerError
+from issuer.errors import IssuerError
+from licence.catalogue import LicenceType
+from licence.fields import FieldProblem
 
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson"})
 # Below this many lines a CSV file is read at once: splitting pays only for many rows.

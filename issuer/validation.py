@@ -1,101 +1,15 @@
-"""Checking licence fields against the catalogue before anything is issued.
-
-Every problem is collected, not just the first, so an agency can fix a whole row (or a
-whole spreadsheet) in one pass. Values are strings: what is hashed is exactly the text
-the holder sees, so there is no number or date formatting to disagree about.
-"""
+"""Checking licence rows before anything is issued: the field rules of
+licence.fields, with the check of whole batches done in C (issuer/_wrap.c)."""
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 
-from issuer import credit_code
-from issuer.catalogue import FieldKind, FieldSpec, LicenceType
 from issuer.compiled import ensure_compiled
-from issuer.errors import FieldProblem, LicenceValidationError
-
-
-def parse_date(text: str) -> dt.date:
-    """A calendar date written YYYY-MM-DD (ValueError otherwise)."""
-    if len(text) != 10 or text[4] != "-" or text[7] != "-":
-        raise ValueError("not a date written YYYY-MM-DD")
-    return dt.date.fromisoformat(text)
-
-
-# Unicode's Cc (control) characters, and lone UTF-16 surrogates.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _problem_with_value(spec: FieldSpec, value: str) -> str | None:
-    if value == "":
-        return "is empty"
-    if value != value.strip():
-        return "has leading or trailing white space"
-    if _CONTROL.search(value):
-        return "contains control characters"
-    if not value.isascii():
-        if _SURROGATE.search(value):
-            return "contains an unpaired surrogate (not Unicode text)"
-        if not unicodedata.is_normalized("NFC", value):
-            # Hashes compare code points: two spellings of one character would differ.
-            return "is not in Unicode normal form NFC"
-    if spec.max_length is not None and len(value) > spec.max_length:
-        return f"is longer than {spec.max_length} characters ({len(value)})"
-    if spec.pattern is not None and not spec.pattern.fullmatch(value):
-        return f"does not match the pattern {spec.pattern.pattern}"
-    if spec.kind is FieldKind.DATE:
-        try:
-            parse_date(value)
-        except ValueError:
-            return "is not a date written YYYY-MM-DD"
-    if spec.kind is FieldKind.CREDIT_CODE:
-        reason = credit_code.problem_with(value)
-        if reason:
-            return f"is not a valid unified social credit code: {reason}"
-    return None
-
-
-def field_problems(
-    licence_type: LicenceType, fields: Mapping[str, object], *, row: int | None = None
-) -> list[FieldProblem]:
-    """Every reason `fields` is not an acceptable licence of `licence_type`."""
-    problems: list[FieldProblem] = []
-    for name, value in fields.items():
-        spec = licence_type.field(name)
-        if spec is None:
-            problems.append(
-                FieldProblem(name, f"is not a field of {licence_type.name.zh}", value, row)
-            )
-        elif not isinstance(value, str):
-            problems.append(
-                FieldProblem(name, f"must be text, not {type(value).__name__}", value, row)
-            )
-        elif (reason := _problem_with_value(spec, value)) is not None:
-            problems.append(FieldProblem(name, reason, value, row))
-    for spec in licence_type.fields:
-        if spec.required and spec.name not in fields:
-            problems.append(FieldProblem(spec.name, "is required but missing", None, row))
-    if not problems:
-        problems.extend(_date_order_problems(fields, row))
-    return problems
-
-
-def _date_order_problems(fields: Mapping[str, object], row: int | None) -> list[FieldProblem]:
-    valid_from = fields.get("validFrom")
-    valid_until = fields.get("validUntil")
-    if (
-        isinstance(valid_from, str)
-        and isinstance(valid_until, str)
-        and parse_date(valid_until) < parse_date(valid_from)
-    ):
-        reason = f"is before validFrom {valid_from}"
-        return [FieldProblem("validUntil", reason, valid_until, row)]
-    return []
-
+from issuer.errors import LicenceValidationError
+from licence.catalogue import FieldKind, LicenceType
+from licence.fields import field_problems
 
 # The kinds as issuer/_wrap.c numbers them.
 _KIND_CODES = {FieldKind.TEXT: 0, FieldKind.DATE: 1, FieldKind.CREDIT_CODE: 2}

@@ -18,7 +18,7 @@ from ledger.errors import (
     TransactionFailed,
     WrongChain,
 )
-from ledger.registry import Agency, Anchor, LeafState, LeafStatus, Registry
+from ledger.registry import Agency, Anchor, LeafState, Registry
 
 __all__ = [
     "Agency",
@@ -29,7 +29,6 @@ __all__ = [
     "InsufficientFunds",
     "InvalidValue",
     "LeafState",
-    "LeafStatus",
     "LedgerError",
     "Registry",
     "RegistryNotFound",

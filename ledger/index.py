@@ -39,7 +39,8 @@ from contracts import load_artifact
 from ledger.chain import translate_errors
 from ledger.errors import IndexMismatch
 from ledger.private import private_database
-from ledger.registry import Agency, Anchor, LeafState, LeafStatus, Registry, licence_types_from_mask
+from ledger.registry import Agency, Anchor, LeafState, Registry, licence_types_from_mask
+from licence.statuses import FINAL, LeafStatus
 
 DEFAULT_STEP = 2_000
 # 2: statuses per (agency, leaf), batch revocations, key numbers and compromised keys.
@@ -78,7 +79,6 @@ class _State:
 
 
 _ACTIVE = LeafState(LeafStatus.ACTIVE, 0, 0, None)
-_FINAL = frozenset({LeafStatus.REVOKED, LeafStatus.SUPERSEDED, LeafStatus.CANCELLED})
 
 
 class RegistryIndex:
@@ -153,7 +153,7 @@ class RegistryIndex:
         state = self._state
         anchor = state.anchors.get(root)
         own = state.leaves.get((anchor.agency_id if anchor else 0, leaf), _ACTIVE)
-        if own.status in _FINAL:
+        if own.status in FINAL:
             return own
         return state.batch_revocations.get(root, own)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -23,6 +22,7 @@ from web3.contract import Contract
 from contracts import load_artifact
 from ledger.chain import Chain, Sent, translate_errors
 from ledger.errors import InvalidValue, RegistryNotFound, TransactionFailed
+from licence.statuses import LeafStatus
 
 __all__ = [
     "DIGEST_BYTES",
@@ -30,7 +30,6 @@ __all__ = [
     "Agency",
     "Anchor",
     "LeafState",
-    "LeafStatus",
     "Registry",
     "licence_types_from_mask",
     "licence_types_to_mask",
@@ -38,17 +37,6 @@ __all__ = [
 
 MAX_LICENCE_TYPE = 63
 DIGEST_BYTES = 16  # roots, leaves, successors, proof nodes: the contract's bytes16
-
-
-class LeafStatus(IntEnum):
-    """Status of one licence as its anchoring agency recorded it; mirrors the contract's
-    ``LeafStatus``."""
-
-    ACTIVE = 0
-    SUSPENDED = 1
-    REVOKED = 2  # 吊销, final
-    SUPERSEDED = 3  # replaced by a successor licence, final
-    CANCELLED = 4  # 注销, given up by the holder, final
 
 
 @dataclass(frozen=True)

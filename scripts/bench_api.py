@@ -86,11 +86,11 @@ def wrk(url: str, script: Path, connections: int, duration: int) -> dict[str, fl
 def in_process(home: Path, payload: str, count: int = 5000) -> dict[str, float]:
     """decode, verify and answer times per licence, against the service's own index file
     copied (the service keeps it open)."""
-    from issuer.qr import decode_payload
     from ledger.chain import connect
     from ledger.config import HomeConfig
     from ledger.index import RegistryIndex
     from ledger.registry import Registry
+    from licence.payload import decode_payload
     from verifier.checks import verify
     from verifier.service.live import IndexView
 

@@ -21,11 +21,11 @@ sys.path.insert(0, str(ROOT))
 from eth_account import Account  # noqa: E402
 
 from issuer.batch import wrap_batch  # noqa: E402
-from issuer.catalogue import catalogue  # noqa: E402
-from issuer.document import parse_document  # noqa: E402
 from ledger import Registry, connect  # noqa: E402
 from ledger.index import RegistryIndex  # noqa: E402
-from ledger.registry import LeafStatus  # noqa: E402
+from licence.catalogue import catalogue  # noqa: E402
+from licence.document import parse_document  # noqa: E402
+from licence.statuses import LeafStatus  # noqa: E402
 from tests.conftest import ANVIL, ELICENCE, free_port  # noqa: E402
 from tests.conftest import ANVIL_FAUCET_KEY as ANVIL_KEY  # noqa: E402
 from tests.samples import AUTHORITY, business_licence  # noqa: E402

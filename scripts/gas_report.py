@@ -28,9 +28,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from contracts import load_artifact  # noqa: E402  (needs the repository on sys.path)
-from issuer.merkle import build_tree  # noqa: E402
-from ledger import Chain, LeafStatus, Registry, Sent, connect  # noqa: E402
+from ledger import Chain, Registry, Sent, connect  # noqa: E402
 from ledger.registry import DIGEST_BYTES  # noqa: E402
+from licence.merkle import build_tree  # noqa: E402
+from licence.statuses import LeafStatus  # noqa: E402
 
 DOC = REPO / "docs" / "gas.md"
 COMMAND = "scripts/gas_report"
@@ -251,7 +252,7 @@ def includes(bench: Bench) -> tuple[int, int]:
     tree = build_tree(leaves)
     if len(tree.root) != DIGEST_BYTES:
         raise SystemExit(
-            f"issuer.merkle.build_tree made {len(tree.root)}-byte nodes; the registry takes "
+            f"licence.merkle.build_tree made {len(tree.root)}-byte nodes; the registry takes "
             f"{DIGEST_BYTES}-byte ones"
         )
     index = 0

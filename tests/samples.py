@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from issuer.credit_code import check_character
+from licence.credit_code import check_character
 
 # Published unified social credit codes, used to test the check character.
 REAL_CREDIT_CODES = (

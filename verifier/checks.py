@@ -20,10 +20,11 @@ import datetime as dt
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from issuer.document import LicenceDocument
-from issuer.errors import IssuerError
-from issuer.reasons import describe
-from issuer.validation import field_problems, parse_date
+from licence.document import LicenceDocument
+from licence.errors import LicenceFormatError
+from licence.fields import field_problems, parse_date
+from licence.reasons import describe
+from licence.statuses import LeafStatus
 from verifier.source import AgencyView, AnchorView, LedgerSource
 from verifier.verdict import (
     AUTHORITY_FIELD,
@@ -38,13 +39,12 @@ from verifier.verdict import (
 
 CHINA = ZoneInfo("Asia/Shanghai")
 
-# The registry's LeafStatus enum, by value.
-_ACTIVE, _SUSPENDED, _REVOKED, _SUPERSEDED, _CANCELLED = range(5)
-_LEAF_VERDICT = {
-    _SUSPENDED: (Status.SUSPENDED, "suspended (暂扣)"),
-    _REVOKED: (Status.REVOKED, "revoked (吊销)"),
-    _SUPERSEDED: (Status.SUPERSEDED, "superseded by a newer licence"),
-    _CANCELLED: (Status.CANCELLED, "cancelled at the holder's request (注销)"),
+# Keyed by the registry's status values (IntEnum members hash as their ints).
+_LEAF_VERDICT: dict[int, tuple[Status, str]] = {
+    LeafStatus.SUSPENDED: (Status.SUSPENDED, "suspended (暂扣)"),
+    LeafStatus.REVOKED: (Status.REVOKED, "revoked (吊销)"),
+    LeafStatus.SUPERSEDED: (Status.SUPERSEDED, "superseded by a newer licence"),
+    LeafStatus.CANCELLED: (Status.CANCELLED, "cancelled at the holder's request (注销)"),
 }
 
 
@@ -139,7 +139,7 @@ def verify(
 def _integrity(document: LicenceDocument) -> Check:
     try:
         computed = document.computed_root()
-    except (IssuerError, ValueError) as exc:
+    except (LicenceFormatError, ValueError) as exc:
         # The error may quote any field's value.
         return _failed(
             CheckName.INTEGRITY,
@@ -255,7 +255,7 @@ def _status(
     document: LicenceDocument, ledger: LedgerSource
 ) -> tuple[Check, str | None, str | None]:
     leaf = ledger.status_of(document.anchor.root, document.licence_id)
-    if leaf.status == _ACTIVE:
+    if leaf.status == LeafStatus.ACTIVE:
         return (
             _passed(CheckName.STATUS, "in force: not revoked, suspended or superseded"),
             None,

@@ -12,14 +12,14 @@ from pathlib import Path
 
 from eth_account import Account
 
-from issuer.catalogue import catalogue
-from issuer.credit_code import check_character
-from issuer.document import LicenceDocument, loads_document
 from issuer.files import write_atomically
-from issuer.reasons import Reason
 from issuer.workflow import IssuedBatch, issue_batch, revoke
 from ledger.chain import connect
 from ledger.registry import Registry
+from licence.catalogue import catalogue
+from licence.credit_code import check_character
+from licence.document import LicenceDocument, loads_document
+from licence.reasons import Reason
 from verifier.chain_source import RegistrySource
 from verifier.checks import verify
 from verifier.verdict import Verdict

@@ -15,8 +15,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from issuer.catalogue import catalogue
-from issuer.errors import IssuerError
+from licence.catalogue import catalogue
+from licence.errors import LicenceFormatError
 from verifier.checks import CHINA
 from verifier.verdict import Status, Verdict
 
@@ -38,7 +38,7 @@ _MARK = {"passed": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[dim]�
 def _label(licence_type_id: str, name: str) -> str:
     try:
         spec = catalogue().get(licence_type_id).field(name)
-    except IssuerError:
+    except LicenceFormatError:
         spec = None
     return spec.label.zh if spec else name
 

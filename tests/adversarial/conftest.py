@@ -17,13 +17,13 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from issuer.batch import WrappedBatch, wrap_batch
-from issuer.catalogue import catalogue
-from issuer.document import AnchorRef, LicenceDocument
-from issuer.merkle import node_hash
-from issuer.reasons import Reason
 from ledger import Chain, Registry, connect
 from ledger.errors import RegistryRejected
 from ledger.index import RegistryIndex
+from licence.catalogue import catalogue
+from licence.document import AnchorRef, LicenceDocument
+from licence.merkle import node_hash
+from licence.reasons import Reason
 from tests.adversarial.forgeries import NOT_ANCHORED, Forgery, forgery
 from tests.conftest import (
     AGENCY_CODE,

@@ -27,11 +27,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from issuer.batch import wrap_batch
-from issuer.document import LicenceDocument, loads_document
-from issuer.errors import IssuerError
-from issuer.merkle import fold_proof
-from issuer.presentation import present
-from issuer.qr import decode_payload, encode_payload
+from licence.document import LicenceDocument, loads_document
+from licence.errors import LicenceFormatError
+from licence.merkle import fold_proof
+from licence.payload import decode_payload, encode_payload
+from licence.presentation import present
 
 REFUSED = "REFUSED"  # not readable as a licence: DocumentError, or a 4xx problem
 TAMPERED = frozenset({"TAMPERED"})
@@ -61,7 +61,7 @@ def forgery(category: str, expected: Iterable[str], document: LicenceDocument) -
     """A forgery made on chain, in both forms (document and QR payload)."""
     made = [Forgery(category, frozenset(expected), "json", document.to_bytes().decode())]
     # A payload too long for a QR code is left out: the JSON form stands for it.
-    with contextlib.suppress(IssuerError):
+    with contextlib.suppress(LicenceFormatError):
         made.append(Forgery(category, frozenset(expected), "qr", encode_payload(document)))
     return made
 
@@ -482,7 +482,7 @@ class Forger:
                 continue
             try:
                 payload = encode_payload(read_forgery(item))
-            except (IssuerError, ValueError, UnicodeError):
+            except (LicenceFormatError, ValueError, UnicodeError):
                 continue
             extra.append(replace(item, form="qr", data=payload))
         self.made.extend(extra)

@@ -12,8 +12,8 @@ import json
 
 import pytest
 
-from issuer.errors import IssuerError
 from ledger import Registry
+from licence.errors import LicenceFormatError
 from tests.adversarial.conftest import FOOD, ROTATING_NAME, World, _food
 from tests.adversarial.forgeries import (
     REFUSED,
@@ -43,7 +43,7 @@ def verdict_in_process(index):
     def outcome(item: Forgery) -> str:
         try:
             document = read_forgery(item)
-        except (IssuerError, ValueError):
+        except (LicenceFormatError, ValueError):
             return REFUSED
         return verify(document, index).status.value
 

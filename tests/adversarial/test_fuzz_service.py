@@ -19,8 +19,9 @@ import pytest
 from fastapi.routing import APIRoute
 from starlette.routing import Mount, Route
 
-from issuer.presentation import present
-from issuer.qr import encode_payload, qr_png_bytes
+from issuer.qr import qr_png_bytes
+from licence.payload import encode_payload
+from licence.presentation import present
 from tests.adversarial import fuzzing as fz
 from tests.conftest import NodeProcess
 from tests.service.conftest import ServiceProcess, issued_on_node

@@ -28,12 +28,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from issuer.catalogue import catalogue
-from issuer.errors import IssuerError
 from issuer.keystore import AGENCY_KEYSTORE, create, keystore_path
-from issuer.qr import decode_image, decode_payload, encode_payload, load_any
+from issuer.qr import decode_image, load_any
 from ledger import Registry, connect
 from ledger.config import HomeConfig
+from licence.catalogue import catalogue
+from licence.errors import LicenceFormatError
+from licence.payload import decode_payload, encode_payload
 from tests.conftest import AGENCY_CODE, AGENCY_NAME, ELICENCE, NodeProcess, key_for
 from tests.samples import business_licence, food_business_licence
 
@@ -63,10 +64,10 @@ def views(path: Path) -> list[bytes]:
     found = [data]
     payloads = [m.group().decode() for m in _PAYLOAD.finditer(data)]
     if data.startswith((b"\x89PNG", b"\xff\xd8\xff")):
-        with contextlib.suppress(IssuerError, ValueError, OSError):
+        with contextlib.suppress(LicenceFormatError, ValueError, OSError):
             payloads.append(decode_image(data))
     for payload in payloads:
-        with contextlib.suppress(IssuerError, ValueError):
+        with contextlib.suppress(LicenceFormatError, ValueError):
             found.append(decode_payload(payload.strip()).to_bytes())
     return found
 

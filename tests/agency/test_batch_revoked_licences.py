@@ -4,11 +4,11 @@ record them one by one, not take the batch's status for theirs (issue 15.4)."""
 
 from __future__ import annotations
 
-from issuer.catalogue import catalogue
-from issuer.reasons import Reason
 from issuer.spreadsheet import read_input
 from issuer.workflow import IssueOptions, change_status, issue_file
-from ledger.registry import LeafStatus
+from licence.catalogue import catalogue
+from licence.reasons import Reason
+from licence.statuses import LeafStatus
 from tests.agency.conftest import write_csv
 from tests.samples import business_licence
 

@@ -8,8 +8,8 @@ import stat
 
 import pytest
 
-from issuer.catalogue import catalogue
 from ledger.config import HomeConfig
+from licence.catalogue import catalogue
 from tests.agency.conftest import PASSPHRASE, write_csv
 from tests.samples import business_licence, food_business_licence
 

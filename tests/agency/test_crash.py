@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from issuer.document import loads_document
 from issuer.records import BatchState, Records
 from issuer.spreadsheet import SPLIT_FROM
 from issuer.workflow import _anchoring_tx
+from licence.document import loads_document
 from tests.agency.conftest import write_csv
 from tests.conftest import ELICENCE
 from tests.samples import business_licence

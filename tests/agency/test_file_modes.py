@@ -18,14 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from issuer.catalogue import catalogue
 from issuer.keystore import AGENCY_KEYSTORE, create, keystore_path
-from issuer.presentation import present
-from issuer.qr import encode_payload, qr_png
+from issuer.qr import qr_png
 from issuer.records import Records
 from issuer.workflow import issue_batch
 from ledger.config import HomeConfig
 from ledger.index import RegistryIndex
+from licence.catalogue import catalogue
+from licence.payload import encode_payload
+from licence.presentation import present
 from tests.agency.conftest import PASSPHRASE, write_csv
 from tests.samples import business_licence
 from tests.service.conftest import ServiceProcess

@@ -8,10 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from issuer.catalogue import catalogue
-from issuer.document import loads_document
 from issuer.errors import LicenceValidationError
-from issuer.reasons import Reason
 from issuer.spreadsheet import read_input
 from issuer.workflow import (
     InputDigest,
@@ -23,7 +20,10 @@ from issuer.workflow import (
     manifest_bytes,
     supersede,
 )
-from ledger.registry import LeafStatus
+from licence.catalogue import catalogue
+from licence.document import loads_document
+from licence.reasons import Reason
+from licence.statuses import LeafStatus
 from tests.agency.conftest import write_csv
 from tests.samples import business_licence
 

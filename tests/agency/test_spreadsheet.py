@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from issuer.catalogue import catalogue
 from issuer.spreadsheet import InputError, read_input
+from licence.catalogue import catalogue
 from tests.agency.conftest import write_csv
 from tests.samples import business_licence
 

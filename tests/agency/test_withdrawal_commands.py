@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ledger import LeafStatus
+from licence.statuses import LeafStatus
 
 pytestmark = pytest.mark.slow
 

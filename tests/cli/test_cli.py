@@ -8,15 +8,15 @@ import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from issuer.catalogue import catalogue
-from issuer.reasons import Reason
+from cli.app import app
 from issuer.workflow import issue_batch, revoke
 from ledger.chain import connect
 from ledger.registry import Registry
+from licence.catalogue import catalogue
+from licence.reasons import Reason
 from tests.conftest import AGENCY_CODE, AGENCY_NAME, ANVIL_FAUCET_KEY, free_port, key_for
 from tests.conftest import run_elicence as run
 from tests.samples import business_licence
-from verifier.cli import app
 
 
 def test_help_lists_the_subcommands():

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from issuer.catalogue import catalogue
 from issuer.workflow import issue_batch
 from ledger.chain import connect
 from ledger.config import HomeConfig
 from ledger.registry import Registry
+from licence.catalogue import catalogue
 from tests.conftest import AGENCY_CODE, AGENCY_NAME, ANVIL_FAUCET_KEY, ELICENCE, key_for
 from tests.samples import business_licence
 from verifier.chain_source import RegistrySource

@@ -6,10 +6,11 @@ import json
 
 import pytest
 
-from issuer.presentation import present
-from issuer.qr import encode_payload, qr_png
-from issuer.reasons import Reason
+from issuer.qr import qr_png
 from issuer.workflow import revoke
+from licence.payload import encode_payload
+from licence.presentation import present
+from licence.reasons import Reason
 from tests.conftest import free_port
 from tests.conftest import run_elicence as run
 from tests.service.conftest import ServiceProcess, issued_on_node

@@ -17,8 +17,9 @@ from collections.abc import Callable
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from ledger import LeafStatus, Registry, Sent
+from ledger import Registry, Sent
 from ledger.registry import DIGEST_BYTES
+from licence.statuses import LeafStatus
 
 SINGLE_LEAF_FLOOR = (
     "floor 50,156 gas before any instruction: 21,000 intrinsic + 844 calldata (bytes16 "

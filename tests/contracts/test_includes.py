@@ -2,8 +2,8 @@
 
 An inner node is the first 16 bytes of sha256(0x01 || min(a, b) || max(a, b)) over two
 16-byte nodes. The expected trees are built here with hashlib, so these tests do not
-depend on the Python Merkle code; once `issuer.merkle` makes 16-byte nodes
-(`issuer.digest.DIGEST_BYTES == 16`), they also check that it agrees with the contract.
+depend on the Python Merkle code; once `licence.merkle` makes 16-byte nodes
+(`licence.digest.DIGEST_BYTES == 16`), they also check that it agrees with the contract.
 """
 
 from __future__ import annotations
@@ -51,9 +51,9 @@ def proof(levels: list[list[bytes]], index: int) -> list[bytes]:
 
 
 def issuer_tree_builder():
-    """issuer.merkle.build_tree once the issuer makes 16-byte nodes, else None."""
+    """licence.merkle.build_tree once the format makes 16-byte nodes, else None."""
     try:
-        from issuer import digest, merkle
+        from licence import digest, merkle
     except ImportError:
         return None
     if getattr(digest, "DIGEST_BYTES", None) != DIGEST_BYTES:
@@ -103,7 +103,7 @@ def test_one_leaf_tree_root_is_the_leaf(registry: Registry) -> None:
 def test_issuer_merkle_agrees_with_the_contract(registry: Registry, size: int) -> None:
     build_tree = issuer_tree_builder()
     if build_tree is None:
-        pytest.skip("issuer.merkle does not make 16-byte nodes yet (issuer.digest.DIGEST_BYTES)")
+        pytest.skip("licence.merkle does not make 16-byte nodes yet (licence.digest.DIGEST_BYTES)")
     leaves = [leaf_hash(i) for i in range(size)]
     tree = build_tree(leaves)
     levels = tree_levels(leaves)

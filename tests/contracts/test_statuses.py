@@ -8,8 +8,9 @@ from collections.abc import Callable
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from ledger import LeafStatus, Registry, RegistryRejected, RegistryUnauthorised
+from ledger import Registry, RegistryRejected, RegistryUnauthorised
 from ledger.registry import DIGEST_BYTES
+from licence.statuses import LeafStatus
 from tests.conftest import AGENCY_ID
 
 S = LeafStatus

@@ -11,10 +11,6 @@ import threading
 
 import pytest
 
-from issuer.catalogue import catalogue
-from issuer.presentation import present
-from issuer.qr import decode_payload, encode_payload
-from issuer.reasons import Reason
 from issuer.workflow import issue_batch, revoke
 from ledger import Registry, connect
 from ledger.errors import (
@@ -24,6 +20,10 @@ from ledger.errors import (
     WrongChain,
 )
 from ledger.index import RegistryIndex
+from licence.catalogue import catalogue
+from licence.payload import decode_payload, encode_payload
+from licence.presentation import present
+from licence.reasons import Reason
 from tests.conftest import AGENCY_CODE, ANVIL_FAUCET_KEY, ELICENCE, NodeProcess, key_for
 from tests.samples import AUTHORITY, business_licence
 from verifier.checks import verify

@@ -6,9 +6,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from issuer.catalogue import catalogue
-from issuer.errors import LicenceValidationError, UnknownLicenceType
-from issuer.validation import RowsCheck, field_problems, parse_date, validate
+from issuer.errors import LicenceValidationError
+from issuer.validation import RowsCheck, validate
+from licence.catalogue import catalogue
+from licence.errors import UnknownLicenceType
+from licence.fields import field_problems, parse_date
 from tests.samples import business_licence, food_business_licence
 
 BUSINESS = catalogue().get("business-licence")

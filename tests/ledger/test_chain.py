@@ -14,7 +14,6 @@ from ledger import (
     ChainUnreachable,
     InsufficientFunds,
     InvalidValue,
-    LeafStatus,
     Registry,
     RegistryNotFound,
     RegistryRejected,
@@ -23,6 +22,7 @@ from ledger import (
     connect,
 )
 from ledger.registry import DIGEST_BYTES
+from licence.statuses import LeafStatus
 from tests.conftest import AGENCY_ID, free_port
 
 

@@ -8,7 +8,7 @@ import pytest
 from ledger import Registry, connect
 from ledger.errors import IndexMismatch
 from ledger.index import RegistryIndex
-from ledger.registry import LeafStatus
+from licence.statuses import LeafStatus
 from tests.conftest import ANVIL_FAUCET_KEY, key_for
 
 ROOTS = [bytes([i]) * 16 for i in range(1, 6)]

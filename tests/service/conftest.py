@@ -20,13 +20,13 @@ from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
 
 from issuer.batch import WrappedBatch, wrap_batch
-from issuer.catalogue import catalogue
-from issuer.document import LicenceDocument
-from issuer.presentation import present
-from issuer.qr import encode_payload
 from issuer.workflow import IssuedBatch, issue_batch
 from ledger.chain import connect
 from ledger.registry import Registry
+from licence.catalogue import catalogue
+from licence.document import LicenceDocument
+from licence.payload import encode_payload
+from licence.presentation import present
 from tests.conftest import AGENCY_CODE, AGENCY_NAME, ELICENCE, _wait_for_port, free_port, key_for
 from tests.samples import business_licence
 from verifier.service.apikeys import ApiKeyStore

@@ -17,8 +17,9 @@ import stat
 import httpx
 import pytest
 
-from issuer.presentation import present
-from issuer.qr import encode_payload, qr_png
+from issuer.qr import qr_png
+from licence.payload import encode_payload
+from licence.presentation import present
 from tests.samples import business_licence
 from verifier.service.audit import AuditLog, AuditRecord, now
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from issuer.presentation import present
-from issuer.qr import encode_payload
-from issuer.reasons import Reason
+from licence.payload import encode_payload
+from licence.presentation import present
+from licence.reasons import Reason
 from tests.samples import business_licence, food_business_licence
 
 

@@ -9,8 +9,8 @@ from html.parser import HTMLParser
 import pytest
 from fastapi.testclient import TestClient
 
-from issuer.presentation import present
-from issuer.qr import encode_payload
+from licence.payload import encode_payload
+from licence.presentation import present
 from tests.samples import business_licence
 from tests.service.conftest import make_service
 from verifier.service.app import WEB_STATIC, create_app

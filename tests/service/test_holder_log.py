@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import copy
 
-from issuer.presentation import present
-from issuer.qr import encode_payload
+from licence.payload import encode_payload
+from licence.presentation import present
 from tests.samples import business_licence, food_business_licence
 from verifier.service.audit import AuditLog
 

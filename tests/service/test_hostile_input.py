@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from issuer.presentation import present
-from issuer.qr import encode_payload
+from licence.payload import encode_payload
+from licence.presentation import present
 from tests.samples import business_licence
 from tests.service.conftest import ServiceProcess, issued_on_node
 from verifier.service.requests import MAX_JSON_DEPTH, MAX_NUMBER_CHARS, nested_deeper_than

@@ -12,8 +12,9 @@ import zlib
 import pytest
 from PIL import Image
 
-from issuer.presentation import present
-from issuer.qr import MAX_DECODED_PIXELS, encode_payload, qr_png_bytes
+from issuer.qr import MAX_DECODED_PIXELS, qr_png_bytes
+from licence.payload import encode_payload
+from licence.presentation import present
 from tests.samples import business_licence
 from verifier.service.routers import verifications
 

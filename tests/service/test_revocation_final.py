@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from issuer.document import AnchorRef
-from issuer.reasons import Reason
+from licence.document import AnchorRef
+from licence.reasons import Reason
 from tests.samples import business_licence
 
 

@@ -6,8 +6,8 @@ import json
 
 from typer.testing import CliRunner
 
+from cli.app import app
 from tests.samples import business_licence
-from verifier.cli import app
 from verifier.service.apikeys import ApiKeyStore
 
 ENV = {"COLUMNS": "200", "NO_COLOR": "1"}

@@ -6,10 +6,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from issuer.presentation import present
-from issuer.qr import encode_payload
-from issuer.reasons import Reason
 from issuer.workflow import revoke
+from licence.payload import encode_payload
+from licence.presentation import present
+from licence.reasons import Reason
 from tests.service.conftest import ServiceProcess, issued_on_node
 
 
@@ -62,7 +62,7 @@ def test_attempts_without_a_verdict_are_audited_as_could_not_check(served, node_
     verify(service.url, batch.documents[0])
     from typer.testing import CliRunner
 
-    from verifier.cli import app
+    from cli.app import app
 
     # An answer leaves only once its audit record is written (docs/api.md): another
     # process sees it at once.

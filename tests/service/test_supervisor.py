@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from issuer.presentation import present
-from issuer.qr import encode_payload
+from licence.payload import encode_payload
+from licence.presentation import present
 from tests.service.conftest import ServiceProcess, issued_on_node
 
 pytestmark = pytest.mark.slow

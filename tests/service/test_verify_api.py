@@ -6,9 +6,10 @@ import io
 
 import pytest
 
-from issuer.presentation import present
-from issuer.qr import encode_payload, qr_png
-from issuer.reasons import Reason
+from issuer.qr import qr_png
+from licence.payload import encode_payload
+from licence.presentation import present
+from licence.reasons import Reason
 from tests.samples import business_licence
 
 PROBLEM = "application/problem+json"
@@ -74,7 +75,7 @@ def test_altered_field_is_a_tampered_verdict_not_an_error(service):
 
 def test_licence_never_anchored_is_not_anchored(service):
     from issuer.batch import wrap_batch
-    from issuer.catalogue import catalogue
+    from licence.catalogue import catalogue
 
     batch = wrap_batch(
         catalogue().get("business-licence"),

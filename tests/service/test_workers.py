@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from issuer.presentation import present
-from issuer.qr import encode_payload
-from issuer.reasons import Reason
 from issuer.workflow import revoke
+from licence.payload import encode_payload
+from licence.presentation import present
+from licence.reasons import Reason
 from tests.service.conftest import ServiceProcess, issued_on_node
 
 WORKERS = 2

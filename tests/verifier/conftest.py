@@ -8,9 +8,9 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from issuer.batch import WrappedBatch, wrap_batch
-from issuer.catalogue import catalogue
 from ledger.chain import Chain
 from ledger.registry import Registry
+from licence.catalogue import catalogue
 from tests.samples import business_licence
 from verifier.chain_source import RegistrySource
 

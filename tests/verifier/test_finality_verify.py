@@ -13,12 +13,12 @@ from dataclasses import replace
 
 import pytest
 
-from issuer.catalogue import catalogue
-from issuer.document import AnchorRef, LicenceDocument, parse_document
-from issuer.errors import DocumentError
-from issuer.presentation import present
-from issuer.reasons import Reason
-from ledger import LeafStatus
+from licence.catalogue import catalogue
+from licence.document import AnchorRef, LicenceDocument, parse_document
+from licence.errors import DocumentError
+from licence.presentation import present
+from licence.reasons import Reason
+from licence.statuses import LeafStatus
 from tests.conftest import AGENCY_ID, key_for
 from tests.samples import business_licence
 from verifier.checks import verify

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from issuer.reasons import Reason
-from ledger import LeafStatus, RegistryUnauthorised
+from ledger import RegistryUnauthorised
+from licence.reasons import Reason
+from licence.statuses import LeafStatus
 from tests.conftest import AGENCY_ID, key_for
 from tests.samples import business_licence
 from verifier.checks import verify

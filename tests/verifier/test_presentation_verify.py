@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from issuer.presentation import present
-from issuer.qr import decode_payload, encode_payload
-from issuer.reasons import Reason
+from licence.payload import decode_payload, encode_payload
+from licence.presentation import present
+from licence.reasons import Reason
 from tests.samples import business_licence
 from verifier.checks import verify
 from verifier.verdict import Status

@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from issuer.presentation import present
-from issuer.qr import encode_payload
+from licence.payload import encode_payload
+from licence.presentation import present
 from tests.samples import business_licence
 from tests.service.conftest import make_service
 from verifier.checks import verify

@@ -7,9 +7,9 @@ import datetime as dt
 
 import pytest
 
-from issuer.catalogue import catalogue
-from issuer.document import AnchorRef, parse_document
-from issuer.reasons import Reason
+from licence.catalogue import catalogue
+from licence.document import AnchorRef, parse_document
+from licence.reasons import Reason
 from tests.samples import business_licence
 from verifier.checks import verify
 from verifier.verdict import CheckName, Outcome, Status

@@ -27,8 +27,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from issuer.document import LicenceDocument, loads_document
-from issuer.errors import IssuerError
+from licence.document import LicenceDocument, loads_document
+from licence.errors import LicenceFormatError
 from tests.conftest import ELICENCE, NodeProcess, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -108,7 +108,7 @@ def _classify(site: Site) -> None:
     for path in sorted(site.home.rglob("*.json")):
         try:
             loads_document(path.read_bytes())
-        except (IssuerError, OSError, ValueError):
+        except (LicenceFormatError, OSError, ValueError):
             continue  # not a licence (a batch record, the config)
         answer = site.verify({"document": json.loads(path.read_text("utf-8"))})
         site.documents.setdefault(answer["status"], []).append(path)

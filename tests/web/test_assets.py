@@ -86,7 +86,7 @@ def test_pages_have_no_inline_script() -> None:
 
 def test_embedded_catalogue_is_the_packages_catalogue() -> None:
     shipped = json.loads((STATIC / "catalogue.json").read_text("utf-8"))
-    files = sorted((REPO / "issuer" / "licence_types").glob("*.json"))
+    files = sorted((REPO / "licence" / "licence_types").glob("*.json"))
     types = sorted((json.loads(p.read_text("utf-8")) for p in files), key=lambda t: t["code"])
     assert shipped == {"types": types}, "run scripts/vendor_web to refresh catalogue.json"
 

@@ -2,7 +2,7 @@
 
 The page builds the presentation and its EL1: payload itself (WebCrypto, its own CBOR
 and Base45, pako's zlib): these tests hand that payload to the strict Python decoder
-(issuer.qr.decode_payload), to the service, and to the verify page.
+(licence.payload.decode_payload), to the service, and to the verify page.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 
-from issuer.catalogue import catalogue
-from issuer.document import LicenceDocument, loads_document
-from issuer.presentation import present
-from issuer.qr import decode_image, decode_payload, qr_version
+from issuer.qr import decode_image, qr_version
+from licence.catalogue import catalogue
+from licence.document import LicenceDocument, loads_document
+from licence.payload import decode_payload
+from licence.presentation import present
 from tests.web.conftest import PHONE, Site, wait
 from tests.web.pages import canvas_png, field_rows, full_page, open_page, shoot, verify_text
 

@@ -13,8 +13,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from issuer.catalogue import catalogue
-from issuer.qr import encode_payload, qr_png_bytes
+from issuer.qr import qr_png_bytes
+from licence.catalogue import catalogue
+from licence.payload import encode_payload
 from tests.web.conftest import PHONE, Site
 from tests.web.pages import (
     card,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from issuer.catalogue import LicenceType
+from licence.catalogue import LicenceType
 from verifier.service.apikeys import ApiKey, ApiKeyStore
 from verifier.service.errors import NotPermitted, RateLimited, Unauthenticated
 from verifier.service.ratelimit import RateLimiter

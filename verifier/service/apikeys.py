@@ -18,8 +18,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from issuer.catalogue import catalogue
 from ledger.private import private_database
+from licence.catalogue import catalogue
 from verifier.service.errors import ApiKeyExists, FieldError, InvalidRequest, UnknownApiKey
 
 KEY_PREFIX = "elk_"

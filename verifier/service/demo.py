@@ -15,15 +15,16 @@ from pathlib import Path
 
 from eth_account import Account
 
-from issuer.catalogue import catalogue
 from issuer.files import write_atomically
-from issuer.presentation import present
-from issuer.qr import encode_payload, qr_png
-from issuer.reasons import Reason
+from issuer.qr import qr_png
 from issuer.workflow import issue_batch, revoke
 from ledger.chain import Chain
 from ledger.config import HomeConfig
 from ledger.registry import Registry
+from licence.catalogue import catalogue
+from licence.payload import encode_payload
+from licence.presentation import present
+from licence.reasons import Reason
 from verifier.demo import DEMO_AGENCY_CODE, DEMO_AGENCY_NAME, demo_rows
 
 DEMO_COUNT = 5

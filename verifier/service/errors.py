@@ -15,7 +15,8 @@ problem details (RFC 9457) at the edge, and nowhere else.
         ├── RateLimited                          over the client's quota; retry later
         ├── CouldNotAudit                        the request's audit record was not stored
         ├── UnknownApiKey (LookupError)          no API key of that name (CLI)
-        └── ApiKeyExists (ValueError)            an API key of that name exists already (CLI)
+        ├── ApiKeyExists (ValueError)            an API key of that name exists already (CLI)
+        └── CannotServe                          no chain for the service, or no port (serve)
 """
 
 from __future__ import annotations
@@ -100,3 +101,8 @@ class UnknownApiKey(ServiceError, LookupError):
 
 class ApiKeyExists(ServiceError, ValueError):
     """An API key of that name exists already."""
+
+
+class CannotServe(ServiceError):
+    """The service cannot start: no chain answers and none can be started, or the port
+    cannot be listened on."""

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from issuer.qr import MAX_PAYLOAD_CHARS
+from licence.payload import MAX_PAYLOAD_CHARS
 from verifier.service.settings import MAX_BATCH_ITEMS
 from verifier.verdict import CheckName, Outcome, Status
 

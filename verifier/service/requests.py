@@ -28,9 +28,9 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from issuer.document import LicenceDocument, parse_document
-from issuer.errors import DocumentError, IssuerError, PayloadError
-from issuer.qr import decode_payload
+from licence.document import LicenceDocument, parse_document
+from licence.errors import DocumentError, LicenceFormatError, PayloadError
+from licence.payload import decode_payload
 from verifier.service.errors import (
     InvalidRequest,
     MalformedRequest,
@@ -209,7 +209,7 @@ def load_licence(item: LicenceInput) -> LicenceDocument:
     except DocumentError as exc:
         where = f"document.{exc.path}" if exc.path else "document"
         raise UnusableLicence(f"{where}: {exc.reason}", path=where) from None
-    except (IssuerError, ValueError) as exc:
+    except (LicenceFormatError, ValueError) as exc:
         raise UnusableLicence(str(exc)) from None
 
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from issuer.catalogue import catalogue
-from issuer.document import LicenceDocument
+from licence.catalogue import catalogue
+from licence.document import LicenceDocument
 from verifier.checks import CHINA, verify
 from verifier.errors import CouldNotCheck
 from verifier.service.access import Caller

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from issuer.catalogue import catalogue
+from licence.catalogue import catalogue
 from verifier.service.deps import ServicesDep
 from verifier.service.models import CatalogueOut
 

@@ -4,7 +4,7 @@ let cataloguePromise = null;
 
 /**
  * The catalogue of licence types (field order, labels, mandatory disclosure). It is
- * the package's own issuer/licence_types, copied at build time by scripts/vendor_web
+ * the package's own licence/licence_types, copied at build time by scripts/vendor_web
  * and served beside the page, so presenting needs no call to the service.
  */
 export function loadCatalogue() {

@@ -10,7 +10,7 @@
 //   payload                 = "EL1:" || Base45(zlib(CBOR([1, code, chainId, registry,
 //                                  root, proof, keys, fields])))
 //
-// The service's decoder (issuer/qr.py) is strict: deterministic CBOR, zlib header 78 DA,
+// The service's decoder (licence/payload.py) is strict: deterministic CBOR, zlib header 78 DA,
 // nothing after the stream. tests/web feeds this module's payloads to it.
 
 const DIGEST_BYTES = 16;

@@ -1,21 +1,14 @@
-"""The holder's and agency's `elicence` commands that belong to the issuer package.
-
-verifier/cli.py imports this module and calls `register(app)`. Nothing here imports
-verifier (data flows issuer -> verifier, never back, and importing verifier.cli from
-here would be an import cycle), so the one-line error helper and the exit code for
-unusable input are repeated below with the same meaning as in verifier/cli.py.
-"""
+"""`elicence present`: the holder's selective disclosure, over licence.presentation."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 
-from issuer.cli_support import EXIT_UNUSABLE, console, errors, fail
+from cli.support import EXIT_UNUSABLE, console, errors, fail, read_input
 
 _QR_KINDS = {".png": "png", ".svg": "svg"}
 
@@ -58,23 +51,21 @@ def present_command(
 
     Example: [bold]elicence present licence.json --disclose registeredAddress --qr licence.png[/]
     """
-    from issuer.errors import IssuerError
     from issuer.files import write_atomically
-    from issuer.presentation import present
-    from issuer.qr import encode_payload, load_any, qr_png, qr_svg
+    from issuer.qr import load_any, qr_png, qr_svg
+    from licence.errors import LicenceFormatError
+    from licence.payload import encode_payload
+    from licence.presentation import present
 
     kind = _QR_KINDS.get(qr.suffix.lower()) if qr is not None else None
     if qr is not None and kind is None:
         _fail(f"--qr {qr}: the file name must end in .png or .svg")
     names = [n.strip() for item in disclose or [] for n in item.split(",") if n.strip()]
-    try:
-        data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
-    except OSError as exc:
-        _fail(f"cannot read {file}: {exc.strerror}")
+    data = read_input(file)
     try:
         presentation = present(load_any(data), names)
         payload = encode_payload(presentation) if qr is not None or text else ""
-    except IssuerError as exc:
+    except LicenceFormatError as exc:
         _fail(f"{file}: {exc}")
     document_json = json.dumps(presentation.to_json(), ensure_ascii=False, indent=2)
     try:
@@ -97,12 +88,3 @@ def present_command(
         print(payload)
     elif to_stdout:
         print(document_json)
-
-
-def register(app: typer.Typer) -> None:
-    """Add this package's commands to the root `elicence` app."""
-    from issuer import agency_cli, issue_cli
-
-    app.command("present")(present_command)
-    agency_cli.register(app)
-    issue_cli.register(app)

@@ -1,6 +1,6 @@
 """`elicence issue`, the status commands (`revoke`, `suspend`, `reinstate`, `cancel`,
-`supersede`) and `elicence records`: the agency's daily work. Registered on the root
-app by issuer/cli.py."""
+`supersede`) and `elicence records`: the agency's daily work, over issuer.workflow and
+issuer.records."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from issuer.cli_support import (
+from cli.support import (
     EXIT_UNUSABLE,
+    REASONS,
     ChainOption,
     HomeOption,
     RegistryOption,
@@ -22,20 +23,19 @@ from issuer.cli_support import (
     home_of,
     open_key,
     open_registry,
+    parse_reason,
     reported,
 )
 from issuer.keystore import AGENCY_KEYSTORE
-from issuer.reasons import Reason
 from ledger.private import private_folder
-from ledger.registry import LeafStatus
+from licence.statuses import LeafStatus
 
 T = TypeVar("T")
-_REASONS = ", ".join(f"{r.value} {r.name}" for r in Reason)
 _PROGRESS_FROM = 2_000  # licences: below this a run is over before a bar is worth drawing
 
 ReasonOption = Annotated[
     str,
-    typer.Option(help=f"Reason code, by number or name: {_REASONS}."),
+    typer.Option(help=f"Reason code, by number or name: {REASONS}."),
 ]
 LicencesArgument = Annotated[
     list[str] | None,
@@ -90,10 +90,10 @@ def issue(
 
     Example: [bold]elicence issue licences.csv --type business-licence --out issued/[/]
     """
-    from issuer.catalogue import catalogue
     from issuer.records import Records
     from issuer.spreadsheet import read_for_issuing
     from issuer.workflow import AgencyContext, IssueOptions, issue_file
+    from licence.catalogue import catalogue
 
     folder = home_of(home)
     with reported():
@@ -149,15 +149,6 @@ def _with_progress(total: int, run: Callable[[Callable[[str, int], None]], T]) -
         return run(progress)
 
 
-def _reason(text: str) -> Reason:
-    value = text.strip().upper().replace("-", "_")
-    if value.isdigit() and int(value) in Reason._value2member_map_:
-        return Reason(int(value))
-    if value in Reason.__members__:
-        return Reason[value]
-    fail(f"--reason {text!r} is not a reason code; the codes are: {_REASONS}", EXIT_UNUSABLE)
-
-
 def _references(licences: list[str] | None, from_file: Path | None) -> list[str]:
     found = list(licences or [])
     if from_file is not None:
@@ -167,7 +158,7 @@ def _references(licences: list[str] | None, from_file: Path | None) -> list[str]
             fail(f"cannot read {from_file}: {exc}", EXIT_UNUSABLE)
         found.extend(line.strip() for line in lines if line.strip())
     if not found:
-        fail("name at least one licence (a number or 0x licence id), or --from-file", 2)
+        fail("name at least one licence (a number or 0x licence id), or --from-file", EXIT_UNUSABLE)
     return found
 
 
@@ -185,7 +176,7 @@ def _status_command(status: LeafStatus, verb: str, word: str) -> Callable[..., N
         from issuer.workflow import AgencyContext, change_status
 
         references = _references(licences, from_file)
-        code = _reason(reason)
+        code = parse_reason(reason)
         folder = home_of(home)
         key = open_key(folder, AGENCY_KEYSTORE, "agency")
         with reported(), Records.of_home(folder) as records:
@@ -227,7 +218,7 @@ def supersede_command(
     from issuer.records import Records
     from issuer.workflow import AgencyContext, supersede
 
-    code = _reason(reason)
+    code = parse_reason(reason)
     folder = home_of(home)
     key = open_key(folder, AGENCY_KEYSTORE, "agency")
     with reported(), Records.of_home(folder) as records:
@@ -260,7 +251,7 @@ def records_command(
 
     wanted = status.upper() if status else None
     if wanted is not None and wanted not in LeafStatus.__members__:
-        fail(f"--status {status!r}: use one of {', '.join(LeafStatus.__members__)}", 2)
+        fail(f"--status {status!r}: use one of {', '.join(LeafStatus.__members__)}", EXIT_UNUSABLE)
     with reported(), Records.of_home(home_of(home)) as records:
         found = records.licences(status=wanted, holder=holder, number=number)
     if as_json:
@@ -298,15 +289,14 @@ def records_command(
     console.print(table)
 
 
-def register(app: typer.Typer) -> None:
-    """Add `issue`, the status commands and `records` to the root app."""
-    app.command("issue")(issue)
-    for status, verb, word in (
-        (LeafStatus.REVOKED, "revoke", "revoked"),
-        (LeafStatus.SUSPENDED, "suspend", "suspended"),
-        (LeafStatus.ACTIVE, "reinstate", "reinstated"),
-        (LeafStatus.CANCELLED, "cancel", "cancelled"),
-    ):
-        app.command(verb)(_status_command(status, verb, word))
-    app.command("supersede")(supersede_command)
-    app.command("records")(records_command)
+def status_commands() -> dict[str, Callable[..., None]]:
+    """`revoke`, `suspend`, `reinstate` and `cancel`, by name."""
+    return {
+        verb: _status_command(status, verb, word)
+        for status, verb, word in (
+            (LeafStatus.REVOKED, "revoke", "revoked"),
+            (LeafStatus.SUSPENDED, "suspend", "suspended"),
+            (LeafStatus.ACTIVE, "reinstate", "reinstated"),
+            (LeafStatus.CANCELLED, "cancel", "cancelled"),
+        )
+    }

@@ -31,9 +31,8 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 
-from issuer.canonical import canonical_json
-from issuer.compiled import ensure_compiled
-from issuer.errors import DocumentError
+from licence.canonical import canonical_json
+from licence.errors import DocumentError
 
 FORMAT = "elicence/1"
 DIGEST_BYTES = 16
@@ -84,7 +83,7 @@ def derive_salts(secret: bytes, names: Sequence[str], suite: str = DEFAULT_SUITE
 def commitment(name: str, value: str, field_salt: bytes, suite: str = DEFAULT_SUITE) -> bytes:
     """The salted commitment to one field's value."""
     hasher = hash_function(suite)
-    # JCS([name, value]) written out: both are strings (see issuer.canonical).
+    # JCS([name, value]) written out: both are strings (see licence.canonical).
     return hasher(_COMMITMENT_TAG + field_salt + _pair_prefix(name) + _jcs_text(value) + b"]")
 
 
@@ -111,51 +110,38 @@ def leaf_hash(
     return hasher(_LEAF_TAG + body)
 
 
-class LicenceIds:
-    """Licence ids of many licences of one type, hashed in C (issuer/_wrap.c).
+EncoderPlan = tuple[tuple[tuple[str, bytes, bytes, bytes, bytes], ...], tuple[int, ...], bytes]
 
-    `derive_salts`, `commitment` and `leaf_hash` in one pass per licence, with every
-    per-name piece made once per type: issuing hashes a hundred thousand licences, and
-    from Python the calls around each of a licence's 34 hashes cost 1.7 us a field. Same
-    bytes as the functions above (a test compares them on arbitrary text).
+
+def encoder_plan(
+    licence_type: str, names: Sequence[str], suite: str = DEFAULT_SUITE
+) -> EncoderPlan:
+    """The byte pieces of `commitment` and `leaf_hash` that depend only on the type.
+
+    For an encoder that hashes many licences of one type (issuer's, in C): each field's
+    name, its UTF-8, its commitment prefix `[name,`, its leaf member prefix `"name":"0x`
+    and its document member prefix `"name":`; the fields' leaf (UTF-16) order as
+    indexes into `names`; and the leaf body's tail after the commitments object.
+    DocumentError for a suite this version lacks.
     """
-
-    def __init__(self, licence_type: str, names: Sequence[str], suite: str = DEFAULT_SUITE) -> None:
-        if suite != _WRAP_SUITE:
-            hash_function(suite)  # DocumentError for an unknown suite
-            raise DocumentError("hashSuite", f"no batch encoder for hash suite {suite!r}")
-        leaf_order = _member_order(tuple(names))
-        fields = tuple(
-            (
-                name,
-                name.encode("utf-8"),
-                _pair_prefix(name),
-                _member_prefix(name),
-                _jcs_text(name) + b":",
-            )
-            for name in names
+    hash_function(suite)
+    leaf_order = _member_order(tuple(names))
+    fields = tuple(
+        (
+            name,
+            name.encode("utf-8"),
+            _pair_prefix(name),
+            _member_prefix(name),
+            _jcs_text(name) + b":",
         )
-        tail = b'},"format":%b,"hashSuite":%b,"type":%b}' % (
-            _jcs_text(FORMAT),
-            _jcs_text(suite),
-            _jcs_text(licence_type),
-        )
-        self._plan = (fields, tuple(names.index(name) for name in leaf_order), tail)
-        ensure_compiled()
-        from issuer import _wrap
-
-        self._encode = _wrap.encode
-
-    def encode(
-        self, rows: Sequence[Mapping[str, str]], secrets: bytes
-    ) -> tuple[list[bytes], list[bytes]]:
-        """Each row's licence id, and its document's field members.
-
-        `secrets` holds each row's secret, SECRET_BYTES apiece, in row order. The members
-        are the fields present in a row, in the order of `names`, as the document's
-        "fields" object writes them without its braces: `"name":"value",...`.
-        """
-        return self._encode(rows, secrets, self._plan)
+        for name in names
+    )
+    tail = b'},"format":%b,"hashSuite":%b,"type":%b}' % (
+        _jcs_text(FORMAT),
+        _jcs_text(suite),
+        _jcs_text(licence_type),
+    )
+    return fields, tuple(names.index(name) for name in leaf_order), tail
 
 
 def leaf_body_reference(
@@ -172,7 +158,6 @@ def leaf_body_reference(
     )
 
 
-_WRAP_SUITE = "sha256-128"  # the suite issuer/_wrap.c implements
 _BLOCK = 64
 _IPAD = bytes(b ^ 0x36 for b in range(256))
 _OPAD = bytes(b ^ 0x5C for b in range(256))
@@ -181,7 +166,7 @@ _string_encoder = json.encoder.encode_basestring
 
 
 def _jcs_text(text: str) -> bytes:
-    # Strings only, so JSON's string form is JCS's (issuer.canonical explains why).
+    # Strings only, so JSON's string form is JCS's (licence.canonical explains why).
     return _string_encoder(text).encode("utf-8")
 
 

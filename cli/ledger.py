@@ -1,4 +1,4 @@
-"""`elicence ledger ...`: the embedded chain node."""
+"""`elicence ledger ...`: the embedded chain node, over ledger.server."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ledger.config import default_home
+from cli.support import EXIT_UNUSABLE, fail, home_of
 
 ledger_app = typer.Typer(help="The embedded chain node.", no_args_is_help=True)
 
@@ -58,17 +58,11 @@ def serve(
     from ledger.errors import LedgerError
     from ledger.server import serve as run_node
 
-    home_dir = home or default_home()
+    home_dir = home_of(home)
     try:
         settings = NodeSettings.load(
             home_dir, dev=dev, deployers=tuple(deployer or ()), rate=rate, burst=burst
         )
         run_node(home_dir / "chain", host, port, settings)
     except LedgerError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-
-
-def register(app: typer.Typer) -> None:
-    """Add `elicence ledger ...` to the root app."""
-    app.add_typer(ledger_app, name="ledger")
+        fail(str(exc), EXIT_UNUSABLE)

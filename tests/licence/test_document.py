@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-import unicodedata
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from issuer.batch import encode_batch, wrap_batch
-from issuer.catalogue import catalogue
-from issuer.document import (
-    MAX_DOCUMENT_BYTES,
-    AnchorRef,
-    FullDocumentWriter,
-    loads_document,
-    parse_document,
-    proof_texts,
-)
-from issuer.errors import DocumentError, LicenceValidationError
-from issuer.merkle import build_tree
-from tests.samples import business_licence, food_business_licence
+from issuer.batch import wrap_batch
+from issuer.errors import LicenceValidationError
+from licence.catalogue import catalogue
+from licence.document import MAX_DOCUMENT_BYTES, loads_document, parse_document
+from licence.errors import DocumentError
+from tests.samples import business_licence
 
 BUSINESS = catalogue().get("business-licence")
 REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -169,90 +158,3 @@ def test_written_documents_keep_chinese_readable():
     text = _batch().documents[0].to_bytes().decode("utf-8")
     assert "北京海淀第0号科技有限公司" in text
     assert json.loads(text)["fields"]["issuingAuthority"].endswith("市场监督管理局")
-
-
-# ---- encode_batch: issuing's fast path gives the bytes to_bytes() gives -----------------
-
-
-def _same_secrets(n):
-    return [bytes([i % 251]) * 16 for i in range(n)]
-
-
-@pytest.mark.parametrize("n", [1, 2, 3, 5, 9, 17])
-def test_encode_batch_writes_the_bytes_to_bytes_writes(n):
-    rows = [business_licence(i) for i in range(n)]
-    del rows[0]["validUntil"]  # long term: a field absent
-    rows[-1]["holderName"] = 'Quote " back\\slash é 𝄞 \u2028 名称'
-    secrets = _same_secrets(n)
-    wrapped = wrap_batch(BUSINESS, rows, chain_id=31337, registry=REGISTRY, secrets=secrets)
-    encoded = encode_batch(BUSINESS, rows, chain_id=31337, registry=REGISTRY, secrets=secrets)
-    assert encoded.root == wrapped.root
-    assert encoded.licence_ids == [d.licence_id for d in wrapped.documents]
-    assert encoded.documents == [d.to_bytes() for d in wrapped.documents]
-    assert encoded.secrets == secrets
-
-
-def test_encode_batch_of_another_type_and_a_lower_case_registry():
-    food = catalogue().get("food-business-licence")
-    rows = [food_business_licence(i) for i in range(4)]
-    secrets = _same_secrets(4)
-    registry = REGISTRY.lower()
-    wrapped = wrap_batch(food, rows, chain_id=7, registry=registry, secrets=secrets)
-    encoded = encode_batch(food, rows, chain_id=7, registry=registry, secrets=secrets)
-    assert encoded.documents == [d.to_bytes() for d in wrapped.documents]
-
-
-_valid_text = st.text(
-    st.characters(codec="utf-8", exclude_categories=("Cc", "Cs")), min_size=1, max_size=60
-).filter(lambda t: t == t.strip() and unicodedata.is_normalized("NFC", t))
-
-
-@given(st.lists(_valid_text, min_size=1, max_size=6))
-def test_encode_batch_equals_to_bytes_for_any_valid_text(names):
-    rows = [business_licence(i, holderName=name) for i, name in enumerate(names)]
-    secrets = _same_secrets(len(rows))
-    wrapped = wrap_batch(BUSINESS, rows, chain_id=1, registry=REGISTRY, secrets=secrets)
-    encoded = encode_batch(BUSINESS, rows, chain_id=1, registry=REGISTRY, secrets=secrets)
-    assert encoded.documents == [d.to_bytes() for d in wrapped.documents]
-
-
-@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8, 9, 17])
-def test_proof_texts_are_the_json_of_each_proof(n):
-    tree = build_tree([bytes([i]) * 16 for i in range(n)])
-    expected = [
-        json.dumps(["0x" + p.hex() for p in tree.proof(i)], separators=(",", ":")).encode()
-        for i in range(n)
-    ]
-    assert proof_texts(tree.levels) == expected
-
-
-@given(st.integers(min_value=1, max_value=70), st.binary(min_size=0, max_size=40))
-def test_batch_documents_in_c_are_what_write_and_proof_texts_give(n, field_bytes):
-    tree = build_tree([hashlib.sha256(bytes([i, n])).digest()[:16] for i in range(n)])
-    writer = FullDocumentWriter(BUSINESS, AnchorRef(31337, REGISTRY, tree.root, ()), "sha256-128")
-    fields = [field_bytes + str(i).encode() for i in range(n)]
-    secrets = _same_secrets(n)
-    expected = [
-        writer.write(f, secret, proof)
-        for f, secret, proof in zip(fields, secrets, proof_texts(tree.levels), strict=True)
-    ]
-    assert writer.write_batch(fields, secrets, tree.levels) == expected
-
-
-def test_batch_documents_refuse_a_tree_that_is_not_the_batchs():
-    tree = build_tree([bytes([i]) * 16 for i in range(3)])
-    writer = FullDocumentWriter(BUSINESS, AnchorRef(1, REGISTRY, tree.root, ()), "sha256-128")
-    with pytest.raises(ValueError, match="leaves must be the licences"):
-        writer.write_batch([b"a", b"b"], _same_secrets(2), tree.levels)
-    with pytest.raises(ValueError, match="16 bytes of secret"):
-        writer.write_batch([b"a", b"b", b"c"], _same_secrets(2), tree.levels)
-    with pytest.raises(ValueError, match="16 bytes"):
-        writer.write_batch([b"a", b"b"], _same_secrets(2), [[b"x" * 16, b"short"], [b"r" * 16]])
-
-
-def test_fresh_secrets_are_distinct_and_full_length():
-    encoded = encode_batch(
-        BUSINESS, [business_licence(i) for i in range(50)], chain_id=1, registry=REGISTRY
-    )
-    assert len(set(encoded.secrets)) == 50
-    assert {len(s) for s in encoded.secrets} == {16}

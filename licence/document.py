@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
 
-from eth_utils.address import to_checksum_address
+from Crypto.Hash import keccak
 
-from issuer.catalogue import LicenceType, catalogue
-from issuer.digest import (
+from licence.catalogue import LicenceType, catalogue
+from licence.digest import (
     DEFAULT_SUITE,
     DIGEST_BYTES,
     FORMAT,
@@ -30,8 +30,8 @@ from issuer.digest import (
     leaf_hash,
     salt,
 )
-from issuer.errors import DocumentError, IssuerError
-from issuer.merkle import fold_proof
+from licence.errors import DocumentError, UnknownLicenceType
+from licence.merkle import fold_proof
 
 MAX_DOCUMENT_BYTES = 64 * 1024
 MAX_PROOF_LENGTH = 40  # a 2^40-licence batch is far beyond any province
@@ -131,75 +131,6 @@ class LicenceDocument:
         return (text + "\n").encode("utf-8")
 
 
-class FullDocumentWriter:
-    """`to_bytes()` of the full documents of one batch, assembled from bytes made once.
-
-    Issuing writes tens of thousands of documents that differ only in their fields,
-    secret and proof; building each one's dict for json.dumps cost about as much as
-    hashing the licence. The pieces below are to_json()'s members in its order, each written by
-    json.dumps with to_bytes()'s settings, so the bytes are the same (a test compares
-    them). The fields come as `LicenceIds.encode` writes them while hashing.
-    """
-
-    def __init__(self, licence_type: LicenceType, anchor: AnchorRef, suite: str) -> None:
-        def dumps(value: object) -> bytes:
-            return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-        self._head = b'{"format":%b,"hashSuite":%b,"type":%b,"fields":{' % (
-            dumps(FORMAT),
-            dumps(suite),
-            dumps(licence_type.id),
-        )
-        self._anchor = b'","anchor":{"chainId":%b,"registry":%b,"root":%b,"proof":' % (
-            dumps(anchor.chain_id),
-            dumps(anchor.registry),
-            dumps(_hex(anchor.root)),
-        )
-
-    def write_batch(
-        self, fields: list[bytes], secrets: Sequence[bytes], levels: Sequence[Sequence[bytes]]
-    ) -> list[bytes]:
-        """Every document of a batch, in C: `write` with `proof_texts` for each licence.
-
-        `levels` is the batch's tree (MerkleTree.levels); issuing writes a hundred
-        thousand documents, and from Python their proofs and joins cost 5 us each.
-        """
-        from issuer import _wrap  # compiled: only issuing writes batches
-
-        return _wrap.documents(self._head, fields, b"".join(secrets), self._anchor, levels)
-
-    def write(self, fields: bytes, secret: bytes, proof_text: bytes) -> bytes:
-        """The document of `fields` (its "fields" members: `"name":"value",...`)."""
-        secret_text = secret.hex().encode()
-        return b"".join(
-            (self._head, fields, b'},"secret":"0x', secret_text, self._anchor, proof_text, b"}}\n")
-        )
-
-
-def proof_texts(levels: Sequence[Sequence[bytes]]) -> list[bytes]:
-    """Each leaf's proof as its document writes it: a JSON list of 0x-hex strings.
-
-    The proofs of neighbouring leaves share everything above their first sibling, so
-    each level's texts are built from the level above instead of hex-encoding every
-    sibling of every leaf (levels as `MerkleTree.levels`, leaves first).
-    """
-    above = [b""]  # the root's proof is empty
-    for level in reversed(levels[:-1]):
-        quoted = [b'"0x' + node.hex().encode() + b'"' for node in level]
-        texts = []
-        for index in range(len(level)):
-            rest = above[index >> 1]
-            sibling = index ^ 1
-            if sibling >= len(level):
-                texts.append(rest)
-            elif rest:
-                texts.append(quoted[sibling] + b"," + rest)
-            else:
-                texts.append(quoted[sibling])
-        above = texts
-    return [b"[" + text + b"]" for text in above]
-
-
 def _hex(value: bytes) -> str:
     return "0x" + value.hex()
 
@@ -255,7 +186,7 @@ def parse_document(raw: object) -> LicenceDocument:
     hash_function(suite)
     try:
         licence_type = catalogue().get(_string(obj["type"], "type"))
-    except IssuerError as exc:
+    except UnknownLicenceType as exc:
         raise DocumentError("type", str(exc)) from None
 
     fields = _fields(obj["fields"], licence_type)
@@ -359,8 +290,14 @@ def _anchor(raw: object) -> AnchorRef:
 
 @lru_cache(maxsize=256)
 def _checksummed(address: str) -> str:
-    # EIP-55 costs a Keccak hash, and nearly every document names the same registry.
-    return str(to_checksum_address(address))
+    """The EIP-55 form of a lower-case 0x address: a letter is capitalised where the
+    Keccak-256 of the lower-case hex has a nibble of 8 or more."""
+    # Cached: the Keccak hash costs, and nearly every document names the same registry.
+    digits = address[2:]
+    nibbles = keccak.new(data=digits.encode("ascii"), digest_bits=256).hexdigest()
+    return "0x" + "".join(
+        c.upper() if int(n, 16) >= 8 else c for c, n in zip(digits, nibbles, strict=False)
+    )
 
 
 def _object(raw: object, path: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from issuer.digest import DEFAULT_SUITE, hash_function
+from licence.digest import DEFAULT_SUITE, hash_function
 
 _NODE_TAG = b"\x01"
 

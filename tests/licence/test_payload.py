@@ -12,18 +12,17 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from issuer.batch import wrap_batch
-from issuer.catalogue import catalogue
-from issuer.document import AnchorRef, LicenceDocument
-from issuer.errors import PayloadError
-from issuer.presentation import present
-from issuer.qr import (
+from licence.catalogue import catalogue
+from licence.document import AnchorRef, LicenceDocument
+from licence.errors import PayloadError
+from licence.payload import (
     MAX_CBOR_BYTES,
     MAX_PAYLOAD_CHARS,
     base45_decode,
     decode_payload,
     encode_payload,
-    load_any,
 )
+from licence.presentation import present
 from tests.samples import business_licence, food_business_licence
 
 REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -82,18 +81,6 @@ def test_worked_example_pins_the_layout(licence):
     ]
     assert items[7][0] == licence.fields["licenceNumber"]
     assert items[7][3] == licence.commitments["legalRepresentative"]
-
-
-def test_load_any_reads_json_and_trimmed_payload_text(licence):
-    payload = encode_payload(licence)
-    assert load_any(licence.to_bytes()) == licence
-    assert load_any(f"  {payload}\r\n".encode()) == licence
-
-
-def test_load_any_refuses_binary_that_is_nothing_it_knows():
-    with pytest.raises(PayloadError) as caught:
-        load_any(b"\x00\xff\xfe binary")
-    assert caught.value.reason == "unrecognised"
 
 
 def spoil(licence: LicenceDocument, index: int, value: object) -> str:

@@ -1,5 +1,5 @@
-"""`elicence registry deploy` and `elicence agency ...`: the governor's and the agency's
-governance commands. Registered on the root app by issuer/cli.py."""
+"""`elicence registry ...` and `elicence agency ...`: the governor's and the agency's
+governance commands, over issuer.agency and ledger.registry."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from issuer.cli_support import (
+from cli.support import (
     EXIT_UNUSABLE,
     ChainOption,
     HomeOption,
@@ -20,6 +20,7 @@ from issuer.cli_support import (
     licence_type_codes,
     open_key,
     open_registry,
+    parse_reason,
     passphrase,
     reported,
     type_name,
@@ -33,8 +34,6 @@ agency_app = typer.Typer(
     help="Issuing agencies: keys, authorisation, retirement, key rotation.", no_args_is_help=True
 )
 
-_NEXT_KEYSTORE = "agency-next.json"  # a rotation in progress (see `agency rotate --new-key`)
-
 
 @registry_app.command("deploy")
 def deploy(home: HomeOption = None, chain: ChainOption = None) -> None:
@@ -46,10 +45,8 @@ def deploy(home: HomeOption = None, chain: ChainOption = None) -> None:
 
     Example: [bold]elicence registry deploy --home ~/.elicence --chain http://127.0.0.1:8545[/]
     """
+    from issuer.agency import deploy_registry
     from issuer.keystore import create
-    from ledger.chain import connect
-    from ledger.config import HomeConfig
-    from ledger.registry import Registry
 
     folder = home_of(home)
     path = keystore_path(folder, GOVERNOR_KEYSTORE)
@@ -59,13 +56,10 @@ def deploy(home: HomeOption = None, chain: ChainOption = None) -> None:
         else:
             governor = create(path, passphrase(confirm=True))
             console.print(f"governor key created: {governor.address} ({path})", highlight=False)
-        config = HomeConfig.load(folder).resolve(chain)
-        connected = connect(config.chain_url)
-        registry = Registry.deploy(connected, governor)
-        HomeConfig(config.chain_url, connected.chain_id, registry.address).save(folder)
+        deployed = deploy_registry(folder, governor, chain)
     console.print(
-        f"registry deployed at [bold]{registry.address}[/] on chain {connected.chain_id} "
-        f"({config.chain_url}); saved in {folder / 'config.json'}",
+        f"registry deployed at [bold]{deployed.registry.address}[/] on chain "
+        f"{deployed.chain_id} ({deployed.chain_url}); saved in {folder / 'config.json'}",
         highlight=False,
     )
 
@@ -90,8 +84,6 @@ def revoke_batch(
     Example: [bold]elicence registry revoke-batch 0x1756e75d9d8ebbd1f9531eb15b85f502
     --reason ISSUED_IN_ERROR[/]
     """
-    from issuer.issue_cli import _reason as parse_reason  # one parser for every --reason
-
     digest = _root(root)
     code = parse_reason(reason)
     folder = home_of(home)
@@ -112,7 +104,10 @@ def _root(text: str) -> bytes:
     except ValueError:
         digest = b""
     if len(digest) != 16:
-        fail(f"{text!r} is not a batch root: give a 16-byte hash as 0x and 32 hex digits", 2)
+        fail(
+            f"{text!r} is not a batch root: give a 16-byte hash as 0x and 32 hex digits",
+            EXIT_UNUSABLE,
+        )
     return digest
 
 
@@ -133,20 +128,19 @@ def new(
 
     Example: [bold]elicence agency new --name 海淀区市场监管局 --code 91110108551385082Q[/]
     """
-    from issuer import credit_code
+    from issuer.agency import remember_chain
     from issuer.keystore import create
-    from ledger.config import HomeConfig
+    from licence import credit_code
 
     problem = credit_code.problem_with(code)
     if problem:
-        fail(f"--code {code!r} is not a valid unified social credit code: {problem}", 2)
+        fail(f"--code {code!r} is not a valid unified social credit code: {problem}", EXIT_UNUSABLE)
     folder = home_of(home)
     path = keystore_path(folder, AGENCY_KEYSTORE)
     with reported():
         account = create(path, passphrase(confirm=True))
         if chain or registry:
-            config = HomeConfig.load(folder).resolve(chain, registry)
-            HomeConfig(config.chain_url, config.chain_id, config.registry).save(folder)
+            remember_chain(folder, chain, registry)
     console.print(f"agency key created: [bold]{account.address}[/] ({path})", highlight=False)
     console.print("Ask the governor to run:", highlight=False)
     console.print(
@@ -320,32 +314,17 @@ def compromised(
 
 
 def _rotate_own_key(folder: Path, chain: str | None, registry: str | None) -> None:
-    from issuer.keystore import address_of, create
-    from issuer.keystore import load as load_keystore
+    from issuer.agency import rotate_own_key
 
-    current_path = keystore_path(folder, AGENCY_KEYSTORE)
-    next_path = keystore_path(folder, _NEXT_KEYSTORE)
     old = open_key(folder, AGENCY_KEYSTORE, "agency")
     with reported():
         bound = open_registry(folder, chain, registry)
-        agency_id = bound.agency_id_of(old.address)
-        if agency_id is None:
-            fail(f"the key {old.address} signs for no agency in this registry", 1)
-        # The new key is on disk before the transaction names it, so a crash can never
-        # leave the agency with a signer nobody holds; a re-run reuses it.
-        if next_path.exists():
-            new = load_keystore(next_path, passphrase(confirm=False))
-        else:
-            new = create(next_path, passphrase(confirm=False))
-        if bound.agency(agency_id).signer != new.address:
-            sent = bound.rotate_signer(old, agency_id, new.address)
-            console.print(f"rotation sent: transaction {sent.tx_hash}", highlight=False)
-    retired = keystore_path(folder, f"agency-retired-{address_of(current_path)}.json")
-    current_path.replace(retired)
-    next_path.replace(current_path)
+        rotation = rotate_own_key(folder, bound, old, lambda: passphrase(confirm=False))
+    if rotation.tx_hash is not None:
+        console.print(f"rotation sent: transaction {rotation.tx_hash}", highlight=False)
     console.print(
-        f"agency {agency_id} now signs with [bold]{new.address}[/]; the old key is kept in "
-        f"{retired}",
+        f"agency {rotation.agency_id} now signs with [bold]{rotation.new_address}[/]; the old "
+        f"key is kept in {rotation.retired}",
         highlight=False,
     )
 
@@ -354,9 +333,3 @@ def _types(text: str) -> list[int]:
     with reported():
         return licence_type_codes(text)
     raise AssertionError("unreachable")  # reported() exits on error
-
-
-def register(app: typer.Typer) -> None:
-    """Add `registry` and `agency` to the root app."""
-    app.add_typer(registry_app, name="registry")
-    app.add_typer(agency_app, name="agency")

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from issuer.document import LicenceDocument
-from issuer.errors import PresentationError
+from licence.document import LicenceDocument
+from licence.errors import PresentationError
 
 
 def present(document: LicenceDocument, disclose: Iterable[str]) -> LicenceDocument:

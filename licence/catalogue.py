@@ -1,4 +1,4 @@
-"""The catalogue of licence types, read from the JSON files in issuer/licence_types/.
+"""The catalogue of licence types, read from the JSON files in licence/licence_types/.
 
 Each type names its fields in a fixed order, with Chinese and English labels, a kind
 (text, date, credit_code), whether the field is required, whether it is personal data
@@ -17,7 +17,7 @@ from functools import cache, cached_property
 from importlib import resources
 from typing import Any
 
-from issuer.errors import UnknownLicenceType
+from licence.errors import UnknownLicenceType
 
 
 class FieldKind(StrEnum):
@@ -139,7 +139,7 @@ class Catalogue:
 @cache
 def catalogue() -> Catalogue:
     """The catalogue shipped with the package (read once)."""
-    folder = resources.files("issuer") / "licence_types"
+    folder = resources.files("licence") / "licence_types"
     types = [
         _parse_type(json.loads(entry.read_text(encoding="utf-8")))
         for entry in sorted(folder.iterdir(), key=lambda e: e.name)

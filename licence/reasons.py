@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from issuer.catalogue import Label
+from licence.catalogue import Label
 
 
 class Reason(IntEnum):

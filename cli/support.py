@@ -1,14 +1,16 @@
-"""What the agency commands share: options, keys, the registry, and error sentences.
+"""What every `elicence` command shares: exit codes, one-line errors, options, keys.
 
-Errors become one line and an exit code here, at the edge, and nowhere else:
-0 done, 1 refused (by the registry) or invalid data, 2 unusable input (a missing file,
-a wrong passphrase, a bad option or configuration), 3 the chain could not be reached.
-The codes mean what they mean in verifier/cli.py.
+Domain errors become one line and an exit code here, at the edge, and nowhere else:
+0 done (or the licence is VALID), 1 refused by the registry, invalid data or any
+verdict other than VALID, 2 unusable input (a missing file, a wrong passphrase, a bad
+option or configuration, a document naming another registry), 3 the chain could not be
+reached (no verdict possible).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +20,6 @@ import typer
 from eth_account.signers.local import LocalAccount
 from rich.console import Console
 
-from issuer.catalogue import catalogue
 from issuer.errors import IssuerError, LicenceValidationError
 from issuer.keystore import (
     KeystoreError,
@@ -27,17 +28,22 @@ from issuer.keystore import (
     keystore_path,
 )
 from issuer.keystore import load as load_keystore
-from ledger.config import HomeConfig, default_home
+from ledger.config import default_home
 from ledger.errors import (
     ChainUnreachable,
     InsufficientFunds,
     LedgerError,
     RegistryRejected,
 )
-from ledger.registry import LeafStatus, Registry
+from ledger.registry import Registry
+from licence.catalogue import catalogue
+from licence.errors import LicenceFormatError
+from licence.reasons import Reason
+from licence.statuses import LeafStatus
 
 EXIT_OK, EXIT_REFUSED, EXIT_UNUSABLE, EXIT_UNREACHABLE = 0, 1, 2, 3
 PASSPHRASE_VARIABLE = "ELICENCE_PASSPHRASE"
+REASONS = ", ".join(f"{r.value} {r.name}" for r in Reason)
 
 console = Console()
 errors = Console(stderr=True)
@@ -112,12 +118,34 @@ def open_key(home: Path, name: str, who: str) -> LocalAccount:
 
 def open_registry(home: Path, chain: str | None, registry: str | None) -> Registry:
     """The registry the home's config (or the options) name, on its chain."""
-    from ledger.chain import connect
+    from issuer.agency import registry_of_home
 
-    config = HomeConfig.load(home).resolve(chain, registry)
-    address = config.require_registry()
-    connected = connect(config.chain_url)
-    return Registry.at(connected, address)
+    return registry_of_home(home, chain, registry)
+
+
+def read_input(file: str) -> bytes:
+    """The bytes of `file`, or of standard input for '-'; exits 2 when unreadable."""
+    try:
+        return sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}", EXIT_UNUSABLE)
+
+
+def parse_reason(text: str) -> Reason:
+    """A reason code by number or name (any case, - or _); exits 2 when it is none."""
+    value = text.strip().upper().replace("-", "_")
+    if value.isdigit() and int(value) in Reason._value2member_map_:
+        return Reason(int(value))
+    if value in Reason.__members__:
+        return Reason[value]
+    fail(f"--reason {text!r} is not a reason code; the codes are: {REASONS}", EXIT_UNUSABLE)
+
+
+def split_names(values: list[str] | None) -> frozenset[str] | None:
+    """Names given comma-separated in a repeatable option; None when none are."""
+    if not values:
+        return None
+    return frozenset(n.strip() for item in values for n in item.split(",") if n.strip())
 
 
 def licence_type_codes(text: str) -> list[int]:
@@ -140,7 +168,7 @@ def type_name(code: object) -> str:
     """营业执照 (business-licence) for a licence type code; the code itself if unknown."""
     try:
         licence_type = catalogue().by_code(int(str(code)))
-    except (IssuerError, ValueError):
+    except (LicenceFormatError, ValueError):
         return f"licence type {code}"
     return f"{licence_type.name.zh} ({licence_type.id})"
 
@@ -260,7 +288,7 @@ def reported(names: Mapping[bytes, str] | None = None) -> Iterator[None]:
         fail(str(exc), EXIT_UNUSABLE if isinstance(exc, ValueError | LookupError) else 1)
     except KeystoreError as exc:
         fail(str(exc), EXIT_UNUSABLE)
-    except IssuerError as exc:
+    except (IssuerError, LicenceFormatError) as exc:
         code = EXIT_UNUSABLE if isinstance(exc, ValueError | LookupError | KeyError) else 1
         fail(str(exc), code)
 

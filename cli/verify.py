@@ -1,63 +1,47 @@
-"""The `elicence` command: a thin layer over the library.
-
-Domain errors become one-line messages and exit codes here and nowhere else:
-0 the licence is VALID (or the command succeeded), 1 any other verdict,
-2 unusable input (unreadable file, malformed document, bad option),
-3 could not check (the chain could not be read).
-"""
+"""`elicence verify`, `elicence demo` and `elicence catalogue`: the verifier's commands,
+over verifier.trust, verifier.remote and verifier.demo."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from issuer import cli as issuer_cli
-from issuer.catalogue import catalogue
-from issuer.cli_support import EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_UNUSABLE, fail
-from issuer.document import LicenceDocument
-from issuer.errors import IssuerError
+from cli.support import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
+    EXIT_UNUSABLE,
+    console,
+    fail,
+    read_input,
+)
 from issuer.qr import load_any
-from ledger import cli as ledger_cli
-from ledger.config import CONFIG_FILE, ConfigError, HomeConfig, default_home
+from ledger.config import ConfigError, HomeConfig, default_home
 from ledger.errors import ChainUnreachable, LedgerError, RegistryNotFound
-from verifier.errors import CouldNotCheck
-from verifier.service import cli as service_cli
+from licence.catalogue import catalogue
+from licence.document import LicenceDocument
+from licence.errors import LicenceFormatError
+from verifier.errors import CouldNotCheck, UntrustedRegistry
 
-# The codes every elicence command uses (issuer.cli_support): 1 is "not VALID" here.
+# 1 is "not VALID" for verify, 3 "could not check" (the codes of cli.support).
 EXIT_VALID, EXIT_NOT_VALID = EXIT_OK, EXIT_REFUSED
 EXIT_COULD_NOT_CHECK = EXIT_UNREACHABLE
-
-app = typer.Typer(
-    name="elicence",
-    help="Blockchain-anchored electronic licences (电子证照): issue, anchor and verify.",
-    no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode="rich",
-)
-console = Console()
-errors = Console(stderr=True)
 
 
 def read_document(file: str) -> LicenceDocument:
     """A document, presentation, EL1: payload or QR image from a path or '-' (standard
     input); exits 2 when unusable."""
-    try:
-        data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
-    except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror}", EXIT_UNUSABLE)
+    data = read_input(file)
     try:
         return load_any(data)
-    except IssuerError as exc:
+    except LicenceFormatError as exc:
         fail(f"{file} is not a usable licence document: {exc}", EXIT_UNUSABLE)
 
 
-@app.command()
 def verify(
     file: Annotated[
         str,
@@ -123,11 +107,8 @@ def verify(
     """
     if verifier is not None:
         _verify_with_service(file, verifier, api_key, as_json)
-    from ledger.chain import connect
-    from ledger.registry import Registry
-    from verifier.chain_source import RegistrySource
-    from verifier.checks import verify as verify_document
     from verifier.render import print_verdict
+    from verifier.trust import verify_trusted
 
     document = read_document(file)
     folder = home or default_home()
@@ -135,20 +116,10 @@ def verify(
         config = HomeConfig.load(folder).resolve(chain, registry, chain_id=chain_id)
     except ConfigError as exc:
         fail(str(exc), EXIT_UNUSABLE)
-    trusted = _trusted_registry(config.registry, folder)
-    if config.chain_id is not None:
-        _refuse_foreign(document, trusted, config.chain_id)
     try:
-        ledger = connect(config.chain_url)
-        if config.chain_id is not None and ledger.chain_id != config.chain_id:
-            fail(
-                f"{config.chain_url} serves chain {ledger.chain_id}, but the trusted registry "
-                f"{trusted} is on chain {config.chain_id}: check --chain and --chain-id",
-                EXIT_UNUSABLE,
-            )
-        _refuse_foreign(document, trusted, ledger.chain_id)
-        source = RegistrySource(Registry.at(ledger, trusted))
-        verdict = verify_document(document, source)
+        verdict = verify_trusted(document, config, folder)
+    except UntrustedRegistry as exc:
+        fail(str(exc), EXIT_UNUSABLE)
     except (ChainUnreachable, CouldNotCheck) as exc:
         fail(f"could not check: {exc}", EXIT_COULD_NOT_CHECK)
     except RegistryNotFound as exc:
@@ -162,45 +133,11 @@ def verify(
     raise typer.Exit(EXIT_VALID if verdict.is_valid else EXIT_NOT_VALID)
 
 
-def _trusted_registry(address: str | None, home: Path) -> str:
-    """The configured registry, checksummed; exits 2 when there is none (the document's
-    own registry proves only that someone anchored it there, which anyone can do)."""
-    from web3 import Web3
-
-    if not address:
-        fail(
-            "no trusted registry configured, and the registry a document names is never "
-            "trusted: pass --registry ADDRESS (and --chain-id), or set ELICENCE_REGISTRY "
-            f"(and ELICENCE_CHAIN_ID), or name them in {home / CONFIG_FILE} "
-            "(`elicence registry deploy` and `elicence agency new --registry` write it)",
-            EXIT_UNUSABLE,
-        )
-    if not Web3.is_address(address):
-        fail(f"the trusted registry {address!r} is not an address", EXIT_UNUSABLE)
-    return str(Web3.to_checksum_address(address))
-
-
-def _refuse_foreign(document: LicenceDocument, registry: str, chain_id: int) -> None:
-    """Exits 2 when the document names another registry or chain than the trusted one."""
-    named = document.anchor
-    if named.chain_id == chain_id and named.registry.lower() == registry.lower():
-        return
-    fail(
-        f"this licence names registry {named.registry} on chain {named.chain_id}, but the "
-        f"trusted registry is {registry} on chain {chain_id}; it was not issued under the "
-        "registry you trust",
-        EXIT_UNUSABLE,
-    )
-
-
 def _verify_with_service(file: str, url: str, api_key: str | None, as_json: bool) -> NoReturn:
     from verifier.remote import VerifierRefused, verify_remotely
     from verifier.render import print_verdict_json
 
-    try:
-        data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
-    except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror}", EXIT_UNUSABLE)
+    data = read_input(file)
     try:
         body = verify_remotely(url, data, api_key)
     except VerifierRefused as exc:
@@ -214,7 +151,6 @@ def _verify_with_service(file: str, url: str, api_key: str | None, as_json: bool
     raise typer.Exit(EXIT_VALID if body.get("status") == "VALID" else EXIT_NOT_VALID)
 
 
-@app.command()
 def demo(
     out: Annotated[
         Path, typer.Option(help="Folder for the demo documents.", file_okay=False)
@@ -245,7 +181,6 @@ def demo(
     )
 
 
-@app.command("catalogue")
 def show_catalogue() -> None:
     """List the licence types and their fields (* required, P personal data).
 
@@ -261,18 +196,3 @@ def show_catalogue() -> None:
             flags = ("*" if spec.required else "") + (" P" if spec.personal else "")
             table.add_row(spec.name, spec.label.zh, spec.label.en, spec.kind.value, flags)
         console.print(table)
-
-
-issuer_cli.register(app)
-ledger_cli.register(app)
-service_cli.register(app)
-
-
-def main() -> None:
-    """Entry point of the console script (every elicence process starts here, the node,
-    the service's workers and the issuing workers included)."""
-    from ledger.private import restrict_umask
-
-    # Documents, QR images, keystores, audit and index hold secrets or personal data.
-    restrict_umask()
-    app()

@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-import sys
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import issuer
-from issuer.canonical import canonical_json
-from issuer.digest import (
-    LicenceIds,
+from licence.canonical import canonical_json
+from licence.digest import (
     commitment,
     derive_salts,
     hash_function,
@@ -26,8 +22,8 @@ from issuer.digest import (
     leaf_hash,
     salt,
 )
-from issuer.errors import DocumentError, IssuingError
-from issuer.merkle import build_tree, fold_proof, node_hash
+from licence.errors import DocumentError
+from licence.merkle import build_tree, fold_proof, node_hash
 
 SECRET = bytes(range(16))
 
@@ -205,70 +201,3 @@ def test_fast_leaf_hash_equals_the_reference_canonical_form(commitments, licence
 def test_fast_commitment_equals_the_reference_canonical_form(value, field_salt):
     reference = hashlib.sha256(b"\x02" + field_salt + canonical_json(["holderName", value]))
     assert commitment("holderName", value, field_salt) == reference.digest()[:16]
-
-
-_NAMES = ["licenceNumber", "holderName", "validUntil", "名称", "\u20ac", "\r", 'q"']
-
-
-@given(
-    st.lists(
-        st.tuples(
-            st.binary(min_size=16, max_size=16),
-            st.dictionaries(
-                st.sampled_from(_NAMES),
-                st.text(st.characters(codec="utf-8"), max_size=30),
-                min_size=1,
-            ),
-        ),
-        min_size=1,
-        max_size=4,
-    )
-)
-def test_batch_licence_ids_equal_the_reference_functions(licences):
-    # The C encoder (issuer/_wrap.c) against the Python definitions, on any text:
-    # quotes, backslashes, control characters, Chinese, astral characters.
-    ids, members = LicenceIds("business-licence", _NAMES).encode(
-        [fields for _, fields in licences], b"".join(secret for secret, _ in licences)
-    )
-    for (secret, fields), licence_id, member_text in zip(licences, ids, members, strict=True):
-        present = {n: fields[n] for n in _NAMES if n in fields}
-        salts = derive_salts(secret, list(present))
-        commitments = {
-            n: commitment(n, v, s) for (n, v), s in zip(present.items(), salts, strict=True)
-        }
-        assert licence_id == leaf_hash("business-licence", commitments)
-        as_json = json.dumps(present, ensure_ascii=False, separators=(",", ":"))
-        assert member_text == as_json[1:-1].encode("utf-8")
-
-
-def test_batch_encoder_refuses_what_it_cannot_hash():
-    encoder = LicenceIds("business-licence", ["holderName"])
-    with pytest.raises(UnicodeEncodeError):
-        encoder.encode([{"holderName": "a\ud800"}], bytes(16))
-    with pytest.raises(TypeError, match="holderName"):
-        encoder.encode([{"holderName": 7}], bytes(16))  # type: ignore[dict-item]
-    with pytest.raises(ValueError, match="2 rows need 32 bytes of secrets, not 16"):
-        encoder.encode([{"holderName": "a"}, {"holderName": "b"}], bytes(16))
-    assert encoder.encode([], b"") == ([], [])
-
-
-def test_without_the_compiled_encoder_verifying_works_and_issuing_says_how_to_build_it(
-    monkeypatch,
-):
-    from issuer.batch import wrap_batch
-    from issuer.catalogue import catalogue
-    from issuer.document import loads_document
-    from issuer.validation import RowsCheck
-    from tests.samples import business_licence
-
-    business = catalogue().get("business-licence")
-    batch = wrap_batch(business, [business_licence(1)], chain_id=1, registry="0x" + "11" * 20)
-    saved = batch.documents[0].to_bytes()
-    # As if the package were used from a source tree where issuer/_wrap.c was never built.
-    monkeypatch.delattr(issuer, "_wrap")
-    monkeypatch.setitem(sys.modules, "issuer._wrap", None)
-    assert loads_document(saved).computed_root() == batch.root
-    with pytest.raises(IssuingError, match=r"not compiled .*`pip install -e \.`"):
-        LicenceIds("business-licence", ["holderName"])
-    with pytest.raises(IssuingError, match="not compiled"):
-        RowsCheck(business)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from issuer.batch import wrap_batch
-from issuer.catalogue import catalogue
-from issuer.document import loads_document
-from issuer.errors import PresentationError
-from issuer.presentation import present
+from licence.catalogue import catalogue
+from licence.document import loads_document
+from licence.errors import PresentationError
+from licence.presentation import present
 from tests.samples import business_licence
 
 REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"

@@ -1,0 +1,55 @@
+"""Errors raised by the licence package: a licence that does not follow the format.
+
+LicenceFormatError
+├── UnknownLicenceType  (also KeyError)    a licence type the catalogue does not have
+├── DocumentError       (also ValueError)  a document that is not well-formed elicence/1
+├── PresentationError   (also ValueError)  a disclosure a licence or presentation cannot make
+└── PayloadError        (also ValueError)  a QR payload or image that does not decode
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class LicenceFormatError(Exception):
+    """Root of every error the licence package raises."""
+
+
+class UnknownLicenceType(LicenceFormatError, KeyError):
+    """The catalogue has no licence type of that id or code."""
+
+    def __init__(self, licence_type: object, known: Sequence[str]) -> None:
+        self.licence_type = licence_type
+        self.known = tuple(known)
+        super().__init__(f"unknown licence type {licence_type!r} (known: {', '.join(known)})")
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0])
+
+
+class DocumentError(LicenceFormatError, ValueError):
+    """A document is not well-formed elicence/1; `path` names the offending member."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}" if path else reason)
+
+
+class PresentationError(LicenceFormatError, ValueError):
+    """A presentation cannot disclose what was asked; `field` names the field at fault."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
+class PayloadError(LicenceFormatError, ValueError):
+    """A QR payload (or image) does not decode; `reason` is a short code naming the step."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")

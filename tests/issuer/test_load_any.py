@@ -1,0 +1,34 @@
+"""Reading a licence in any of its forms: JSON, `EL1:` text, or a QR image (issuer.qr)."""
+
+from __future__ import annotations
+
+import pytest
+
+from issuer.batch import wrap_batch
+from issuer.qr import load_any
+from licence.catalogue import catalogue
+from licence.document import LicenceDocument
+from licence.errors import PayloadError
+from licence.payload import encode_payload
+from tests.samples import business_licence
+
+REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+BUSINESS = catalogue().get("business-licence")
+
+
+@pytest.fixture(scope="module")
+def licence() -> LicenceDocument:
+    rows = [business_licence(i) for i in range(5)]
+    return wrap_batch(BUSINESS, rows, chain_id=1337, registry=REGISTRY).documents[2]
+
+
+def test_load_any_reads_json_and_trimmed_payload_text(licence):
+    payload = encode_payload(licence)
+    assert load_any(licence.to_bytes()) == licence
+    assert load_any(f"  {payload}\r\n".encode()) == licence
+
+
+def test_load_any_refuses_binary_that_is_nothing_it_knows():
+    with pytest.raises(PayloadError) as caught:
+        load_any(b"\x00\xff\xfe binary")
+    assert caught.value.reason == "unrecognised"
