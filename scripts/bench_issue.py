@@ -13,11 +13,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from issuer.batch import batch_problems, encode_batch, wrap_batch
-from issuer.catalogue import catalogue
 from issuer.records import PlannedLicences, Records
 from issuer.spreadsheet import read_for_issuing
 from issuer.workflow import AgencyContext, IssueOptions, issue_file, manifest_bytes
 from ledger import Registry, connect
+from licence.catalogue import catalogue
 from tests.agency.conftest import write_csv
 from tests.conftest import key_for
 from tests.samples import business_licence
@@ -213,7 +213,10 @@ def main() -> None:
         whole_run(folder, args.count, args.batch_size, qr=False, workers=0)
         whole_run(folder, args.count, args.batch_size, qr=False, workers=1)
         if args.qr_count:
-            whole_run(folder, args.qr_count, max(1, args.qr_count // 2), qr=True, workers=0)
+            # Two batches at least (a worker stages whole batches); at most --batch-size,
+            # so that --qr-count 100000 issues as `elicence issue` does.
+            qr_batch = min(args.batch_size, max(1, args.qr_count // 2))
+            whole_run(folder, args.qr_count, qr_batch, qr=True, workers=0)
         file_system_floor(args.count, folder, document_size(args.batch_size), args.batch_size)
         steps(args.step_count, folder)
         # Nothing is deleted until every figure is taken. On a journal-less ext4 (this

@@ -8,20 +8,22 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from issuer.batch import wrap_batch
-from issuer.catalogue import catalogue
-from issuer.errors import PayloadError
-from issuer.presentation import present
 from issuer.qr import (
     MAX_IMAGE_PIXELS,
     MODULE_PX,
     QUIET_ZONE,
     decode_image,
-    encode_payload,
     load_any,
+    qr_code,
     qr_png,
+    qr_png_bytes,
     qr_svg,
     qr_version,
 )
+from licence.catalogue import catalogue
+from licence.errors import PayloadError
+from licence.payload import encode_payload
+from licence.presentation import present
 from tests.samples import business_licence
 
 REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -68,6 +70,32 @@ def test_png_has_quiet_zone_and_six_pixels_per_module(payload, png):
 def test_generated_png_decodes_to_the_presentation(payload, png, presentation):
     assert decode_image(png) == payload
     assert load_any(png) == presentation
+
+
+def test_png_holds_exactly_the_modules_of_the_code_in_one_bit_grey(payload, png):
+    # The PNG is written without Pillow's encoder: Pillow must read it (CRCs included) to
+    # the very pixels of the code, each module a square of MODULE_PX pixels.
+    Image.open(io.BytesIO(png)).verify()
+    picture = Image.open(io.BytesIO(png))
+    assert (picture.format, picture.mode, picture.info.get("interlace", 0)) == ("PNG", "1", 0)
+    modules = qr_code(payload).to_image(scale=1, add_quiet_zones=True)
+    side = modules.shape[0]
+    expected = Image.frombuffer("L", (side, side), modules, "raw", "L", 0, 1).resize(
+        (side * MODULE_PX, side * MODULE_PX), Image.Resampling.NEAREST
+    )
+    assert picture.size == expected.size
+    assert picture.convert("L").tobytes() == expected.tobytes()
+
+
+def test_codes_of_every_licence_of_a_batch_decode():
+    # One mask for every code (DATA_MASK): the codes of many different payloads, full
+    # licences as issuing writes them and minimal presentations, must all read back.
+    business = catalogue().get("business-licence")
+    rows = [business_licence(i) for i in range(40)]
+    licences = wrap_batch(business, rows, chain_id=1337, registry=REGISTRY).documents
+    for document in [*licences, *(present(licence, []) for licence in licences[:10])]:
+        payload = encode_payload(document)
+        assert decode_image(qr_png_bytes(payload)) == payload
 
 
 def test_svg_is_written(payload, tmp_path):
