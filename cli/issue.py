@@ -1,6 +1,6 @@
 """`elicence issue`, the status commands (`revoke`, `suspend`, `reinstate`, `cancel`,
-`supersede`) and `elicence records`: the agency's daily work, over issuer.workflow and
-issuer.records."""
+`supersede`) and `elicence records`: the agency's daily work, over issuer.issuing,
+issuer.status and issuer.records."""
 
 from __future__ import annotations
 
@@ -90,9 +90,10 @@ def issue(
 
     Example: [bold]elicence issue licences.csv --type business-licence --out issued/[/]
     """
+    from issuer.agency import AgencyContext
+    from issuer.issuing import IssueOptions, issue_file
     from issuer.records import Records
     from issuer.spreadsheet import read_for_issuing
-    from issuer.workflow import AgencyContext, IssueOptions, issue_file
     from licence.catalogue import catalogue
 
     folder = home_of(home)
@@ -172,8 +173,9 @@ def _status_command(status: LeafStatus, verb: str, word: str) -> Callable[..., N
         chain: ChainOption = None,
         registry: RegistryOption = None,
     ) -> None:
+        from issuer.agency import AgencyContext
         from issuer.records import Records
-        from issuer.workflow import AgencyContext, change_status
+        from issuer.status import change_status
 
         references = _references(licences, from_file)
         code = parse_reason(reason)
@@ -215,8 +217,9 @@ def supersede_command(
 
     Example: [bold]elicence supersede 110108000000000001 --by 110108000000000101 --reason RENEWAL[/]
     """
+    from issuer.agency import AgencyContext
     from issuer.records import Records
-    from issuer.workflow import AgencyContext, supersede
+    from issuer.status import supersede
 
     code = parse_reason(reason)
     folder = home_of(home)

@@ -262,7 +262,7 @@ def explain_rejection(exc: RegistryRejected, names: Mapping[bytes, str] | None =
 @contextmanager
 def reported(names: Mapping[bytes, str] | None = None) -> Iterator[None]:
     """Turn the library's errors into one line and an exit code."""
-    from issuer.workflow import StatusRefused
+    from issuer.status import StatusRefused
 
     try:
         yield

@@ -577,7 +577,7 @@ done:
     return result;
 }
 
-/* ---- The input digest: issuer.workflow.input_digest over text-only rows ----
+/* ---- The input digest: issuer.checking.input_digest over text-only rows ----
  *
  * input_digest(rows, names, head) -> SHA-256 of head, then each row as the JSON list
  * of its values of `names` (null when absent), comma-separated, then "]]"; None when a
@@ -1147,7 +1147,7 @@ static PyMethodDef methods[] = {
      "documents(head, fields, secrets, anchor, levels) -> the batch's full documents; see "
      "issuer.document.FullDocumentWriter."},
     {"input_digest", input_digest, METH_VARARGS,
-     "input_digest(rows, names, head) -> SHA-256, or None; see issuer.workflow.input_digest."},
+     "input_digest(rows, names, head) -> SHA-256, or None; see issuer.checking.input_digest."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1155,7 +1155,7 @@ static struct PyModuleDef module = {
     .m_base = PyModuleDef_HEAD_INIT,
     .m_name = "issuer._wrap",
     .m_doc = "Issuing's per-licence work on a batch: hashing and encoding, the row check and "
-             "the input digest (issuer.digest, issuer.validation and issuer.workflow have the "
+             "the input digest (issuer.digest, issuer.validation and issuer.checking have the "
              "definitions).",
     .m_size = -1,
     .m_methods = methods,

@@ -1,5 +1,6 @@
 """The governor's and the agency's governance operations on a home folder: deploying a
-registry, remembering the chain and registry, rotating the agency's own key.
+registry, remembering the chain and registry, rotating the agency's own key; and an
+agency at work (`AgencyContext`), as issuing and status changes take it.
 
 The commands in cli/agency.py call these; they ask for passphrases and print, these do
 the work and raise typed errors.
@@ -16,6 +17,7 @@ from eth_account.signers.local import LocalAccount
 from issuer.errors import IssuerError
 from issuer.keystore import AGENCY_KEYSTORE, address_of, create, keystore_path
 from issuer.keystore import load as load_keystore
+from issuer.records import Records
 from ledger.config import HomeConfig
 from ledger.registry import Registry
 
@@ -24,6 +26,15 @@ NEXT_KEYSTORE = "agency-next.json"  # a rotation in progress (see rotate_own_key
 
 class NotAnAgency(IssuerError):
     """The agency key of this home signs for no agency in the registry."""
+
+
+@dataclass(frozen=True)
+class AgencyContext:
+    """An agency at work: the registry, its signing key and its records."""
+
+    registry: Registry
+    key: LocalAccount
+    records: Records
 
 
 def registry_of_home(home: Path, chain: str | None, registry: str | None) -> Registry:

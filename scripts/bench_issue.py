@@ -12,10 +12,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from issuer.agency import AgencyContext
 from issuer.batch import batch_problems, encode_batch, wrap_batch
+from issuer.issuing import IssueOptions, issue_file
+from issuer.manifest import manifest_bytes
 from issuer.records import PlannedLicences, Records
 from issuer.spreadsheet import read_for_issuing
-from issuer.workflow import AgencyContext, IssueOptions, issue_file, manifest_bytes
 from ledger import Registry, connect
 from licence.catalogue import catalogue
 from tests.agency.conftest import write_csv
@@ -147,7 +149,8 @@ def steps(count: int, where: Path) -> None:
     # Under the whole runs' folder, deleted with it at the end: see main().
     folder = str(where / "steps")
     os.mkdir(folder)
-    # as issuer.workflow stages and publishes: names relative to a folder descriptor
+    # as issuing stages and publishes (issuer.staging, issuer.publishing): names relative
+    # to a folder descriptor
     fd_folder = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     t5 = time.perf_counter()
     for i, blob in enumerate(encoded.documents):

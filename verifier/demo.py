@@ -7,16 +7,24 @@ small batch, revoke one licence, tamper with a copy of another, and verify three
 from __future__ import annotations
 
 import json
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 
+from issuer.agency import AgencyContext
 from issuer.files import write_atomically
-from issuer.workflow import IssuedBatch, issue_batch, revoke
+from issuer.issuing import IssueOptions, issue_rows
+from issuer.manifest import IssuedBatch, load_batch
+from issuer.records import RECORDS_FILE, Records
+from issuer.status import revoke
 from ledger.chain import connect
+from ledger.private import private_folder
 from ledger.registry import Registry
-from licence.catalogue import catalogue
+from licence.catalogue import LicenceType, catalogue
 from licence.credit_code import check_character
 from licence.document import LicenceDocument, loads_document
 from licence.reasons import Reason
@@ -72,6 +80,32 @@ def tampered_copy(document: LicenceDocument, path: Path) -> LicenceDocument:
     return loads_document(data)
 
 
+def issue_demo(
+    registry: Registry,
+    agency: LocalAccount,
+    licence_type: LicenceType,
+    rows: Sequence[Mapping[str, str]],
+    out_dir: Path,
+) -> IssuedBatch:
+    """`rows` issued as one batch, as `elicence issue` issues (without QR images).
+
+    The demo's agency key is kept nowhere, so its records are of no use afterwards: they
+    live in a temporary folder for the length of the issue.
+    """
+    with (
+        tempfile.TemporaryDirectory(prefix="elicence-demo-") as scratch,
+        Records(Path(scratch) / RECORDS_FILE) as records,
+    ):
+        report = issue_rows(
+            AgencyContext(registry, agency, records),
+            licence_type,
+            rows,
+            private_folder(out_dir, tighten=False),
+            options=IssueOptions(batch_size=max(1, len(rows)), qr=False, workers=1),
+        )
+    return load_batch(report.batches[0].manifest)
+
+
 def run_demo(out_dir: Path, count: int = 5) -> DemoResult:
     """Run the story; documents go to `out_dir`."""
     chain = connect("embedded")
@@ -85,7 +119,7 @@ def run_demo(out_dir: Path, count: int = 5) -> DemoResult:
     registry.register_agency(
         governor, DEMO_AGENCY_CODE, DEMO_AGENCY_NAME, agency.address, [business.code, food.code]
     )
-    batch = issue_batch(registry, agency, business, demo_rows(count), out_dir)
+    batch = issue_demo(registry, agency, business, demo_rows(count), out_dir)
     revoked = batch.documents[2]
     revoke(registry, agency, revoked, Reason.ADMINISTRATIVE_PENALTY)
     tampered_path = out_dir / "tampered" / batch.paths[1].name

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from eth_account.signers.local import LocalAccount
 
+from issuer.agency import AgencyContext
 from issuer.keystore import AGENCY_KEYSTORE, GOVERNOR_KEYSTORE, create, keystore_path
 from issuer.records import Records
-from issuer.workflow import AgencyContext
 from ledger import Registry, connect
 from ledger.config import HomeConfig
 from tests.conftest import AGENCY_CODE, AGENCY_NAME, ELICENCE, NodeProcess, key_for

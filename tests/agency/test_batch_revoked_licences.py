@@ -4,8 +4,9 @@ record them one by one, not take the batch's status for theirs (issue 15.4)."""
 
 from __future__ import annotations
 
+from issuer.issuing import IssueOptions, issue_file
 from issuer.spreadsheet import read_input
-from issuer.workflow import IssueOptions, change_status, issue_file
+from issuer.status import change_status
 from licence.catalogue import catalogue
 from licence.reasons import Reason
 from licence.statuses import LeafStatus

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from issuer.anchoring import anchoring_tx
 from issuer.records import BatchState, Records
 from issuer.spreadsheet import SPLIT_FROM
-from issuer.workflow import _anchoring_tx
 from licence.document import loads_document
 from tests.agency.conftest import write_csv
 from tests.conftest import ELICENCE
@@ -56,7 +56,7 @@ def _assert_complete_and_consistent(node_agency, out):
         anchor = registry.anchor_of(batch.root)
         assert anchor is not None and anchor.count == batch.count
         assert batch.block == anchor.block_number
-        assert batch.tx_hash == _anchoring_tx(registry, batch.root, anchor.block_number)
+        assert batch.tx_hash == anchoring_tx(registry, batch.root, anchor.block_number)
     # one anchoring transaction per batch, ever: the registry refuses a second anchor of a
     # root, and no other root was anchored by this agency
     assert registry.chain.w3.eth.get_logs(
@@ -129,7 +129,7 @@ def test_issue_killed_at_a_random_moment_completes_when_run_again(node_agency, t
         for batch in records.batches():
             anchor = node_agency.registry.anchor_of(batch.root)
             assert anchor is not None and batch.state is BatchState.WRITTEN
-            assert batch.tx_hash == _anchoring_tx(
+            assert batch.tx_hash == anchoring_tx(
                 node_agency.registry, batch.root, anchor.block_number
             )
 

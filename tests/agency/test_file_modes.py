@@ -21,7 +21,6 @@ import pytest
 from issuer.keystore import AGENCY_KEYSTORE, create, keystore_path
 from issuer.qr import qr_png
 from issuer.records import Records
-from issuer.workflow import issue_batch
 from ledger.config import HomeConfig
 from ledger.index import RegistryIndex
 from licence.catalogue import catalogue
@@ -30,6 +29,7 @@ from licence.presentation import present
 from tests.agency.conftest import PASSPHRASE, write_csv
 from tests.samples import business_licence
 from tests.service.conftest import ServiceProcess
+from verifier.demo import issue_demo
 from verifier.service.apikeys import ApiKeyStore
 from verifier.service.audit import AuditLog
 
@@ -146,7 +146,7 @@ def test_library_use_writes_private_files_even_with_an_open_umask(
     with Records.of_home(home):
         pass
     out = tmp_path / "out" / "business"
-    batch = issue_batch(registry, agency_key, BUSINESS, [business_licence(1)], out)
+    batch = issue_demo(registry, agency_key, BUSINESS, [business_licence(1)], out)
     qr_png(encode_payload(present(batch.documents[0], [])), tmp_path / "qr" / "one.png")
     service = home / "service"
     ApiKeyStore(service / "apikeys.sqlite").close()

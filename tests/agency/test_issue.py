@@ -8,18 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from issuer.checking import InputDigest, input_digest
 from issuer.errors import LicenceValidationError
+from issuer.issuing import IssueOptions, issue_file
+from issuer.manifest import manifest_bytes
 from issuer.spreadsheet import read_input
-from issuer.workflow import (
-    InputDigest,
-    IssueOptions,
-    StatusRefused,
-    change_status,
-    input_digest,
-    issue_file,
-    manifest_bytes,
-    supersede,
-)
+from issuer.status import StatusRefused, change_status, supersede
 from licence.catalogue import catalogue
 from licence.document import loads_document
 from licence.reasons import Reason

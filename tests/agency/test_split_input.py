@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from issuer import _wrap, spreadsheet
 from issuer.errors import LicenceValidationError
+from issuer.issuing import IssueOptions, issue_file
 from issuer.spreadsheet import CsvChunks, InputError, ReadInput, read_for_issuing, read_input
-from issuer.workflow import IssueOptions, issue_file
 from licence.catalogue import catalogue
 from licence.document import loads_document
 from tests.agency.conftest import write_csv

@@ -9,7 +9,7 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from cli.app import app
-from issuer.workflow import issue_batch, revoke
+from issuer.status import revoke
 from ledger.chain import connect
 from ledger.registry import Registry
 from licence.catalogue import catalogue
@@ -17,6 +17,7 @@ from licence.reasons import Reason
 from tests.conftest import AGENCY_CODE, AGENCY_NAME, ANVIL_FAUCET_KEY, free_port, key_for
 from tests.conftest import run_elicence as run
 from tests.samples import business_licence
+from verifier.demo import issue_demo
 
 
 def test_help_lists_the_subcommands():
@@ -60,7 +61,7 @@ def on_anvil(anvil_url, tmp_path_factory):
     registry = Registry.deploy(chain, governor)
     registry.register_agency(governor, AGENCY_CODE, AGENCY_NAME, agency.address, [1])
     out = tmp_path_factory.mktemp("licences")
-    batch = issue_batch(
+    batch = issue_demo(
         registry,
         agency,
         catalogue().get("business-licence"),

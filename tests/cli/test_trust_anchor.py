@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from issuer.workflow import issue_batch
 from ledger.chain import connect
 from ledger.config import HomeConfig
 from ledger.registry import Registry
@@ -24,6 +23,7 @@ from tests.conftest import AGENCY_CODE, AGENCY_NAME, ANVIL_FAUCET_KEY, ELICENCE,
 from tests.samples import business_licence
 from verifier.chain_source import RegistrySource
 from verifier.checks import verify
+from verifier.demo import issue_demo
 from verifier.verdict import CheckName, Status
 
 
@@ -48,13 +48,13 @@ def scene(anvil_url: str, tmp_path_factory: pytest.TempPathFactory) -> Scene:
     business = catalogue().get("business-licence")
     genuine = Registry.deploy(chain, governor)
     genuine.register_agency(governor, AGENCY_CODE, AGENCY_NAME, agency.address, [1])
-    issued = issue_batch(
+    issued = issue_demo(
         genuine, agency, business, [business_licence(1)], tmp_path_factory.mktemp("genuine")
     )
     # The stranger is its own governor: same agency name and code, its own key.
     fake = Registry.deploy(chain, stranger)
     fake.register_agency(stranger, AGENCY_CODE, AGENCY_NAME, stranger.address, [1])
-    forged = issue_batch(
+    forged = issue_demo(
         fake,
         stranger,
         business,
@@ -175,7 +175,7 @@ def test_library_verdict_on_a_foreign_registry_s_licence_is_not_anchored_naming_
     fake = Registry.deploy(chain, outsider)
     fake.register_agency(outsider, AGENCY_CODE, AGENCY_NAME, outsider.address, [1])
     business = catalogue().get("business-licence")
-    forged = issue_batch(fake, outsider, business, [business_licence(3)], tmp_path)
+    forged = issue_demo(fake, outsider, business, [business_licence(3)], tmp_path)
     verdict = verify(forged.documents[0], RegistrySource(registry))
     assert verdict.status is Status.NOT_ANCHORED
     anchor = next(c for c in verdict.checks if c.name is CheckName.ANCHOR)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from issuer.qr import qr_png
-from issuer.workflow import revoke
+from issuer.status import revoke
 from licence.payload import encode_payload
 from licence.presentation import present
 from licence.reasons import Reason

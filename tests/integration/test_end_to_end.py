@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from issuer.workflow import issue_batch, revoke
+from issuer.status import revoke
 from ledger import Registry, connect
 from ledger.errors import (
     ChainUnreachable,
@@ -27,6 +27,7 @@ from licence.reasons import Reason
 from tests.conftest import AGENCY_CODE, ANVIL_FAUCET_KEY, ELICENCE, NodeProcess, key_for
 from tests.samples import AUTHORITY, business_licence
 from verifier.checks import verify
+from verifier.demo import issue_demo
 from verifier.verdict import Status
 
 BUSINESS = catalogue().get("business-licence")
@@ -56,7 +57,7 @@ def test_issue_verify_revoke_verify(chain_url, request, tmp_path):
     chain, governor, agency = connected(chain_url, f"e2e-{label}-{tmp_path.name}")
     registry = Registry.deploy(chain, governor)
     registry.register_agency(governor, AGENCY_CODE, AUTHORITY, agency.address, [BUSINESS.code])
-    batch = issue_batch(
+    batch = issue_demo(
         registry, agency, BUSINESS, [business_licence(i) for i in range(20)], tmp_path / "out"
     )
     index = RegistryIndex(tmp_path / "index.sqlite", registry)
@@ -163,7 +164,7 @@ def test_verifier_replicas_with_their_own_indexes_agree(anvil_url, tmp_path):
     chain, governor, agency = connected(anvil_url, f"replicas-anvil-{tmp_path.name}")
     registry = Registry.deploy(chain, governor)
     registry.register_agency(governor, AGENCY_CODE, AUTHORITY, agency.address, [BUSINESS.code])
-    batch = issue_batch(
+    batch = issue_demo(
         registry, agency, BUSINESS, [business_licence(i) for i in range(3)], tmp_path / "out"
     )
     replica_a = RegistryIndex(

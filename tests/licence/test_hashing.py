@@ -159,21 +159,6 @@ def test_any_leaf_set_proves_every_member(leaves):
     assert all(fold_proof(leaf, tree.proof(i)) == tree.root for i, leaf in enumerate(leaves))
 
 
-_json_text = st.text(st.characters(codec="utf-8"), max_size=40)
-_json_strings = st.recursive(
-    _json_text,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_json_text, inner, max_size=4),
-    max_leaves=12,
-)
-
-
-@given(_json_strings)
-def test_fast_canonical_form_agrees_with_the_rfc8785_reference(value):
-    import rfc8785
-
-    assert canonical_json(value) == bytes(rfc8785.dumps(value))
-
-
 @given(
     st.binary(min_size=16, max_size=16),
     st.lists(st.text(st.characters(codec="utf-8"), max_size=20), min_size=1, max_size=12),

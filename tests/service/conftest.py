@@ -20,7 +20,7 @@ from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
 
 from issuer.batch import WrappedBatch, wrap_batch
-from issuer.workflow import IssuedBatch, issue_batch
+from issuer.manifest import IssuedBatch
 from ledger.chain import connect
 from ledger.registry import Registry
 from licence.catalogue import catalogue
@@ -29,6 +29,7 @@ from licence.payload import encode_payload
 from licence.presentation import present
 from tests.conftest import AGENCY_CODE, AGENCY_NAME, ELICENCE, _wait_for_port, free_port, key_for
 from tests.samples import business_licence
+from verifier.demo import issue_demo
 from verifier.service.apikeys import ApiKeyStore
 from verifier.service.app import create_app
 from verifier.service.settings import Settings
@@ -160,7 +161,7 @@ def issued_on_node(
     governor, agency = key_for(f"{name}-governor"), key_for(f"{name}-agency")
     registry = Registry.deploy(chain, governor)  # the node tops the keys up
     registry.register_agency(governor, AGENCY_CODE, AGENCY_NAME, agency.address, [1])
-    batch = issue_batch(
+    batch = issue_demo(
         registry,
         agency,
         catalogue().get("business-licence"),

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from issuer.workflow import revoke
+from issuer.status import revoke
 from licence.payload import encode_payload
 from licence.presentation import present
 from licence.reasons import Reason

@@ -17,7 +17,7 @@ from eth_account import Account
 
 from issuer.files import write_atomically
 from issuer.qr import qr_png
-from issuer.workflow import issue_batch, revoke
+from issuer.status import revoke
 from ledger.chain import Chain
 from ledger.config import HomeConfig
 from ledger.registry import Registry
@@ -25,7 +25,7 @@ from licence.catalogue import catalogue
 from licence.payload import encode_payload
 from licence.presentation import present
 from licence.reasons import Reason
-from verifier.demo import DEMO_AGENCY_CODE, DEMO_AGENCY_NAME, demo_rows
+from verifier.demo import DEMO_AGENCY_CODE, DEMO_AGENCY_NAME, demo_rows, issue_demo
 
 DEMO_COUNT = 5
 REVOKED_INDEX = 2
@@ -75,8 +75,8 @@ def set_up_demo(home: Path, chain: Chain) -> ServiceDemo:
         governor, DEMO_AGENCY_CODE, DEMO_AGENCY_NAME, agency.address, [business.code, food.code]
     )
     rows = demo_rows(DEMO_COUNT)
-    issued = issue_batch(registry, agency, business, rows, folder / "business")
-    foods = issue_batch(registry, agency, food, food_rows(rows), folder / "food")
+    issued = issue_demo(registry, agency, business, rows, folder / "business")
+    foods = issue_demo(registry, agency, food, food_rows(rows), folder / "food")
     revoke(registry, agency, issued.documents[REVOKED_INDEX], Reason.ADMINISTRATIVE_PENALTY)
     payloads = []
     for kind, batch in (("business", issued), ("food", foods)):
