@@ -91,7 +91,7 @@ def serve(
                     f"(QR payloads in {made.folder / 'qr'}, one revoked: {made.revoked.name})",
                     highlight=False,
                 )
-                config = HomeConfig.load(home_dir).resolve(chain, registry)
+                config = HomeConfig.read(home_dir, chain, registry)
             if demo_node and node.process is not None:
                 node.stop()
                 if node.ensure():

@@ -113,7 +113,7 @@ def verify(
     document = read_document(file)
     folder = home or default_home()
     try:
-        config = HomeConfig.load(folder).resolve(chain, registry, chain_id=chain_id)
+        config = HomeConfig.read(folder, chain, registry, chain_id=chain_id)
     except ConfigError as exc:
         fail(str(exc), EXIT_UNUSABLE)
     try:

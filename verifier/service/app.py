@@ -29,7 +29,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
 
 from ledger.chain import connect
-from ledger.config import HomeConfig
 from ledger.registry import Registry
 from verifier.errors import VerifierError
 from verifier.service import memory, problems
@@ -80,7 +79,7 @@ def registry_opener(settings: Settings) -> OpenRegistry:
     """Connects to the chain and registry the settings (or the home's config) name."""
 
     def open_registry() -> Registry:
-        config = HomeConfig.load(settings.home).resolve(settings.chain, settings.registry)
+        config = settings.trust_anchor()
         # The chain id is part of the trust anchor: a node at the configured URL that
         # serves another chain is not read (503 could-not-check), never believed.
         chain = connect(config.chain_url, expected_chain_id=config.chain_id)

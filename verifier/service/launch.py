@@ -41,7 +41,7 @@ def chain_of_home(home: Path, chain: str | None, registry: str | None) -> HomeCo
     home's demo must not land on that chain. The port is saved, so that later starts use
     the same node.
     """
-    config = HomeConfig.load(home).resolve(chain, registry)
+    config = HomeConfig.read(home, chain, registry)
     if chain is not None or (home / CONFIG_FILE).exists():
         return config
     parsed = urlparse(config.chain_url)
@@ -52,9 +52,11 @@ def chain_of_home(home: Path, chain: str | None, registry: str | None) -> HomeCo
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
-    claimed = HomeConfig(chain_url=f"http://127.0.0.1:{port}")
-    claimed.save(home)
-    return claimed
+    # Saved: the port alone (model_construct reads no environment); used: with the
+    # registry and chain id of the options or the environment.
+    claimed = f"http://127.0.0.1:{port}"
+    HomeConfig.model_construct(chain_url=claimed).save(home)
+    return config.model_copy(update={"chain_url": claimed})
 
 
 def stop_with_parent(parent: int) -> Callable[[], None]:

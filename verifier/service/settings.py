@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ledger.config import default_home
+from ledger.config import HomeConfig, default_home
 
 # Request body limits (documented in docs/api.md and in the OpenAPI text).
 MAX_JSON_BYTES = 128 * 1024  # a 64 KiB document plus its envelope
@@ -59,6 +59,15 @@ class Settings(BaseSettings):
     def service_dir(self) -> Path:
         """HOME/service: API keys and the audit log."""
         return self.home / "service"
+
+    def trust_anchor(self) -> HomeConfig:
+        """The chain URL, chain id and registry the service trusts: `chain` and `registry`
+        given here, else the home's configuration (HomeConfig.read, as every command).
+
+        Raises:
+            ConfigError: the home's config.json or ELICENCE_CHAIN_ID is not valid.
+        """
+        return HomeConfig.read(self.home, self.chain, self.registry)
 
 
 @lru_cache
