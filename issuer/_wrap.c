@@ -5,13 +5,13 @@
  * Issuing hashes 34 SHA-256 messages per 11-field licence (a salt HMAC and a commitment
  * per field, then the leaf). From Python each costs a few hash-object calls, about
  * 1.7 us a field in all; here the whole licence costs a few microseconds. The bytes are
- * defined in issuer/digest.py (the reference implementation; tests compare the two on
+ * defined in licence/digest.py (the reference implementation; tests compare the two on
  * arbitrary text), and docs/format.md.
  *
  * encode(rows, secrets, plan) -> (licence ids, field texts)
  *   rows     sequence of dicts: field name -> str (already checked; other keys ignored)
  *   secrets  bytes, 16 per row
- *   plan     tuple built by issuer.digest.LicenceIds: per field, in catalogue order,
+ *   plan     tuple built by issuer.encoder.LicenceIds: per field, in catalogue order,
  *            (name, HMAC message, commitment prefix, leaf member prefix, document member
  *            prefix), then the leaf's member order (catalogue indexes) and its tail
  * The licence id of each row (16 bytes) and its document's "fields" members,
@@ -998,7 +998,7 @@ static PyObject *die_with_parent(PyObject *module, PyObject *arg)
     Py_RETURN_NONE;
 }
 
-/* ---- A batch's full documents, as issuer.document.FullDocumentWriter writes them ----
+/* ---- A batch's full documents, as issuer.encoder.FullDocumentWriter writes them ----
  *
  * documents(head, fields, secrets, anchor, levels) -> list of bytes
  *   head     the document up to its fields' members
@@ -1130,7 +1130,7 @@ done:
 static PyMethodDef methods[] = {
     {"encode", encode, METH_VARARGS,
      "encode(rows, secrets, plan) -> (licence ids, document field members); see "
-     "issuer.digest.LicenceIds.encode."},
+     "issuer.encoder.LicenceIds.encode."},
     {"check", check, METH_VARARGS,
      "check(rows, plan) -> indexes of rows not plainly valid; see issuer.validation.RowsCheck."},
     {"record_bounds", record_bounds, METH_VARARGS,
@@ -1145,7 +1145,7 @@ static PyMethodDef methods[] = {
      "die_with_parent(parent_pid): SIGKILL this process when its parent ends (Linux)."},
     {"documents", documents, METH_VARARGS,
      "documents(head, fields, secrets, anchor, levels) -> the batch's full documents; see "
-     "issuer.document.FullDocumentWriter."},
+     "issuer.encoder.FullDocumentWriter."},
     {"input_digest", input_digest, METH_VARARGS,
      "input_digest(rows, names, head) -> SHA-256, or None; see issuer.checking.input_digest."},
     {NULL, NULL, 0, NULL},
@@ -1155,7 +1155,7 @@ static struct PyModuleDef module = {
     .m_base = PyModuleDef_HEAD_INIT,
     .m_name = "issuer._wrap",
     .m_doc = "Issuing's per-licence work on a batch: hashing and encoding, the row check and "
-             "the input digest (issuer.digest, issuer.validation and issuer.checking have the "
+             "the input digest (licence.digest, licence.fields and issuer.checking have the "
              "definitions).",
     .m_size = -1,
     .m_methods = methods,

@@ -1,0 +1,103 @@
+"""The web page's own implementation of the format (verifier/web/static/js/elformat.js)
+against the shared vectors of tests/vectors/: the salts and commitments the page computes
+with WebCrypto are the vectors' bytes, and the EL1: payloads it writes decode, with the
+service's strict reader, to the vectors' documents. Run under Node (the same WebCrypto and
+the vendored pako the browser loads), so a second implementation cannot drift from
+licence/."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from licence.document import parse_document
+from licence.payload import decode_payload
+
+ROOT = Path(__file__).resolve().parents[2]
+STATIC = ROOT / "verifier" / "web" / "static"
+VECTORS = ROOT / "tests" / "vectors"
+
+# Loads pako as the page's classic <script> does (a global), then the page's module, and
+# prints what it computes for every vector.
+_RUNNER = r"""
+import { readFileSync } from "node:fs";
+import vm from "node:vm";
+
+const [elformat, pako, catalogueFile, commitmentsFile, payloadsFile] = process.argv.slice(2);
+vm.runInThisContext(readFileSync(pako, "utf8"));
+const source = Buffer.from(readFileSync(elformat, "utf8")).toString("base64");
+const el = await import("data:text/javascript;base64," + source);
+const types = new Map(
+  JSON.parse(readFileSync(catalogueFile, "utf8")).types.map((t) => [t.id, t]),
+);
+
+const commitments = [];
+for (const vector of JSON.parse(readFileSync(commitmentsFile, "utf8")).cases) {
+  const secret = el.hexToBytes(vector.secret);
+  const salts = {};
+  const committed = {};
+  for (const [name, value] of Object.entries(vector.fields)) {
+    const salt = await el.saltOf(secret, name);
+    salts[name] = el.bytesToHex(salt);
+    committed[name] = el.bytesToHex(await el.commitmentOf(name, value, salt));
+  }
+  commitments.push({ salts, commitments: committed });
+}
+
+const payloads = JSON.parse(readFileSync(payloadsFile, "utf8")).cases.map((vector) =>
+  el.encodePayload(vector.document, types.get(vector.document.type)),
+);
+console.log(JSON.stringify({ commitments, payloads }));
+"""
+
+
+def _hex(value: str) -> str:
+    return value if value.startswith("0x") else "0x" + value
+
+
+@pytest.fixture(scope="module")
+def page_results(tmp_path_factory) -> dict[str, object]:
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("Node.js is needed to run the web page's format code (scripts/_setup.sh)")
+    runner = tmp_path_factory.mktemp("js") / "vectors.mjs"
+    runner.write_text(_RUNNER, encoding="utf-8")
+    ran = subprocess.run(
+        [
+            node,
+            str(runner),
+            str(STATIC / "js" / "elformat.js"),
+            str(STATIC / "vendor" / "pako" / "pako_deflate.umd.min.js"),
+            str(STATIC / "catalogue.json"),
+            str(VECTORS / "commitments.json"),
+            str(VECTORS / "payload.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    result: dict[str, object] = json.loads(ran.stdout)
+    return result
+
+
+def test_the_page_derives_the_salts_and_commitments_of_the_vectors(page_results):
+    cases = json.loads((VECTORS / "commitments.json").read_text(encoding="utf-8"))["cases"]
+    computed = page_results["commitments"]
+    assert isinstance(computed, list) and len(computed) == len(cases)
+    for vector, page in zip(cases, computed, strict=True):
+        assert page["salts"] == {k: _hex(v) for k, v in vector["salts"].items()}
+        assert page["commitments"] == {k: _hex(v) for k, v in vector["commitments"].items()}
+
+
+def test_the_page_writes_payloads_the_service_reads_as_the_vectors_documents(page_results):
+    cases = json.loads((VECTORS / "payload.json").read_text(encoding="utf-8"))["cases"]
+    written = page_results["payloads"]
+    assert isinstance(written, list) and len(written) == len(cases)
+    for vector, payload in zip(cases, written, strict=True):
+        assert decode_payload(payload) == parse_document(vector["document"]), vector["name"]
