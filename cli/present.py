@@ -52,10 +52,11 @@ def present_command(
     Example: [bold]elicence present licence.json --disclose registeredAddress --qr licence.png[/]
     """
     from issuer.files import write_atomically
-    from issuer.qr import load_any, qr_png, qr_svg
+    from issuer.qr import qr_png, qr_svg
     from licence.errors import LicenceFormatError
     from licence.payload import encode_payload
     from licence.presentation import present
+    from verifier.images import load_any
 
     kind = _QR_KINDS.get(qr.suffix.lower()) if qr is not None else None
     if qr is not None and kind is None:

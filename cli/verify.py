@@ -19,13 +19,13 @@ from cli.support import (
     fail,
     read_input,
 )
-from issuer.qr import load_any
 from ledger.config import ConfigError, HomeConfig, default_home
 from ledger.errors import ChainUnreachable, LedgerError, RegistryNotFound
 from licence.catalogue import catalogue
 from licence.document import LicenceDocument
 from licence.errors import LicenceFormatError
 from verifier.errors import CouldNotCheck, UntrustedRegistry
+from verifier.images import load_any
 
 # 1 is "not VALID" for verify, 3 "could not check" (the codes of cli.support).
 EXIT_VALID, EXIT_NOT_VALID = EXIT_OK, EXIT_REFUSED

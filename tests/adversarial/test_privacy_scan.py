@@ -29,7 +29,6 @@ import httpx
 import pytest
 
 from issuer.keystore import AGENCY_KEYSTORE, create, keystore_path
-from issuer.qr import decode_image, load_any
 from ledger import Registry, connect
 from ledger.config import HomeConfig
 from licence.catalogue import catalogue
@@ -37,6 +36,7 @@ from licence.errors import LicenceFormatError
 from licence.payload import decode_payload, encode_payload
 from tests.conftest import AGENCY_CODE, AGENCY_NAME, ELICENCE, NodeProcess, key_for
 from tests.samples import business_licence, food_business_licence
+from verifier.images import decode_image, load_any
 
 PASSPHRASE = "correct horse battery staple"
 PURPOSE = "审批-2026-000123"

@@ -40,3 +40,18 @@ def test_no_command_module_is_left_in_a_library_package():
         for path in (ROOT / package).rglob("*cli*.py")
     ]
     assert leftovers == []
+
+
+# The verifier issues nothing: only its demos reach into the issuer (to issue the demo
+# licences through the same path as `elicence issue`).
+VERIFIER_DEMOS = {"verifier/demo.py", "verifier/service/demo.py"}
+
+
+def test_the_verifier_imports_the_issuer_only_in_its_demos():
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "verifier").rglob("*.py"))
+        if str(path.relative_to(ROOT)) not in VERIFIER_DEMOS
+        and any(name == "issuer" or name.startswith("issuer.") for name in _imports_of(path))
+    ]
+    assert offenders == []

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from issuer.batch import wrap_batch
-from issuer.qr import decode_image
 from licence.catalogue import catalogue
 from licence.document import loads_document
 from licence.payload import decode_payload
 from tests.conftest import run_elicence as run
+from verifier.images import decode_image
 
 REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 

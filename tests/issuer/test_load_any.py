@@ -1,16 +1,16 @@
-"""Reading a licence in any of its forms: JSON, `EL1:` text, or a QR image (issuer.qr)."""
+"""Reading a licence in any of its forms: JSON, `EL1:` text, or a QR image (verifier.images)."""
 
 from __future__ import annotations
 
 import pytest
 
 from issuer.batch import wrap_batch
-from issuer.qr import load_any
 from licence.catalogue import catalogue
 from licence.document import LicenceDocument
 from licence.errors import PayloadError
 from licence.payload import encode_payload
 from tests.samples import business_licence
+from verifier.images import load_any
 
 REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 BUSINESS = catalogue().get("business-licence")

@@ -9,11 +9,8 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from issuer.batch import wrap_batch
 from issuer.qr import (
-    MAX_IMAGE_PIXELS,
     MODULE_PX,
     QUIET_ZONE,
-    decode_image,
-    load_any,
     qr_code,
     qr_png,
     qr_png_bytes,
@@ -25,6 +22,7 @@ from licence.errors import PayloadError
 from licence.payload import encode_payload
 from licence.presentation import present
 from tests.samples import business_licence
+from verifier.images import MAX_IMAGE_PIXELS, decode_image, load_any
 
 REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 

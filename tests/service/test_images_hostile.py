@@ -12,10 +12,11 @@ import zlib
 import pytest
 from PIL import Image
 
-from issuer.qr import MAX_DECODED_PIXELS, qr_png_bytes
+from issuer.qr import qr_png_bytes
 from licence.payload import encode_payload
 from licence.presentation import present
 from tests.samples import business_licence
+from verifier.images import MAX_DECODED_PIXELS
 from verifier.service.routers import verifications
 
 PROBLEM = "application/problem+json"

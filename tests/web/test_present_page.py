@@ -15,13 +15,14 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 
-from issuer.qr import decode_image, qr_version
+from issuer.qr import qr_version
 from licence.catalogue import catalogue
 from licence.document import LicenceDocument, loads_document
 from licence.payload import decode_payload
 from licence.presentation import present
 from tests.web.conftest import PHONE, Site, wait
 from tests.web.pages import canvas_png, field_rows, full_page, open_page, shoot, verify_text
+from verifier.images import decode_image
 
 pytestmark = pytest.mark.slow
 

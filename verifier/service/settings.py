@@ -17,7 +17,7 @@ from ledger.config import HomeConfig, default_home
 # Request body limits (documented in docs/api.md and in the OpenAPI text).
 MAX_JSON_BYTES = 128 * 1024  # a 64 KiB document plus its envelope
 MAX_BATCH_BYTES = 8 * 1024 * 1024  # 100 items of up to 64 KiB and their envelopes
-MAX_IMAGE_BYTES = 10 * 1000 * 1000 + 64 * 1024  # issuer.qr's image cap plus the form's parts
+MAX_IMAGE_BYTES = 10 * 1000 * 1000 + 64 * 1024  # verifier.images' cap plus the form's parts
 MAX_BATCH_ITEMS = 100
 
 

@@ -10,10 +10,10 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from issuer.qr import decode_image
 from licence.document import LicenceDocument
 from licence.errors import PayloadError
 from licence.payload import decode_payload
+from verifier.images import decode_image
 from verifier.service import memory
 from verifier.service.deps import BEARER, CallerDep, ServicesDep
 from verifier.service.errors import (
