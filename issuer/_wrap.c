@@ -26,8 +26,6 @@
 #include <openssl/sha.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
@@ -978,26 +976,6 @@ static PyObject *rename_files(PyObject *module, PyObject *args)
     return files_done(paths, names, failed_at, error);
 }
 
-/* ---- Worker processes die with the process that started them ----
- *
- * die_with_parent(parent) asks Linux to SIGKILL this process when the thread that forked
- * it ends, and kills it now if `parent` (that process's pid) is already gone. After a
- * kill -9 of `elicence issue`, a worker left running would finish staging a batch with
- * the killed run's secrets, in the folder the next run stages the same batch in.
- */
-static PyObject *die_with_parent(PyObject *module, PyObject *arg)
-{
-    (void)module;
-    long parent = PyLong_AsLong(arg);
-    if (parent == -1 && PyErr_Occurred())
-        return NULL;
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-        return PyErr_SetFromErrno(PyExc_OSError);
-    if (getppid() != (pid_t)parent)
-        kill(getpid(), SIGKILL); /* the parent died before the request was made */
-    Py_RETURN_NONE;
-}
-
 /* ---- A batch's full documents, as issuer.encoder.FullDocumentWriter writes them ----
  *
  * documents(head, fields, secrets, anchor, levels) -> list of bytes
@@ -1141,8 +1119,6 @@ static PyMethodDef methods[] = {
      "write_files(folder, names, contents, mode): create and write files (folder: a dir fd)."},
     {"rename_files", rename_files, METH_VARARGS,
      "rename_files(source, target, names): move files between folders (dir fds)."},
-    {"die_with_parent", die_with_parent, METH_O,
-     "die_with_parent(parent_pid): SIGKILL this process when its parent ends (Linux)."},
     {"documents", documents, METH_VARARGS,
      "documents(head, fields, secrets, anchor, levels) -> the batch's full documents; see "
      "issuer.encoder.FullDocumentWriter."},

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, cast
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, cast
 from issuer.checking import Checked, batch_digest, check_slice
 from issuer.spreadsheet import CsvChunks, Input, InputRow, ReadInput
 from issuer.staging import Job, Staged, stage_batch
+from ledger.lifetime import end_with_parent
 from ledger.private import restrict_umask
 from licence.catalogue import LicenceType
 
@@ -88,9 +90,8 @@ _INPUT: dict[str, Rows] = {}
 
 
 def _start_worker(rows: Rows, parent: int) -> None:
-    from issuer import _wrap  # compiled: the check needs it too
-
-    _wrap.die_with_parent(parent)
+    if not end_with_parent(parent, signal.SIGKILL):
+        os.kill(os.getpid(), signal.SIGKILL)  # the run was killed while this one started
     restrict_umask()  # a library caller's umask may be open; what workers write is private
     _INPUT["rows"] = rows
 
@@ -177,7 +178,7 @@ def worker_pool(source: Input, size: int, workers: int) -> Iterator[Workers]:
 
     # Fork, named rather than the interpreter's default (forkserver from Python 3.14,
     # which would pickle the input into every worker and start the workers from a
-    # server process, so that `die_with_parent` would kill them at once).
+    # server process, so that `end_with_parent` would kill them at once).
     fork = multiprocessing.get_context("fork")
 
     # Everything made so far, the input's rows above all, is left out of this process's

@@ -7,8 +7,6 @@ is killed (the kernel's parent-death signal, Linux).
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -22,6 +20,7 @@ from types import TracebackType
 from urllib.parse import urlparse
 
 from ledger.config import CONFIG_FILE, HomeConfig
+from ledger.lifetime import end_with_parent
 from verifier.service.errors import CannotServe
 from verifier.service.settings import Settings
 
@@ -67,9 +66,7 @@ def stop_with_parent(parent: int) -> Callable[[], None]:
         # `finally` could stop the node; and kill -9 runs no code at all. The kernel's
         # parent-death signal stops the node and the workers in both cases (Linux;
         # elsewhere a no-op).
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PDEATHSIG
-        if os.getppid() != parent:
+        if not end_with_parent(parent, signal.SIGTERM):
             # The parent died between the fork and the line above: no signal will come.
             raise ChildProcessError("elicence serve stopped while starting this process")
 
