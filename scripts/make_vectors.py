@@ -66,6 +66,13 @@ def _hex(value: bytes) -> str:
     return "0x" + value.hex()
 
 
+# Said in the files themselves, so that nobody takes a vector's secret for a real one.
+FIXTURE_NOTE = (
+    " Test fixtures: every secret is SHA-256('elicence vector secret ' + label)[:16],"
+    " made up for these vectors; no real licence or key."
+)
+
+
 def _secret(label: str) -> bytes:
     return hashlib.sha256(b"elicence vector secret " + label.encode()).digest()[:16]
 
@@ -95,7 +102,7 @@ def commitments() -> dict[str, Any]:
             }
         )
     return {
-        "description": "salt = HMAC-SHA256(secret, name)[:16]; see docs/format.md",
+        "description": "salt = HMAC-SHA256(secret, name)[:16]; see docs/format.md." + FIXTURE_NOTE,
         "cases": cases,
     }
 
@@ -142,7 +149,8 @@ def payload() -> dict[str, Any]:
         for name, document in (("full licence", full), ("presentation", shown))
     ]
     return {
-        "description": 'payload = "EL1:" || Base45(zlib(CBOR(P))); see docs/format.md',
+        "description": 'payload = "EL1:" || Base45(zlib(CBOR(P))); see docs/format.md.'
+        + FIXTURE_NOTE,
         "cases": cases,
     }
 
