@@ -5,9 +5,10 @@ issuer.status and issuer.records."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -29,6 +30,9 @@ from cli.support import (
 from issuer.keystore import AGENCY_KEYSTORE
 from ledger.private import private_folder
 from licence.statuses import LeafStatus
+
+if TYPE_CHECKING:
+    from issuer.agency import AgencyContext
 
 T = TypeVar("T")
 _PROGRESS_FROM = 2_000  # licences: below this a run is over before a bar is worth drawing
@@ -90,9 +94,7 @@ def issue(
 
     Example: [bold]elicence issue licences.csv --type business-licence --out issued/[/]
     """
-    from issuer.agency import AgencyContext
     from issuer.issuing import IssueOptions, issue_file
-    from issuer.records import Records
     from issuer.spreadsheet import read_for_issuing
     from licence.catalogue import catalogue
 
@@ -100,11 +102,8 @@ def issue(
     with reported():
         kind = catalogue().get(licence_type)
         source = read_for_issuing(input_file, kind, batch_size)
-    key = open_key(folder, AGENCY_KEYSTORE, "agency")
     options = IssueOptions(batch_size, qr, skip_invalid, workers)
-    with reported(), Records.of_home(folder) as records:
-        bound = open_registry(folder, chain, registry)
-        context = AgencyContext(bound, key, records)
+    with _agency(folder, chain, registry) as context:
         private_folder(out, tighten=False)  # a folder the user already had keeps its mode
         if source.count < _PROGRESS_FROM:
             report = issue_file(context, kind, source, out, options=options)
@@ -163,6 +162,18 @@ def _references(licences: list[str] | None, from_file: Path | None) -> list[str]
     return found
 
 
+@contextmanager
+def _agency(folder: Path, chain: str | None, registry: str | None) -> Iterator[AgencyContext]:
+    """The agency's key, records and registry for a command that issues or changes what it
+    issued; domain errors in the body become one-line messages (`reported`)."""
+    from issuer.agency import AgencyContext
+    from issuer.records import Records
+
+    key = open_key(folder, AGENCY_KEYSTORE, "agency")
+    with reported(), Records.of_home(folder) as records:
+        yield AgencyContext(open_registry(folder, chain, registry), key, records)
+
+
 def _status_command(status: LeafStatus, verb: str, word: str) -> Callable[..., None]:
     def command(
         licences: LicencesArgument = None,
@@ -173,16 +184,11 @@ def _status_command(status: LeafStatus, verb: str, word: str) -> Callable[..., N
         chain: ChainOption = None,
         registry: RegistryOption = None,
     ) -> None:
-        from issuer.agency import AgencyContext
-        from issuer.records import Records
         from issuer.status import change_status
 
         references = _references(licences, from_file)
         code = parse_reason(reason)
-        folder = home_of(home)
-        key = open_key(folder, AGENCY_KEYSTORE, "agency")
-        with reported(), Records.of_home(folder) as records:
-            context = AgencyContext(open_registry(folder, chain, registry), key, records)
+        with _agency(home_of(home), chain, registry) as context:
             changes = change_status(context, references, status, code)
         for change in changes:
             done = (
@@ -217,15 +223,10 @@ def supersede_command(
 
     Example: [bold]elicence supersede 110108000000000001 --by 110108000000000101 --reason RENEWAL[/]
     """
-    from issuer.agency import AgencyContext
-    from issuer.records import Records
     from issuer.status import supersede
 
     code = parse_reason(reason)
-    folder = home_of(home)
-    key = open_key(folder, AGENCY_KEYSTORE, "agency")
-    with reported(), Records.of_home(folder) as records:
-        context = AgencyContext(open_registry(folder, chain, registry), key, records)
+    with _agency(home_of(home), chain, registry) as context:
         change = supersede(context, licence, by, code)
     done = f"in transaction {change.tx_hash}" if change.tx_hash else "(already so on chain)"
     console.print(f"superseded: {licence} by {by} {done}", highlight=False)

@@ -119,7 +119,8 @@ class _SavedLayer(PydanticBaseSettingsSource):
         if not isinstance(saved, HomeConfig):
             return {}
         layer: dict[str, Any] = {_CHAIN: saved.chain_url, "registry": saved.registry}
-        chosen = next((s()[_CHAIN] for s in self.higher if s().get(_CHAIN)), saved.chain_url)
+        layers = (source() for source in self.higher)
+        chosen = next((layer[_CHAIN] for layer in layers if layer.get(_CHAIN)), saved.chain_url)
         if chosen == saved.chain_url:
             layer["chain_id"] = saved.chain_id
         return {key: value for key, value in layer.items() if value is not None}

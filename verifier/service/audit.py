@@ -104,11 +104,6 @@ class AuditLog:
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()  # the connection, and the order of writes
 
-    def record(self, records: Sequence[AuditRecord]) -> None:
-        """Append records at once (one transaction); the error if they cannot be."""
-        with self._lock:
-            self._write(records)
-
     def record_groups(self, groups: Sequence[Sequence[AuditRecord]]) -> list[Exception | None]:
         """Append several requests' records in one transaction (from any thread); for
         each group, None once written, or why it could not be.
