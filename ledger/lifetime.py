@@ -11,7 +11,6 @@ library's ctypes. Elsewhere than Linux there is no such call and nothing is aske
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from collections.abc import Callable
 
@@ -34,9 +33,10 @@ def end_with_parent(parent: int, signum: int) -> bool:
 
 
 def _prctl() -> Callable[..., int] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
+    # The process's own symbols, libc's among them (as verifier/service/memory.py finds
+    # mallopt): None where there is no prctl.
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
         return None
-    libc = ctypes.CDLL(name, use_errno=True)
-    prctl: Callable[..., int] | None = getattr(libc, "prctl", None)
     return prctl
