@@ -1,6 +1,7 @@
-/* issuer._wrap: issuing's per-licence work on a batch, in C: hashing and encoding, the
- * row check, the input digest, reading CSV files, assembling and writing a batch's
- * files and tying worker processes to their parent (the last six further down).
+/* issuer._wrap: the steps of issuing that C does at least twice as fast as the best
+ * library for them (scripts/bench_compiled, docs/architecture.md): hashing and encoding,
+ * the row check, the input digest, finding a CSV file's record ends and assembling a
+ * batch's documents. Optional: each has a Python path (issuer/compiled.py).
  *
  * Issuing hashes 34 SHA-256 messages per 11-field licence (a salt HMAC and a commitment
  * per field, then the leaf). From Python each costs a few hash-object calls, about
@@ -24,11 +25,7 @@
 #define OPENSSL_API_COMPAT 0x10100000L
 #include <Python.h>
 #include <openssl/sha.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <string.h>
-#include <unistd.h>
 
 #define DIGEST_BYTES 16
 #define SECRET_BYTES 16
@@ -753,229 +750,6 @@ done:
     return result;
 }
 
-/* ---- Reading the plain rows of a part of a CSV file ----
- *
- * plain_rows(data, start, end, fields) -> list of dicts, or None
- *   each record of data[start:end] as {field: cell}, when every record is plain: no
- *   quote character, no lone \r, as many cells as `fields`, none of them empty. None
- *   otherwise, and for bytes that are not UTF-8: issuer.spreadsheet then reads the part
- *   with csv.reader, which handles every case (tests compare the two).
- */
-static PyObject *plain_rows(PyObject *module, PyObject *args)
-{
-    Py_buffer data;
-    Py_ssize_t start, end;
-    PyObject *fields;
-    (void)module;
-    if (!PyArg_ParseTuple(args, "y*nnO!", &data, &start, &end, &PyTuple_Type, &fields))
-        return NULL;
-    PyObject *result = NULL, *rows = NULL, *row = NULL;
-    Py_ssize_t width = PyTuple_GET_SIZE(fields);
-    if (start < 0 || end > data.len || start > end || width == 0) {
-        PyErr_SetString(PyExc_ValueError, "need 0 <= start <= end <= len(data), some fields");
-        goto done;
-    }
-    rows = PyList_New(0);
-    if (rows == NULL)
-        goto done;
-    const char *bytes = data.buf;
-    Py_ssize_t i = start;
-    while (i < end) {
-        row = PyDict_New();
-        if (row == NULL)
-            goto done;
-        for (Py_ssize_t f = 0; f < width; f++) {
-            Py_ssize_t cell = i;
-            while (i < end && bytes[i] != ',' && bytes[i] != '\n' && bytes[i] != '\r' &&
-                   bytes[i] != '"')
-                i++;
-            int last = f == width - 1;
-            /* a plain cell is not empty and ends with a comma, or the last with a line end */
-            if (i == cell || (i < end && (bytes[i] == '"' || (bytes[i] == ',') == last)))
-                goto unable;
-            PyObject *text = PyUnicode_DecodeUTF8(bytes + cell, i - cell, NULL);
-            if (text == NULL) {
-                if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
-                    goto done;
-                PyErr_Clear();
-                goto unable;
-            }
-            int failed = PyDict_SetItem(row, PyTuple_GET_ITEM(fields, f), text);
-            Py_DECREF(text);
-            if (failed < 0)
-                goto done;
-            if (!last)
-                i++; /* the comma */
-            else if (i == end)
-                ; /* a last record without its line end */
-            else if (bytes[i] == '\r' && i + 1 < end && bytes[i + 1] == '\n')
-                i += 2;
-            else if (bytes[i] == '\n')
-                i++;
-            else
-                goto unable; /* a lone \r */
-        }
-        if (PyDict_GET_SIZE(row) != width) {
-            goto unable; /* a field named twice */
-        }
-        if (PyList_Append(rows, row) < 0)
-            goto done;
-        Py_CLEAR(row);
-    }
-    result = rows;
-    rows = NULL;
-    goto done;
-
-unable:
-    result = Py_NewRef(Py_None);
-done:
-    PyBuffer_Release(&data);
-    Py_XDECREF(rows);
-    Py_XDECREF(row);
-    return result;
-}
-
-/* ---- Creating and renaming a batch's files ----
- *
- * write_files(folder, names, contents, mode) and rename_files(source, target, names)
- *   folder, source and target are directory descriptors; names are relative to them.
- *   write_files creates (or truncates) each file with exactly `mode` and writes its
- *   contents; rename_files moves each name from source to target. OSError names the file that failed.
- * The loops run without the GIL: a batch is ten thousand system calls, and from Python
- * each would take the GIL back, queueing behind the thread that plans and anchors.
- */
-/* Each name's UTF-8 (kept by the str objects, which the caller holds); NULL on an error. */
-static const char **utf8_names(PyObject *names)
-{
-    Py_ssize_t count = PyList_GET_SIZE(names);
-    const char **paths = PyMem_Calloc(count ? count : 1, sizeof(char *));
-    if (paths == NULL) {
-        PyErr_NoMemory();
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *name = PyList_GET_ITEM(names, i);
-        Py_ssize_t size;
-        if (!PyUnicode_Check(name)) {
-            PyErr_Format(PyExc_TypeError, "file name %zd is not text", i);
-            goto failed;
-        }
-        paths[i] = PyUnicode_AsUTF8AndSize(name, &size);
-        if (paths[i] == NULL)
-            goto failed;
-        if (strlen(paths[i]) != (size_t)size) {
-            PyErr_SetString(PyExc_ValueError, "file name holds a NUL character");
-            goto failed;
-        }
-    }
-    return paths;
-failed:
-    PyMem_Free(paths);
-    return NULL;
-}
-
-/* After a loop over `names`: None, or OSError naming the file at `failed_at` (-1 when
- * none failed) with `error`, its errno. Frees `paths`. */
-static PyObject *files_done(const char **paths, PyObject *names, Py_ssize_t failed_at, int error)
-{
-    PyMem_Free(paths);
-    if (failed_at < 0)
-        Py_RETURN_NONE;
-    errno = error;
-    return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, PyList_GET_ITEM(names, failed_at));
-}
-
-static PyObject *write_files(PyObject *module, PyObject *args)
-{
-    int folder, mode;
-    PyObject *names, *contents;
-    (void)module;
-    if (!PyArg_ParseTuple(args, "iO!O!i", &folder, &PyList_Type, &names, &PyList_Type,
-                          &contents, &mode))
-        return NULL;
-    Py_ssize_t count = PyList_GET_SIZE(names);
-    if (PyList_GET_SIZE(contents) != count) {
-        PyErr_SetString(PyExc_ValueError, "need one content per file name");
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        if (!PyBytes_Check(PyList_GET_ITEM(contents, i))) {
-            PyErr_Format(PyExc_TypeError, "content %zd is not bytes", i);
-            return NULL;
-        }
-    }
-    const char **paths = utf8_names(names);
-    if (paths == NULL)
-        return NULL;
-    /* The lists are not changed while the GIL is released: this call holds them, and
-     * the caller is the only thread that has them. */
-    Py_ssize_t failed_at = -1;
-    int error = 0;
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < count && failed_at < 0; i++) {
-        PyObject *content = PyList_GET_ITEM(contents, i);
-        const char *data = PyBytes_AS_STRING(content);
-        Py_ssize_t left = PyBytes_GET_SIZE(content);
-        int fd = openat(folder, paths[i], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-        if (fd < 0) {
-            error = errno;
-            failed_at = i;
-            break;
-        }
-        /* The mode exactly: openat's passes through the umask, and a file a killed run
-         * left behind keeps its old mode through O_TRUNC. */
-        if (fchmod(fd, mode) < 0) {
-            error = errno;
-            failed_at = i;
-            close(fd);
-            break;
-        }
-        while (left > 0) {
-            ssize_t written = write(fd, data, left);
-            if (written < 0) {
-                if (errno == EINTR)
-                    continue;
-                error = errno;
-                failed_at = i;
-                break;
-            }
-            data += written;
-            left -= written;
-        }
-        if (close(fd) < 0 && failed_at < 0) {
-            error = errno;
-            failed_at = i;
-        }
-    }
-    Py_END_ALLOW_THREADS
-    return files_done(paths, names, failed_at, error);
-}
-
-static PyObject *rename_files(PyObject *module, PyObject *args)
-{
-    int source, target;
-    PyObject *names;
-    (void)module;
-    if (!PyArg_ParseTuple(args, "iiO!", &source, &target, &PyList_Type, &names))
-        return NULL;
-    Py_ssize_t count = PyList_GET_SIZE(names);
-    const char **paths = utf8_names(names);
-    if (paths == NULL)
-        return NULL;
-    Py_ssize_t failed_at = -1;
-    int error = 0;
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < count; i++) {
-        if (renameat(source, paths[i], target, paths[i]) < 0) {
-            error = errno;
-            failed_at = i;
-            break;
-        }
-    }
-    Py_END_ALLOW_THREADS
-    return files_done(paths, names, failed_at, error);
-}
-
 /* ---- A batch's full documents, as issuer.encoder.FullDocumentWriter writes them ----
  *
  * documents(head, fields, secrets, anchor, levels) -> list of bytes
@@ -1113,12 +887,6 @@ static PyMethodDef methods[] = {
      "check(rows, plan) -> indexes of rows not plainly valid; see issuer.validation.RowsCheck."},
     {"record_bounds", record_bounds, METH_VARARGS,
      "record_bounds(data, start, every) -> (ends, records), or None; see issuer.spreadsheet."},
-    {"plain_rows", plain_rows, METH_VARARGS,
-     "plain_rows(data, start, end, fields) -> dicts, or None; see issuer.spreadsheet."},
-    {"write_files", write_files, METH_VARARGS,
-     "write_files(folder, names, contents, mode): create and write files (folder: a dir fd)."},
-    {"rename_files", rename_files, METH_VARARGS,
-     "rename_files(source, target, names): move files between folders (dir fds)."},
     {"documents", documents, METH_VARARGS,
      "documents(head, fields, secrets, anchor, levels) -> the batch's full documents; see "
      "issuer.encoder.FullDocumentWriter."},

@@ -1,21 +1,30 @@
-"""The compiled part of issuing (issuer/_wrap.c), imported only by what issues.
+"""Whether issuing uses its optional compiled part, issuer/_wrap.c.
 
-Verifying never needs it, so a source tree where it was never built still verifies;
-issuing without it says how to build it. Callers import issuer._wrap after
-`ensure_compiled()`, so that its functions keep their types (issuer/_wrap.pyi).
+Every step the extension speeds up also has a Python path built on the standard library
+and well-kept libraries (hashlib, orjson, csv, os), and both give the same bytes (tests
+compare them on arbitrary text). The extension is kept only for the steps where it is
+measured at least 2x faster (docs/architecture.md, scripts/bench_compiled). An install
+without a C compiler gets no extension and issues through the Python paths; setting
+ELICENCE_PURE_PYTHON=1 chooses them even where it is built (the test suite runs once so).
+Callers import issuer._wrap only after `available()` says yes, so that its functions
+keep their types (issuer/_wrap.pyi).
 """
 
 from __future__ import annotations
 
-from issuer.errors import IssuingError
+import os
+from functools import cache
+
+PURE_PYTHON_VARIABLE = "ELICENCE_PURE_PYTHON"
 
 
-def ensure_compiled() -> None:
-    """IssuingError, saying how to build it, when issuer._wrap cannot be imported."""
+@cache
+def available() -> bool:
+    """True when issuer._wrap is built and ELICENCE_PURE_PYTHON does not turn it off."""
+    if os.environ.get(PURE_PYTHON_VARIABLE, "").strip() not in ("", "0"):
+        return False
     try:
         from issuer import _wrap  # noqa: F401
-    except ImportError as exc:
-        raise IssuingError(
-            f"issuer/_wrap.c, the C part of issuing, is not compiled ({exc}): install "
-            "elicence with `pip install -e .` (./scripts/run and ./scripts/test do) to issue"
-        ) from None
+    except ImportError:
+        return False
+    return True

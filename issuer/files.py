@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from ledger.private import PRIVATE_FILE, private_folder
@@ -27,3 +28,33 @@ def write_atomically(path: Path, data: bytes, mode: int = PRIVATE) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name)
         raise
+
+
+def write_files(folder: int, names: Sequence[str], contents: Sequence[bytes], mode: int) -> None:
+    """Create (or truncate) each named file in `folder`, a directory descriptor, and write it.
+
+    Each file gets exactly `mode`: open's mode passes through the umask, and a file a
+    killed run left behind keeps its old mode through O_TRUNC. OSError names the file.
+    No fsync here: publishing syncs a whole batch at once.
+    """
+    if len(names) != len(contents):
+        raise ValueError("need one content per file name")
+    if any("\0" in name for name in names):
+        raise ValueError("a file name holds a NUL character")  # before any file is made
+    for name, content in zip(names, contents, strict=True):
+        fd = os.open(
+            name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode, dir_fd=folder
+        )
+        try:
+            os.fchmod(fd, mode)
+            left = memoryview(content)
+            while left:
+                left = left[os.write(fd, left) :]
+        finally:
+            os.close(fd)
+
+
+def rename_files(source: int, target: int, names: Sequence[str]) -> None:
+    """Move each named file from folder `source` to folder `target` (directory descriptors)."""
+    for name in names:
+        os.rename(name, name, src_dir_fd=source, dst_dir_fd=target)

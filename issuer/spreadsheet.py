@@ -24,11 +24,13 @@ import csv
 import gc
 import io
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from issuer import compiled
 from issuer.errors import IssuerError
 from licence.catalogue import LicenceType
 from licence.fields import FieldProblem
@@ -199,15 +201,13 @@ class CsvChunks:
 
     def part(self, index: int) -> list[InputRow] | None:
         """The rows of part `index`, numbered as in the file; None when it is irregular."""
-        from issuer import _wrap  # compiled: read_for_issuing made sure
-
         start, end = self.ends[index], self.ends[index + 1]
         first = 2 + index * self.chunk_records
         expected = min(self.chunk_records, self.records - index * self.chunk_records)
         with _collector_paused():
-            # Most parts are plain rows (no quotes, every cell filled), read in C; any
-            # other part is read by csv.reader, as the whole file would be.
-            plain = _wrap.plain_rows(self.data, start, end, self.fields)
+            # Most parts are plain rows (no quotes, every cell filled), read by a plain
+            # split; any other part is read by csv.reader, as the whole file would be.
+            plain = plain_rows(self.data, start, end, self.fields)
             if plain is not None:
                 if len(plain) != expected:
                     return None
@@ -236,18 +236,13 @@ def read_for_issuing(path: Path, licence_type: LicenceType, chunk_records: int) 
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
     if path.suffix.lower() in JSONL_SUFFIXES or data.count(b"\n") < SPLIT_FROM:
         return read_input(path, licence_type, data)
-    from issuer.compiled import ensure_compiled
-
-    ensure_compiled()
-    from issuer import _wrap
-
     start = len(_BOM) if data.startswith(_BOM) else 0
     header_end = data.find(b"\n", start) + 1
     try:
         header = list(csv.reader(io.StringIO(data[start:header_end].decode("utf-8"), newline="")))
     except (UnicodeDecodeError, csv.Error):
         header = []
-    scanned = _wrap.record_bounds(data, header_end, chunk_records) if header_end else None
+    scanned = record_bounds(data, header_end, chunk_records) if header_end else None
     if len(header) != 1 or scanned is None:
         return read_input(path, licence_type, data)  # which says what is wrong
     ends, records = scanned
@@ -259,6 +254,69 @@ def read_for_issuing(path: Path, licence_type: LicenceType, chunk_records: int) 
         chunk_records,
         records,
     )
+
+
+def record_bounds(data: bytes, start: int, every: int) -> tuple[list[int], int] | None:
+    """Where every `every`-th record of data[start:] ends (and the last), and how many there are.
+
+    The records are those csv.reader(strict=True) reads from io.StringIO(text,
+    newline=""), blank lines included: a line ends after \n, \r\n or a lone \r, and a
+    quote opens a quoted field only as a field's first character ("" inside it is a
+    quote). None where csv.reader would refuse the data (text after a closing quote, a
+    quoted field still open at the end): the whole-file read then reports it. UTF-8 never
+    uses these bytes inside a character, so bytes are scanned as they are.
+    """
+    if compiled.available():
+        from issuer import _wrap
+
+        return _wrap.record_bounds(data, start, every)
+    ends: list[int] = []
+    records, position, length = 0, start, len(data)
+    while position < length:
+        record = _RECORD.match(data, position)
+        if record is None:
+            return None
+        position = record.end()
+        records += 1
+        if records % every == 0:
+            ends.append(position)
+    if not ends or ends[-1] < length:
+        ends.append(length)
+    return ends, records
+
+
+def plain_rows(
+    data: bytes, start: int, end: int, fields: tuple[str, ...]
+) -> list[dict[str, object]] | None:
+    """Each record of data[start:end] as {field: cell} when every record is plain, else None.
+
+    Plain: no quote character, no lone \r, as many cells as `fields`, none of them empty,
+    UTF-8 text. Anything else is for csv.reader (tests compare the two).
+    """
+    try:
+        text = data[start:end].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    text = text.replace("\r\n", "\n")
+    if '"' in text or "\r" in text or len(set(fields)) != len(fields):
+        return None
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the line end of the last record
+    width = len(fields)
+    rows: list[dict[str, object]] = []
+    for line in lines:
+        cells = line.split(",")
+        if len(cells) != width or "" in cells:
+            return None
+        rows.append(dict(zip(fields, cells, strict=True)))
+    return rows
+
+
+# A field of csv's default dialect: quoted (any bytes but a lone quote), plain (no comma
+# or line end, and no quote first) or empty; a record is fields and its line end.
+_FIELD = rb'(?:"(?:[^"]|"")*"|[^,\r\n"][^,\r\n]*|)'
+_RECORD = re.compile(rb"%b(?:,%b)*(?:\r\n|\r|\n|\Z)" % (_FIELD, _FIELD))
 
 
 def _read_jsonl(text: str, licence_type: LicenceType) -> ReadInput:

@@ -29,11 +29,12 @@ ensure_venv() {
   fi
   mkdir -p "$STAMPS"
   # The install also compiles issuer/_wrap.c, so its source is part of the stamp, and a
-  # missing compiled module (a `git clean`) means installing again.
+  # missing compiled module (a `git clean`) means installing again. The module is
+  # optional: without a compiler the install goes on, and issuing uses its Python paths.
   local want; want="$(stamp_of "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/issuer/_wrap.c")"
   if [ "$(cat "$STAMPS/pip" 2>/dev/null)" != "$want" ] ||
-     ! compgen -G "$ROOT/issuer/_wrap.*.so" >/dev/null; then
-    ensure_build_tools
+     { ! compgen -G "$ROOT/issuer/_wrap.*.so" >/dev/null && command -v cc >/dev/null 2>&1; }; then
+    ensure_build_tools || log "no C compiler: issuing will use its Python paths"
     log "installing Python packages and compiling issuer/_wrap.c (first run, or their sources changed)"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[test]"
     echo "$want" > "$STAMPS/pip"
@@ -60,12 +61,14 @@ ensure_npm() {
 }
 
 # Debian packages the tests need: a headless browser and its driver (web page tests), a
-# Chinese font for its screenshots, and wrk (the API benchmark). Installed only when a command is missing.
+# Chinese font for its screenshots, wrk (the API benchmark) and PostgreSQL's server. Installed only when a command is missing.
 ensure_apt() {
   local missing=()
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
   command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+  # PostgreSQL's server: the tests start a throw-away one (tests/postgres.py).
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
   # A Chinese font, so the page screenshots the browser tests save are readable.
   dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || missing+=(fonts-wqy-microhei)
   apt_install "${missing[@]}"

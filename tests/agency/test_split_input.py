@@ -14,13 +14,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from issuer import _wrap, spreadsheet
+from issuer import spreadsheet
 from issuer.errors import LicenceValidationError
 from issuer.issuing import IssueOptions, issue_file
 from issuer.spreadsheet import CsvChunks, InputError, ReadInput, read_for_issuing, read_input
 from licence.catalogue import catalogue
 from licence.document import loads_document
 from tests.agency.conftest import write_csv
+from tests.issuing_paths import PATHS, issuing_path
 from tests.samples import business_licence
 
 BUSINESS = catalogue().get("business-licence")
@@ -28,13 +29,16 @@ BUSINESS = catalogue().get("business-licence")
 _cells = st.text(st.sampled_from('ab,"\n\r 中'), max_size=5)
 
 
+@pytest.mark.parametrize("path", PATHS)
 @given(
     st.lists(st.lists(_cells, min_size=1, max_size=3), max_size=8),
     st.sampled_from(["\n", "\r\n", "\r"]),
     st.booleans(),
     st.integers(min_value=1, max_value=4),
 )
-def test_record_ends_are_where_csv_reader_ends_records(rows, terminator, last_line_end, every):
+def test_record_ends_are_where_csv_reader_ends_records(
+    path, rows, terminator, last_line_end, every
+):
     out = io.StringIO(newline="")
     csv.writer(out, lineterminator=terminator).writerows(rows)
     text = out.getvalue()
@@ -42,7 +46,8 @@ def test_record_ends_are_where_csv_reader_ends_records(rows, terminator, last_li
         text = text[: -len(terminator)]
     data = text.encode("utf-8")
     expected = list(csv.reader(io.StringIO(text, newline=""), strict=True))
-    scanned = _wrap.record_bounds(data, 0, every)
+    with issuing_path(path):
+        scanned = spreadsheet.record_bounds(data, 0, every)
     assert scanned is not None
     ends, records = scanned
     assert records == len(expected)
@@ -54,13 +59,15 @@ def test_record_ends_are_where_csv_reader_ends_records(rows, terminator, last_li
     assert ends[-1] == len(data)
 
 
+@pytest.mark.parametrize("path", PATHS)
 @given(st.text(st.sampled_from('a,"\n\r'), max_size=12))
-def test_record_ends_of_any_text_match_csv_reader_or_are_refused(text):
+def test_record_ends_of_any_text_match_csv_reader_or_are_refused(path, text):
     try:
         expected = list(csv.reader(io.StringIO(text, newline=""), strict=True))
     except csv.Error:
         expected = None
-    scanned = _wrap.record_bounds(text.encode(), 0, 1)
+    with issuing_path(path):
+        scanned = spreadsheet.record_bounds(text.encode(), 0, 1)
     if scanned is None:
         assert expected is None  # refused only what csv.reader refuses
     else:
@@ -75,7 +82,7 @@ _plain_cells = st.text(st.sampled_from('ab,"\n\r 中\x00'), max_size=4)
     st.sampled_from(["\n", "\r\n", "\r"]),
     st.booleans(),
 )
-def test_plain_rows_read_in_c_are_what_csv_reader_reads_or_are_left_to_it(
+def test_plain_rows_are_what_csv_reader_reads_or_are_left_to_it(
     rows, terminator, last_line_end
 ):
     out = io.StringIO(newline="")
@@ -85,7 +92,7 @@ def test_plain_rows_read_in_c_are_what_csv_reader_reads_or_are_left_to_it(
         text = text[: -len(terminator)]
     data = b"x" + text.encode("utf-8")  # read from an offset, as parts are
     fields = ("a", "b", "c")
-    plain = _wrap.plain_rows(data, 1, len(data), fields)
+    plain = spreadsheet.plain_rows(data, 1, len(data), fields)
     records = list(csv.reader(io.StringIO(text, newline=""), strict=True))
     if plain is not None:
         assert plain == [dict(zip(fields, cells, strict=True)) for cells in records]

@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import issuer
+from issuer import compiled
 from issuer.batch import encode_batch, wrap_batch
 from issuer.encoder import FullDocumentWriter, LicenceIds, proof_texts
-from issuer.errors import IssuingError
 from licence.catalogue import catalogue
 from licence.digest import commitment, derive_salts, leaf_hash
 from licence.document import AnchorRef
@@ -71,26 +71,22 @@ def test_batch_encoder_refuses_what_it_cannot_hash():
     assert encoder.encode([], b"") == ([], [])
 
 
-def test_without_the_compiled_encoder_verifying_works_and_issuing_says_how_to_build_it(
-    monkeypatch,
-):
-    from issuer.batch import wrap_batch
-    from issuer.validation import RowsCheck
-    from licence.catalogue import catalogue
-    from licence.document import loads_document
-    from tests.samples import business_licence
-
-    business = catalogue().get("business-licence")
-    batch = wrap_batch(business, [business_licence(1)], chain_id=1, registry="0x" + "11" * 20)
-    saved = batch.documents[0].to_bytes()
-    # As if the package were used from a source tree where issuer/_wrap.c was never built.
-    monkeypatch.delattr(issuer, "_wrap")
+def test_without_the_compiled_extension_issuing_writes_the_same_documents(monkeypatch):
+    # As if elicence were installed where issuer/_wrap.c could not be built.
+    secrets = _same_secrets(3)
+    rows = [business_licence(i) for i in range(3)]
+    expected = wrap_batch(BUSINESS, rows, chain_id=1, registry=REGISTRY, secrets=secrets)
+    monkeypatch.delattr(issuer, "_wrap", raising=False)
     monkeypatch.setitem(sys.modules, "issuer._wrap", None)
-    assert loads_document(saved).computed_root() == batch.root
-    with pytest.raises(IssuingError, match=r"not compiled .*`pip install -e \.`"):
-        LicenceIds("business-licence", ["holderName"])
-    with pytest.raises(IssuingError, match="not compiled"):
-        RowsCheck(business)
+    compiled.available.cache_clear()
+    try:
+        assert not compiled.available()
+        encoded = encode_batch(BUSINESS, rows, chain_id=1, registry=REGISTRY, secrets=secrets)
+    finally:
+        monkeypatch.undo()
+        compiled.available.cache_clear()
+    assert encoded.documents == [document.to_bytes() for document in expected.documents]
+    assert encoded.root == expected.root
 
 
 # ---- encode_batch: issuing's fast path gives the bytes to_bytes() gives -----------------
