@@ -3,15 +3,18 @@
 With H the document's hash suite, `secret` the licence's 16-byte secret, JCS the
 canonical JSON of RFC 8785, and || concatenation:
 
-    salt(name)             = HMAC-SHA256(key = secret, message = UTF-8(name))[0:16]
+    salt(name)             = HMAC-H*(key = secret, message = UTF-8(name))[0:16]
     commitment(name, val)  = H(0x02 || salt(name) || JCS([name, val]))
     licence id (leaf)      = H(0x00 || JCS({"commitments": {name: "0x" + hex(commitment)},
                                             "format": "elicence/1",
                                             "hashSuite": suite,
                                             "type": licence type id}))
 
-The suite "sha256-128" is SHA-256 truncated to its first 16 bytes (128 bits), as NIST
-SP 800-107 permits. 128 bits keep every attack a holder or verifier could mount (finding
+Two suites, each a 256-bit hash H* truncated to its first 16 bytes (128 bits), as NIST
+SP 800-107 permits: "sha256-128" (H* = SHA-256, the default) and "sm3-128" (H* = SM3,
+GB/T 32905-2016, for systems assessed against GB/T 39786-2021, which asks for the
+national hash; hashlib's OpenSSL SM3). Both have 64-byte blocks, so HMAC-H* is RFC 2104
+with the same pads. 128 bits keep every attack a holder or verifier could mount (finding
 a second value for a commitment, a second path to an anchored root, guessing a hidden
 field) at 2^128 work, and halve what a QR code must carry. Collisions cost 2^64, but only
 the issuing agency chooses the hashed inputs (it draws the random salts), and an agency
@@ -29,31 +32,75 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
+from typing import TYPE_CHECKING
 
 from licence.canonical import canonical_json
-from licence.errors import DocumentError
+from licence.errors import UnsupportedHashSuite
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
 
 FORMAT = "elicence/1"
 DIGEST_BYTES = 16
 SECRET_BYTES = 16
-SUITES: dict[str, Callable[[bytes], bytes]] = {
-    "sha256-128": lambda data: hashlib.sha256(data).digest()[:DIGEST_BYTES],
-}
 DEFAULT_SUITE = "sha256-128"
+SM3_SUITE = "sm3-128"
+
+
+def _sm3_prime() -> _Hash | None:
+    # OpenSSL 3 has SM3 in its default provider; a build without it (some FIPS-only
+    # distributions) just lacks the suite, which verifiers then report as unsupported.
+    try:
+        return hashlib.new("sm3")
+    except ValueError:
+        return None
+
+
+def _truncated_sm3(prime: _Hash) -> Callable[[bytes], bytes]:
+    def sm3_128(data: bytes) -> bytes:
+        # Copying a primed object skips hashlib.new's lookup by name: 2.9 against 4.8 us.
+        h = prime.copy()
+        h.update(data)
+        return h.digest()[:DIGEST_BYTES]
+
+    return sm3_128
+
+
+_SM3 = _sm3_prime()
+# The suites this installation can compute, by the name documents give in `hashSuite`.
+SUITES: dict[str, Callable[[bytes], bytes]] = {
+    DEFAULT_SUITE: lambda data: hashlib.sha256(data).digest()[:DIGEST_BYTES],
+}
+_NEW_HASH: dict[str, Callable[[], _Hash]] = {DEFAULT_SUITE: hashlib.sha256}
+if _SM3 is not None:
+    SUITES[SM3_SUITE] = _truncated_sm3(_SM3)
+    _NEW_HASH[SM3_SUITE] = _SM3.copy
 
 _COMMITMENT_TAG = b"\x02"
 _LEAF_TAG = b"\x00"
 
 
 def hash_function(suite: str) -> Callable[[bytes], bytes]:
-    """The hash of a named suite; DocumentError for a suite this version lacks."""
+    """The hash of a named suite; UnsupportedHashSuite (a DocumentError) for a suite this
+    installation cannot compute."""
     try:
         return SUITES[suite]
     except KeyError:
-        raise DocumentError(
-            "hashSuite", f"unsupported hash suite {suite!r} (supported: {', '.join(SUITES)})"
-        ) from None
+        raise UnsupportedHashSuite(suite, tuple(SUITES)) from None
+
+
+# The short names an agency may use for a suite (`elicence issue --suite sm3`, its
+# configuration), besides the suites' own names.
+_SHORT_NAMES = {"sha256": DEFAULT_SUITE, "sm3": SM3_SUITE}
+
+
+def suite_named(name: str) -> str:
+    """The suite a short ("sm3") or full ("sm3-128") name stands for; UnsupportedHashSuite
+    for a suite this installation cannot compute."""
+    suite = _SHORT_NAMES.get(name, name)
+    hash_function(suite)
+    return suite
 
 
 def salt(secret: bytes, name: str, suite: str = DEFAULT_SUITE) -> bytes:
@@ -63,17 +110,33 @@ def salt(secret: bytes, name: str, suite: str = DEFAULT_SUITE) -> bytes:
 
 def derive_salts(secret: bytes, names: Sequence[str], suite: str = DEFAULT_SUITE) -> list[bytes]:
     """The salts of several fields of one licence (HMAC keyed once, then reused)."""
-    del suite  # one suite today; an SM3 suite would use HMAC-SM3 here
-    # HMAC-SHA256 by its definition (RFC 2104), so the key schedule is paid once per
-    # licence instead of once per field: the hot path of issuing and verifying.
-    key = secret if len(secret) <= _BLOCK else hashlib.sha256(secret).digest()
-    key = key.ljust(_BLOCK, b"\0")
-    inner = hashlib.sha256(key.translate(_IPAD))
-    outer = hashlib.sha256(key.translate(_OPAD))
+    return salt_function(suite)(secret, [name.encode("utf-8") for name in names])
+
+
+def salt_function(suite: str) -> Callable[[bytes, Sequence[bytes]], list[bytes]]:
+    """The suite's salt derivation: (secret, UTF-8 field names) to one salt per name;
+    UnsupportedHashSuite for a suite this installation cannot compute."""
+    hash_function(suite)
+    return partial(_hmac_salts, _NEW_HASH[suite])
+
+
+def _hmac_salts(new: Callable[[], _Hash], secret: bytes, names: Sequence[bytes]) -> list[bytes]:
+    # HMAC by its definition (RFC 2104; SHA-256 and SM3 both have 64-byte blocks), so the
+    # key schedule is paid once per licence instead of once per field: the hot path of
+    # issuing and verifying (2.7x faster than hmac.digest per field).
+    if len(secret) > _BLOCK:
+        long_key = new()
+        long_key.update(secret)
+        secret = long_key.digest()
+    key = secret.ljust(_BLOCK, b"\0")
+    inner = new()
+    inner.update(key.translate(_IPAD))
+    outer = new()
+    outer.update(key.translate(_OPAD))
     salts = []
     for name in names:
         step = inner.copy()
-        step.update(name.encode("utf-8"))
+        step.update(name)
         final = outer.copy()
         final.update(step.digest())
         salts.append(final.digest()[:DIGEST_BYTES])
@@ -122,7 +185,7 @@ def encoder_plan(
     name, its UTF-8, its commitment prefix `[name,`, its leaf member prefix `"name":"0x`
     and its document member prefix `"name":`; the fields' leaf (UTF-16) order as
     indexes into `names`; and the leaf body's tail after the commitments object.
-    DocumentError for a suite this version lacks.
+    UnsupportedHashSuite for a suite this installation cannot compute.
     """
     hash_function(suite)
     leaf_order = _member_order(tuple(names))

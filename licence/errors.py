@@ -3,6 +3,7 @@
 LicenceFormatError
 ├── UnknownLicenceType  (also KeyError)    a licence type the catalogue does not have
 ├── DocumentError       (also ValueError)  a document that is not well-formed elicence/1
+│   └── UnsupportedHashSuite                a hash suite this installation cannot compute
 ├── PresentationError   (also ValueError)  a disclosure a licence or presentation cannot make
 └── PayloadError        (also ValueError)  a QR payload or image that does not decode
 """
@@ -35,6 +36,21 @@ class DocumentError(LicenceFormatError, ValueError):
         self.path = path
         self.reason = reason
         super().__init__(f"{path}: {reason}" if path else reason)
+
+
+class UnsupportedHashSuite(DocumentError):
+    """A document names a hash suite this installation cannot compute: nothing can be
+    said of the licence (it may be genuine), so verifiers report this, never TAMPERED.
+    A QR payload naming such a suite raises PayloadError with `code` as its reason."""
+
+    code = "unsupported-hash-suite"
+
+    def __init__(self, suite: str, supported: Sequence[str]) -> None:
+        self.suite = suite
+        self.supported = tuple(supported)
+        super().__init__(
+            "hashSuite", f"unsupported hash suite {suite!r} (supported: {', '.join(supported)})"
+        )
 
 
 class PresentationError(LicenceFormatError, ValueError):

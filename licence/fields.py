@@ -9,6 +9,7 @@ about.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import re
 import unicodedata
@@ -47,6 +48,29 @@ def parse_date(text: str) -> dt.date:
     return dt.date.fromisoformat(text)
 
 
+_DATE_SHAPE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+
+
+def _date_problem(value: str) -> str | None:
+    """Why `value` is not a date: its shape, or, shaped right, a day no calendar has."""
+    shape = _DATE_SHAPE.fullmatch(value)
+    if shape is None:
+        return "is not a date written YYYY-MM-DD"
+    year, month, day = (int(part) for part in shape.groups())
+    if not 1 <= month <= 12:
+        return f"is a date that does not exist: there is no month {month}"
+    try:
+        dt.date(year, month, day)
+    except ValueError:
+        # The shape is right, so only the day (or year 0) can be out of range: a clerk
+        # who typed 2024-02-30 needs to hear that the date does not exist, not its format.
+        if year == 0:
+            return "is a date that does not exist: there is no year 0"
+        days = calendar.monthrange(year, month)[1]
+        return f"is a date that does not exist: {year:04d}-{month:02d} has {days} days"
+    return None
+
+
 # Unicode's Cc (control) characters, and lone UTF-16 surrogates.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -70,10 +94,7 @@ def _problem_with_value(spec: FieldSpec, value: str) -> str | None:
     if spec.pattern is not None and not spec.pattern.fullmatch(value):
         return f"does not match the pattern {spec.pattern.pattern}"
     if spec.kind is FieldKind.DATE:
-        try:
-            parse_date(value)
-        except ValueError:
-            return "is not a date written YYYY-MM-DD"
+        return _date_problem(value)
     if spec.kind is FieldKind.CREDIT_CODE:
         reason = credit_code.problem_with(value)
         if reason:

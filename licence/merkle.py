@@ -6,7 +6,9 @@ proof is just the list of sibling hashes, bottom-up, with no left/right flags. A
 left without a neighbour (the last of an odd level) moves up unchanged and adds nothing
 to the proofs below it. A one-leaf tree's root is the leaf itself and its proof is empty.
 
-The registry contract's `includes` view folds a proof with the same rule.
+H is the document's hash suite (licence/digest.py). The registry contract's `includes`
+view folds a proof with the same rule for sha256-128 (the EVM has no SM3); verifiers
+fold proofs off chain for every suite.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ commitments, proof, anchor), so checking it needs the chain and nothing else.
 - CBOR is RFC 8949 with the deterministic encoding of section 4.2.1 (shortest heads,
   definite lengths, no tags). P is an array of exactly eight items:
 
-      [0] version      unsigned integer 1 (this layout, hash suite sha256-128)
+      [0] version      unsigned integer: this layout and the document's hash suite,
+                       1 = sha256-128, 2 = sm3-128 (one byte either way)
       [1] type         unsigned integer: the licence type's catalogue code (1..63)
       [2] chainId      unsigned integer 1..2^64-1: EIP-155 chain id of the registry's chain
       [3] registry     byte string of 20: the registry contract's address
@@ -37,6 +38,10 @@ name is its position. Decoding builds the JSON document of docs/format.md and pa
 with the same strict rules, then re-encodes it and refuses the payload unless the CBOR
 bytes are identical, so each document has one CBOR form.
 
+A payload whose version names a suite this installation cannot compute is refused with
+the reason `unsupported-hash-suite` (UnsupportedHashSuite.code), so that verifiers can
+report it as such: the licence may be genuine.
+
 Caps, checked before the work they protect: a payload is at most 4,296 characters (the
 largest alphanumeric QR code) before anything is decoded; the decompressed CBOR at most
 16 KiB, enforced while inflating.
@@ -55,12 +60,15 @@ import base45
 import cbor2
 
 from licence.catalogue import LicenceType, catalogue
-from licence.digest import DEFAULT_SUITE, DIGEST_BYTES
+from licence.digest import DEFAULT_SUITE, DIGEST_BYTES, SM3_SUITE
 from licence.document import MAX_PROOF_LENGTH, LicenceDocument, parse_document
-from licence.errors import DocumentError, PayloadError, UnknownLicenceType
+from licence.errors import DocumentError, PayloadError, UnknownLicenceType, UnsupportedHashSuite
 
 PREFIX = "EL1:"
-VERSION = 1
+VERSION = 1  # the layout with the default suite
+# Item [0] names the layout and the suite together, so a second suite costs no byte.
+SUITE_OF_VERSION: dict[int, str] = {VERSION: DEFAULT_SUITE, 2: SM3_SUITE}
+_VERSION_OF_SUITE = {suite: version for version, suite in SUITE_OF_VERSION.items()}
 MAX_PAYLOAD_CHARS = 4296  # version 40-L alphanumeric: no QR code holds more
 MAX_CBOR_BYTES = 16 * 1024
 
@@ -97,6 +105,8 @@ def decode_payload(text: str) -> LicenceDocument:
     items = _cbor_items(raw)
     try:
         document = parse_document(_json_of(items))
+    except UnsupportedHashSuite as exc:
+        raise PayloadError(exc.code, exc.reason) from None
     except DocumentError as exc:
         raise PayloadError("document", str(exc)) from None
     if _cbor_of(document) != raw:
@@ -105,9 +115,11 @@ def decode_payload(text: str) -> LicenceDocument:
 
 
 def _cbor_of(document: LicenceDocument) -> bytes:
-    if document.suite != DEFAULT_SUITE:
+    version = _VERSION_OF_SUITE.get(document.suite)
+    if version is None:
         raise PayloadError(
-            "unencodable", f"payload version 1 carries {DEFAULT_SUITE} only, not {document.suite}"
+            "unencodable",
+            f"a payload carries the suites {', '.join(_VERSION_OF_SUITE)}, not {document.suite}",
         )
     if not 0 < document.anchor.chain_id < 2**64:
         raise PayloadError("unencodable", "payload version 1 carries chain ids below 2**64")
@@ -122,7 +134,7 @@ def _cbor_of(document: LicenceDocument) -> bytes:
     ]
     anchor = document.anchor
     items = [
-        VERSION,
+        version,
         document.licence_type.code,
         anchor.chain_id,
         bytes.fromhex(anchor.registry[2:]),
@@ -238,17 +250,16 @@ def _cbor_items(raw: bytes) -> list[Any]:
         raise PayloadError("cbor", f"{len(raw) - stream.tell()} bytes after the CBOR item")
     if not isinstance(value, list) or not value:
         raise PayloadError("layout", "the CBOR item must be an array of 8 items")
-    if type(value[0]) is not int or value[0] != VERSION:
-        raise PayloadError(
-            "version", f"unknown payload version {value[0]!r} (this reads {VERSION})"
-        )
+    if type(value[0]) is not int or value[0] not in SUITE_OF_VERSION:
+        known = ", ".join(map(str, SUITE_OF_VERSION))
+        raise PayloadError("version", f"unknown payload version {value[0]!r} (this reads {known})")
     if len(value) != _LAYOUT_ITEMS:
         raise PayloadError("layout", f"the array has {len(value)} items, not {_LAYOUT_ITEMS}")
     return value
 
 
 def _json_of(items: list[Any]) -> dict[str, Any]:
-    _, code, chain_id, registry, root, proof, keys, fields = items
+    version, code, chain_id, registry, root, proof, keys, fields = items
     licence_type = _licence_type(code)
     if type(chain_id) is not int or not 0 < chain_id < 2**64:
         raise PayloadError("layout", "[2] chainId must be an integer in 1..2**64-1")
@@ -272,7 +283,7 @@ def _json_of(items: list[Any]) -> dict[str, Any]:
             raise PayloadError("layout", f"[7] fields ({name}) must be text, {_HASH} bytes or null")
     doc: dict[str, Any] = {
         "format": "elicence/1",
-        "hashSuite": DEFAULT_SUITE,
+        "hashSuite": SUITE_OF_VERSION[version],
         "type": licence_type.id,
         "fields": disclosed,
         "anchor": {

@@ -7,14 +7,19 @@ the Python one against them, and the web page's JS and the C encoder can read th
 files. Bytes are written as 0x-prefixed lower-case hex, text as JSON strings.
 
     canonical.json    JSON values and their RFC 8785 bytes (as UTF-8 text and as hex)
+    hashes.json       each suite's whole hash and HMAC on published examples (GB/T 32905's
+                      for SM3, FIPS 180-2's and RFC 4231's for SHA-256), before truncation
     commitments.json  licences: secret -> salt of each field -> commitment -> licence id
     merkle.json       trees of 1, 2, 3 and 5 leaves: root and every leaf's proof
     payload.json      EL1: payloads (a full licence, a presentation) and their documents
+
+The last three have cases in each hash suite (`hashSuite`: sha256-128, sm3-128).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import sys
 from pathlib import Path
@@ -25,13 +30,22 @@ sys.path.insert(0, str(REPO))
 
 from licence.canonical import canonical_json  # noqa: E402  (needs the repository on sys.path)
 from licence.catalogue import catalogue  # noqa: E402
-from licence.digest import DEFAULT_SUITE, commitment, derive_salts, leaf_hash  # noqa: E402
+from licence.digest import (  # noqa: E402
+    DEFAULT_SUITE,
+    SM3_SUITE,
+    commitment,
+    derive_salts,
+    leaf_hash,
+)
 from licence.document import AnchorRef, LicenceDocument  # noqa: E402
 from licence.merkle import build_tree  # noqa: E402
 from licence.payload import encode_payload  # noqa: E402
 from licence.presentation import present  # noqa: E402
 
 OUT = REPO / "tests" / "vectors"
+SUITES = (DEFAULT_SUITE, SM3_SUITE)
+# The whole hash of each suite, by hashlib's name for it.
+HASH_NAMES = {DEFAULT_SUITE: "sha256", SM3_SUITE: "sm3"}
 REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 
 BUSINESS_FIELDS = {
@@ -81,73 +95,120 @@ def _leaf(index: int) -> bytes:
     return hashlib.sha256(b"elicence vector leaf %d" % index).digest()[:16]
 
 
+# Published examples: both messages are GB/T 32905-2016's (appendix A) for SM3, "abc" is
+# FIPS 180-2's (appendix B.1) for SHA-256, and the key and message of RFC 4231's test
+# case 2 give its HMAC-SHA-256. The other cases (HMAC-SM3 has no published example) are
+# OpenSSL's, which the web page's independent SM3 (sm-crypto) must match.
+_HASH_MESSAGES = (("abc", b"abc"), ("abcd x 16 (64 bytes)", b"abcd" * 16))
+_HMAC_CASES = (("RFC 4231 case 2", b"Jefe", b"what do ya want for nothing?"),)
+
+
+def hashes() -> dict[str, Any]:
+    cases = []
+    for suite in SUITES:
+        name = HASH_NAMES[suite]
+        for label, message in _HASH_MESSAGES:
+            cases.append(
+                {
+                    "hashSuite": suite,
+                    "name": label,
+                    "messageHex": _hex(message),
+                    "hash": _hex(hashlib.new(name, message).digest()),
+                }
+            )
+        for label, key, message in _HMAC_CASES:
+            cases.append(
+                {
+                    "hashSuite": suite,
+                    "name": "HMAC, key and message of " + label,
+                    "keyHex": _hex(key),
+                    "messageHex": _hex(message),
+                    "hmac": _hex(hmac.digest(key, message, name)),
+                }
+            )
+    return {
+        "description": "each suite's 256-bit hash H* and HMAC-H* before truncation to 16 "
+        "bytes, on the examples of GB/T 32905-2016 appendix A (SM3), FIPS 180-2 appendix B.1 "
+        "and RFC 4231 case 2 (SHA-256)",
+        "cases": cases,
+    }
+
+
 def commitments() -> dict[str, Any]:
     cases = []
-    for type_id, fields in (
-        ("business-licence", BUSINESS_FIELDS),
-        ("food-business-licence", FOOD_FIELDS),
-    ):
-        secret = _secret(type_id)
-        salts = dict(zip(fields, derive_salts(secret, list(fields)), strict=True))
-        made = {name: commitment(name, value, salts[name]) for name, value in fields.items()}
-        cases.append(
-            {
-                "type": type_id,
-                "hashSuite": DEFAULT_SUITE,
-                "secret": _hex(secret),
-                "fields": fields,
-                "salts": {name: _hex(s) for name, s in salts.items()},
-                "commitments": {name: _hex(c) for name, c in made.items()},
-                "licenceId": _hex(leaf_hash(type_id, made)),
-            }
-        )
+    for suite in SUITES:
+        for type_id, fields in (
+            ("business-licence", BUSINESS_FIELDS),
+            ("food-business-licence", FOOD_FIELDS),
+        ):
+            secret = _secret(type_id)  # the same secret in both suites
+            salts = dict(zip(fields, derive_salts(secret, list(fields), suite), strict=True))
+            made = {n: commitment(n, v, salts[n], suite) for n, v in fields.items()}
+            cases.append(
+                {
+                    "type": type_id,
+                    "hashSuite": suite,
+                    "secret": _hex(secret),
+                    "fields": fields,
+                    "salts": {name: _hex(s) for name, s in salts.items()},
+                    "commitments": {name: _hex(c) for name, c in made.items()},
+                    "licenceId": _hex(leaf_hash(type_id, made, suite)),
+                }
+            )
     return {
-        "description": "salt = HMAC-SHA256(secret, name)[:16]; see docs/format.md." + FIXTURE_NOTE,
+        "description": "salt = HMAC-H*(secret, name)[:16] with H* SHA-256 or SM3 (hashSuite);"
+        " see docs/format.md." + FIXTURE_NOTE,
         "cases": cases,
     }
 
 
 def merkle() -> dict[str, Any]:
     cases = []
-    for count in (1, 2, 3, 5):
-        tree = build_tree([_leaf(i) for i in range(count)])
-        cases.append(
-            {
-                "leaves": [_hex(leaf) for leaf in tree.leaves],
-                "root": _hex(tree.root),
-                "proofs": [[_hex(p) for p in tree.proof(i)] for i in range(count)],
-            }
-        )
+    for suite in SUITES:
+        for count in (1, 2, 3, 5):
+            tree = build_tree([_leaf(i) for i in range(count)], suite)
+            cases.append(
+                {
+                    "hashSuite": suite,
+                    "leaves": [_hex(leaf) for leaf in tree.leaves],
+                    "root": _hex(tree.root),
+                    "proofs": [[_hex(p) for p in tree.proof(i)] for i in range(count)],
+                }
+            )
     return {
         "description": "node = H(0x01 || min(a, b) || max(a, b)); see docs/format.md",
         "cases": cases,
     }
 
 
-def _full_document() -> LicenceDocument:
+def _full_document(suite: str = DEFAULT_SUITE) -> LicenceDocument:
     business = catalogue().get("business-licence")
     secret = _secret("payload")
     provisional = LicenceDocument(
-        business, dict(BUSINESS_FIELDS), AnchorRef(1, REGISTRY, b"", ()), secret=secret
+        business, dict(BUSINESS_FIELDS), AnchorRef(1, REGISTRY, b"", ()), suite, secret=secret
     )
-    tree = build_tree([provisional.licence_id, _leaf(1), _leaf(2)])
+    tree = build_tree([provisional.licence_id, _leaf(1), _leaf(2)], suite)
     anchor = AnchorRef(31337, REGISTRY, tree.root, tuple(tree.proof(0)))
-    return LicenceDocument(business, dict(BUSINESS_FIELDS), anchor, secret=secret)
+    return LicenceDocument(business, dict(BUSINESS_FIELDS), anchor, suite, secret=secret)
 
 
 def payload() -> dict[str, Any]:
-    full = _full_document()
-    shown = present(full, ["registeredCapital"])
-    cases = [
-        {
-            "name": name,
-            "payload": encode_payload(document),
-            "document": document.to_json(),
-            "licenceId": _hex(document.licence_id),
-            "root": _hex(document.computed_root()),
-        }
-        for name, document in (("full licence", full), ("presentation", shown))
-    ]
+    cases = []
+    for suite in SUITES:
+        full = _full_document(suite)
+        shown = present(full, ["registeredCapital"])
+        # The first suite's cases keep the names they had before there was a second.
+        tag = "" if suite == DEFAULT_SUITE else f" ({suite})"
+        cases += [
+            {
+                "name": name + tag,
+                "payload": encode_payload(document),
+                "document": document.to_json(),
+                "licenceId": _hex(document.licence_id),
+                "root": _hex(document.computed_root()),
+            }
+            for name, document in (("full licence", full), ("presentation", shown))
+        ]
     return {
         "description": 'payload = "EL1:" || Base45(zlib(CBOR(P))); see docs/format.md.'
         + FIXTURE_NOTE,
@@ -189,6 +250,7 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     for name, make in (
         ("canonical", canonical),
+        ("hashes", hashes),
         ("commitments", commitments),
         ("merkle", merkle),
         ("payload", payload),

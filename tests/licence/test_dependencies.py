@@ -34,6 +34,7 @@ MODULES = [
     "licence.merkle",
     "licence.payload",
     "licence.presentation",
+    "licence.seal",
     "licence.reasons",
     "licence.statuses",
 ]

@@ -156,5 +156,5 @@ def test_utf8_bom_is_accepted():
 
 def test_written_documents_keep_chinese_readable():
     text = _batch().documents[0].to_bytes().decode("utf-8")
-    assert "北京海淀第0号科技有限公司" in text
+    assert "深圳福田第0号科技有限公司" in text
     assert json.loads(text)["fields"]["issuingAuthority"].endswith("市场监督管理局")

@@ -168,7 +168,7 @@ BAD_PAYLOADS = [
     ("invalid utf-8 in cbor text", lambda d: pack(b"\x61\xff"), "cbor"),
     ("bytes after the cbor item", lambda d: pack(cbor2.dumps(layout(d)) + b"\x00"), "cbor"),
     ("not an array", lambda d: pack(cbor2.dumps({"v": 1})), "layout"),
-    ("unknown version", lambda d: spoil(d, 0, 2), "version"),
+    ("unknown version", lambda d: spoil(d, 0, 9), "version"),
     ("version as text", lambda d: spoil(d, 0, "1"), "version"),
     ("array of seven", lambda d: pack(cbor2.dumps(layout(d)[:7])), "layout"),
     ("unknown type code", lambda d: spoil(d, 1, 9), "type"),

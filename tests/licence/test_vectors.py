@@ -6,6 +6,8 @@ web page's JS, the C encoder) can check itself against the same files.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import pytest
 
 from licence.canonical import canonical_json
 from licence.catalogue import catalogue
-from licence.digest import commitment, derive_salts, leaf_hash, salt
+from licence.digest import SUITES, commitment, derive_salts, leaf_hash, salt
 from licence.document import parse_document
 from licence.merkle import build_tree, fold_proof
 from licence.payload import decode_payload, encode_payload
@@ -40,31 +42,48 @@ def test_canonical_form_is_the_vectors(case):
     assert data == case["canonical"].encode("utf-8") == unhex(case["canonicalHex"])
 
 
-@pytest.mark.parametrize("case", cases("commitments"), ids=lambda c: c["type"])
+_HASHLIB_NAMES = {"sha256-128": "sha256", "sm3-128": "sm3"}
+
+
+@pytest.mark.parametrize("case", cases("hashes"), ids=lambda c: f"{c['hashSuite']} {c['name']}")
+def test_each_suites_hash_and_hmac_are_the_vectors(case):
+    name, message = _HASHLIB_NAMES[case["hashSuite"]], unhex(case["messageHex"])
+    if "hash" in case:
+        assert hashlib.new(name, message).digest() == unhex(case["hash"])
+        assert SUITES[case["hashSuite"]](message) == unhex(case["hash"])[:16]
+    else:
+        assert hmac.digest(unhex(case["keyHex"]), message, name) == unhex(case["hmac"])
+
+
+@pytest.mark.parametrize(
+    "case", cases("commitments"), ids=lambda c: f"{c['type']} {c['hashSuite']}"
+)
 def test_salts_commitments_and_licence_id_are_the_vectors(case):
-    secret = unhex(case["secret"])
+    secret, suite = unhex(case["secret"]), case["hashSuite"]
     names = list(case["fields"])
-    assert [s.hex() for s in derive_salts(secret, names)] == [
+    assert [s.hex() for s in derive_salts(secret, names, suite)] == [
         unhex(case["salts"][n]).hex() for n in names
     ]
     for name, value in case["fields"].items():
         field_salt = unhex(case["salts"][name])
-        assert salt(secret, name) == field_salt
-        assert commitment(name, value, field_salt) == unhex(case["commitments"][name])
+        assert salt(secret, name, suite) == field_salt
+        assert commitment(name, value, field_salt, suite) == unhex(case["commitments"][name])
     made = {name: unhex(c) for name, c in case["commitments"].items()}
-    assert leaf_hash(case["type"], made) == unhex(case["licenceId"])
+    assert leaf_hash(case["type"], made, suite) == unhex(case["licenceId"])
     # Every field of the type that the licence has is committed to, in no particular order.
     assert set(made) <= set(catalogue().get(case["type"]).field_names)
 
 
-@pytest.mark.parametrize("case", cases("merkle"), ids=lambda c: f"{len(c['leaves'])} leaves")
+@pytest.mark.parametrize(
+    "case", cases("merkle"), ids=lambda c: f"{len(c['leaves'])} leaves {c['hashSuite']}"
+)
 def test_merkle_roots_and_proofs_are_the_vectors(case):
-    leaves = [unhex(leaf) for leaf in case["leaves"]]
-    tree = build_tree(leaves)
+    leaves, suite = [unhex(leaf) for leaf in case["leaves"]], case["hashSuite"]
+    tree = build_tree(leaves, suite)
     assert tree.root == unhex(case["root"])
     for index, proof in enumerate(case["proofs"]):
         assert tree.proof(index) == [unhex(p) for p in proof]
-        assert fold_proof(leaves[index], [unhex(p) for p in proof]) == tree.root
+        assert fold_proof(leaves[index], [unhex(p) for p in proof], suite) == tree.root
 
 
 @pytest.mark.parametrize("case", cases("payload"), ids=lambda c: c["name"])
@@ -81,6 +100,7 @@ def test_payload_decodes_to_the_vectors_document(case):
 def test_every_vector_file_is_checked():
     assert {p.stem for p in VECTORS.glob("*.json")} == {
         "canonical",
+        "hashes",
         "commitments",
         "merkle",
         "payload",
