@@ -68,6 +68,11 @@ interface ILicenceRegistry {
     /// @notice `signer` is reported compromised from block `fromBlock` already; a new
     /// report may only move that block earlier.
     error LicenceRegistrySignerAlreadyCompromised(address signer, uint64 fromBlock);
+    /// @notice An SM2 seal key cannot be valid from `validFrom`: before the current block
+    /// `currentBlock`, or not after the block the agency's previous seal key is valid from.
+    error LicenceRegistryInvalidSealKeyBlock(uint64 validFrom, uint64 currentBlock);
+    /// @notice An SM2 public key is two non-zero 32-byte coordinates.
+    error LicenceRegistryInvalidSealKey();
 
     // ---- events -------------------------------------------------------------------
 
@@ -130,5 +135,15 @@ interface ILicenceRegistry {
         address indexed signer,
         uint32 keyNumber,
         uint64 fromBlock
+    );
+    /// @notice Agency `agencyId`'s `keyNumber`th SM2 seal key (1, 2, ...), the public key
+    /// (x, y), seals the batches it anchors from block `validFrom` until the block its
+    /// next seal key is valid from.
+    event SealKeyRegistered(
+        uint32 indexed agencyId,
+        uint32 keyNumber,
+        bytes32 x,
+        bytes32 y,
+        uint64 validFrom
     );
 }

@@ -75,6 +75,16 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
     mapping(uint32 agencyId => mapping(bytes16 leaf => bytes16 successor)) private _successors;
     mapping(bytes16 root => uint256 record) private _batchRevocations;
     mapping(uint32 agencyId => mapping(uint32 keyNumber => uint256 record)) private _compromises;
+    // SM2 seal keys per agency, numbered from 1; the chain does not check seals, verifiers
+    // do, so it keeps the keys and their first blocks for them (and for {sealKeyAt}).
+    mapping(uint32 agencyId => mapping(uint32 keyNumber => SealKey)) private _sealKeys;
+    mapping(uint32 agencyId => uint32 count) private _sealKeyCounts;
+
+    struct SealKey {
+        bytes32 x;
+        bytes32 y;
+        uint64 validFrom;
+    }
 
     /// @notice Creates the registry with `governor` as its admin and first governor.
     constructor(address governor) {
@@ -206,6 +216,34 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
         emit SignerCompromised(agencyId, signer, keyNumber, fromBlock);
     }
 
+    /// @notice Registers SM2 public key (x, y) as the seal key of agency `agencyId` from
+    /// block `validFrom` on, and returns its number (1, 2, ...); the previous seal key
+    /// seals the batches anchored before that block, the new one those from it.
+    /// @dev Requirements: caller has GOVERNOR_ROLE; the agency exists and is not retired;
+    /// x and y are non-zero; `validFrom` is not before the current block and is after the
+    /// block the previous seal key is valid from (so a rotation never rewrites which key
+    /// sealed a batch already anchored). The chain does not check that (x, y) is on the
+    /// curve: verifiers refuse seals under a malformed key. Emits {SealKeyRegistered}.
+    function registerSealKey(uint32 agencyId, bytes32 x, bytes32 y, uint64 validFrom)
+        external
+        onlyRole(GOVERNOR_ROLE)
+        returns (uint32 keyNumber)
+    {
+        _activeAgency(agencyId);
+        if (x == bytes32(0) || y == bytes32(0)) revert LicenceRegistryInvalidSealKey();
+        keyNumber = _sealKeyCounts[agencyId];
+        if (
+            validFrom < block.number
+                || (keyNumber != 0 && validFrom <= _sealKeys[agencyId][keyNumber].validFrom)
+        ) {
+            revert LicenceRegistryInvalidSealKeyBlock(validFrom, uint64(block.number));
+        }
+        keyNumber += 1;
+        _sealKeyCounts[agencyId] = keyNumber;
+        _sealKeys[agencyId][keyNumber] = SealKey(x, y, validFrom);
+        emit SealKeyRegistered(agencyId, keyNumber, x, y, validFrom);
+    }
+
     // ---- anchoring --------------------------------------------------------------------
 
     /// @notice Anchors `root`, the 16-byte Merkle root of a batch of `count` licences of
@@ -334,6 +372,26 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
             uint64(record >> COMPROMISE_FROM_SHIFT),
             uint64(record >> COMPROMISE_REPORTED_SHIFT)
         );
+    }
+
+    /// @notice The SM2 seal key of agency `agencyId` for batches anchored in block
+    /// `blockNumber`: its number (0 = none), public key and first block.
+    function sealKeyAt(uint32 agencyId, uint64 blockNumber)
+        external
+        view
+        returns (uint32 keyNumber, bytes32 x, bytes32 y, uint64 validFrom)
+    {
+        // Newest first: agencies rotate seal keys rarely, so the loop is short.
+        for (keyNumber = _sealKeyCounts[agencyId]; keyNumber != 0; --keyNumber) {
+            SealKey storage key = _sealKeys[agencyId][keyNumber];
+            if (key.validFrom <= blockNumber) return (keyNumber, key.x, key.y, key.validFrom);
+        }
+        return (0, bytes32(0), bytes32(0), 0);
+    }
+
+    /// @notice How many seal keys agency `agencyId` has had (numbered 1 to this).
+    function sealKeyCount(uint32 agencyId) external view returns (uint32) {
+        return _sealKeyCounts[agencyId];
     }
 
     /// @notice Agency `agencyId`: its current signer, licence-type bitmask, whether it is

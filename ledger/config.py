@@ -4,12 +4,15 @@ Everything lives in one home folder (`--home`, or ELICENCE_HOME, or ~/.elicence)
 
     config.json      chain URL, chain id and registry address (written by
                      `elicence registry deploy`, read by every later command);
-                     its "node" member holds the embedded node's settings (NodeSettings)
+                     its "node" member holds the embedded node's settings (NodeSettings),
+                     its "issuing" member an agency's hash suite per licence type
+                     (issuer.agency.issuing_suite)
     chain/           the embedded node's chain (elicence ledger serve)
     keys/            encrypted keystores (agency and governor keys), mode 0600
     records.sqlite   the agency's records of what it issued
     index.sqlite     the verifier's index of registry events
-    service/         the verifier service's API keys and audit log
+    service/         the verifier service's API keys and audit log (its "database"
+                     member in config.json moves them to PostgreSQL)
 
 The chain URL, registry address and chain id can be overridden per command (`--chain`,
 `--registry`, `--chain-id`) or by environment (ELICENCE_CHAIN, ELICENCE_REGISTRY,
@@ -239,6 +242,18 @@ class HomeConfig(BaseSettings):
         node = _saved_node_section(home / CONFIG_FILE)
         if node is not None:  # the node's settings are the operator's: keep them
             raw["node"] = node
+        # As is the verifier service's shared-state database (verifier.service.settings).
+        database = _saved_node_section(home / CONFIG_FILE, "database")
+        if database is not None:
+            raw["database"] = database
+        # And the agency's issuing defaults (issuer.agency.issuing_suite).
+        issuing = _saved_node_section(home / CONFIG_FILE, "issuing")
+        if issuing is not None:
+            raw["issuing"] = issuing
+        # And the cipher of new keystores (issuer.keystore.default_cipher).
+        keys = _saved_node_section(home / CONFIG_FILE, "keys")
+        if keys is not None:
+            raw["keys"] = keys
         temp = home / f".{CONFIG_FILE}.tmp"
         temp.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
         temp.chmod(PRIVATE_FILE)
@@ -305,7 +320,7 @@ class _AllDeployers(PydanticBaseSettingsSource):
             listed.extend(found.split(",") if isinstance(found, str) else found)
         init = self.layers[0]
         home = init.init_kwargs.get("_home") if isinstance(init, InitSettingsSource) else None
-        governor = _keystore_address(home / "keys" / "governor.json") if home else None
+        governor = governor_of(home) if isinstance(home, Path) else None
         if governor is not None:
             listed.append(governor)
         return {"deployers": [a for a in listed if str(a).strip()]}
@@ -411,12 +426,19 @@ def _is_hex(text: str) -> bool:
     return True
 
 
-def _saved_node_section(path: Path) -> object:
+def _saved_node_section(path: Path, member: str = "node") -> object:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return raw.get("node") if isinstance(raw, dict) else None
+    return raw.get(member) if isinstance(raw, dict) else None
+
+
+def governor_of(home: Path) -> str | None:
+    """The address of the home's governor key (HOME/keys/governor.json), if it has one:
+    the node lets it deploy, even when the key was made after the node started."""
+    address = _keystore_address(home / "keys" / "governor.json")
+    return address.lower() if address is not None else None
 
 
 def _keystore_address(path: Path) -> str | None:

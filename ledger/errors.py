@@ -11,6 +11,8 @@ web3 (see ``ledger.chain``), so callers catch these and nothing else.
     ├── InsufficientFunds                     the sender cannot pay for gas (and value)
     ├── NodeBusy (RuntimeError)               another embedded node runs on that home
     ├── IndexMismatch (ValueError)            an index file of another chain or registry
+    │   └── SnapshotRefused                   an index snapshot that does not fit the chain
+    ├── ChainReadFailed (RuntimeError)        the node refused a read it should answer
     ├── TransactionFailed (RuntimeError)      mined with status 0, not mined in time,
     │                                         or refused by the node for another reason
     └── RegistryRejected                      the registry reverted with a custom error
@@ -23,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "ChainReadFailed",
     "ChainUnreachable",
     "IndexMismatch",
     "InsufficientFunds",
@@ -32,6 +35,7 @@ __all__ = [
     "RegistryNotFound",
     "RegistryRejected",
     "RegistryUnauthorised",
+    "SnapshotRefused",
     "TransactionFailed",
     "WrongChain",
 ]
@@ -101,3 +105,12 @@ class NodeBusy(LedgerError, RuntimeError):
 
 class IndexMismatch(LedgerError, ValueError):
     """An index file belongs to another chain or registry than the one asked for."""
+
+
+class SnapshotRefused(IndexMismatch):
+    """An index snapshot cannot be imported: damaged or truncated, of another registry or
+    chain, or of a block the chain does not have at its height."""
+
+
+class ChainReadFailed(LedgerError, RuntimeError):
+    """The node refused a read indexing needs (the logs of one block, a block it has)."""

@@ -67,6 +67,18 @@ class Agency:
 
 
 @dataclass(frozen=True)
+class SealKey:
+    """An agency's SM2 seal key (licence.seal) as the registry records it: the
+    ``number``th (from 1), public key X || Y (64 bytes), sealing the batches the agency
+    anchors from block ``valid_from`` until its next seal key's ``valid_from``."""
+
+    agency_id: int
+    number: int
+    public_key: bytes
+    valid_from: int
+
+
+@dataclass(frozen=True)
 class LeafState:
     """The status of one leaf; ``changed_at_block`` is 0 for a leaf never changed.
 
@@ -200,6 +212,22 @@ class Registry:
             _uint("from_block", from_block, 64),
         )
 
+    def register_seal_key(
+        self, sender: LocalAccount, agency_id: int, public_key: bytes, valid_from: int
+    ) -> Sent:
+        """Register SM2 public key X || Y as agency ``agency_id``'s seal key for batches
+        anchored from block ``valid_from`` on (the governor's)."""
+        if len(public_key) != 64:
+            raise ValueError("an SM2 public key is 64 bytes X || Y")
+        return self._send(
+            sender,
+            "registerSealKey",
+            _uint("agency_id", agency_id, 32),
+            public_key[:32],
+            public_key[32:],
+            _uint("valid_from", valid_from, 64),
+        )
+
     # ---- anchoring and statuses ------------------------------------------------------
 
     def anchor(self, sender: LocalAccount, root: bytes, licence_type: int, count: int) -> Sent:
@@ -295,6 +323,16 @@ class Registry:
             return None
         since = self.compromised_from(anchor.agency_id, anchor.key_number)
         return since if since is not None and anchor.block_number >= since else None
+
+    def seal_key_at(self, agency_id: int, block_number: int) -> SealKey | None:
+        """Agency ``agency_id``'s seal key for batches anchored in block ``block_number``,
+        or None if it had none then."""
+        number, x, y, valid_from = self._call(
+            "sealKeyAt", _uint("agency_id", agency_id, 32), _uint("block", block_number, 64)
+        )
+        if not number:
+            return None
+        return SealKey(int(agency_id), int(number), bytes(x) + bytes(y), int(valid_from))
 
     def agency(self, agency_id: int) -> Agency:
         """Agency ``agency_id``; RegistryRejected (LicenceRegistryUnknownAgency) if none."""

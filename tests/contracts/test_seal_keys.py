@@ -1,0 +1,83 @@
+"""SM2 seal keys in the registry: only a governor registers them, each from a block on,
+and the key for a batch is the one valid at its anchoring block, rotations included."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from ledger import Registry, RegistryRejected, RegistryUnauthorised
+from licence import seal
+from tests.conftest import AGENCY_ID, OTHER_AGENCY_ID
+
+
+def new_public_key() -> bytes:
+    return seal.public_key(seal.new_private_key())
+
+
+def test_a_registered_seal_key_is_the_agencys_key_from_its_block_on(
+    registry: Registry, governor: LocalAccount
+) -> None:
+    public = new_public_key()
+    start = registry.chain.block_number() + 1
+    sent = registry.register_seal_key(governor, AGENCY_ID, public, start)
+    assert sent.block_number == start
+    found = registry.seal_key_at(AGENCY_ID, start)
+    assert found is not None
+    assert (found.number, found.public_key, found.valid_from) == (1, public, start)
+    assert registry.seal_key_at(AGENCY_ID, start - 1) is None
+    assert registry.seal_key_at(OTHER_AGENCY_ID, start) is None
+
+
+def test_a_rotated_seal_key_leaves_earlier_batches_with_the_old_key(
+    registry: Registry, governor: LocalAccount, agency_key: LocalAccount
+) -> None:
+    old, new = new_public_key(), new_public_key()
+    first = registry.register_seal_key(governor, AGENCY_ID, old, registry.chain.block_number() + 1)
+    anchored = registry.anchor(agency_key, os.urandom(16), 1, 10)
+    switch = registry.chain.block_number() + 5
+    registry.register_seal_key(governor, AGENCY_ID, new, switch)
+    old_key = registry.seal_key_at(AGENCY_ID, anchored.block_number)
+    assert old_key is not None and old_key.public_key == old
+    assert registry.seal_key_at(AGENCY_ID, switch - 1).public_key == old  # type: ignore[union-attr]
+    new_key = registry.seal_key_at(AGENCY_ID, switch)
+    assert new_key is not None and (new_key.number, new_key.public_key) == (2, new)
+    assert first.block_number < anchored.block_number < switch
+
+
+def test_only_a_governor_registers_a_seal_key(
+    registry: Registry, agency_key: LocalAccount, outsider: LocalAccount
+) -> None:
+    for caller in (agency_key, outsider):
+        with pytest.raises(RegistryUnauthorised):
+            registry.register_seal_key(
+                caller, AGENCY_ID, new_public_key(), registry.chain.block_number() + 1
+            )
+    assert registry.seal_key_at(AGENCY_ID, 2**63) is None
+
+
+def test_a_seal_key_cannot_start_in_the_past_nor_rewrite_a_later_key(
+    registry: Registry, governor: LocalAccount
+) -> None:
+    now = registry.chain.block_number()
+    with pytest.raises(RegistryRejected) as caught:
+        registry.register_seal_key(governor, AGENCY_ID, new_public_key(), now)
+    assert caught.value.error_name == "LicenceRegistryInvalidSealKeyBlock"
+    registry.register_seal_key(governor, AGENCY_ID, new_public_key(), now + 10)
+    with pytest.raises(RegistryRejected) as caught:
+        registry.register_seal_key(governor, AGENCY_ID, new_public_key(), now + 10)
+    assert caught.value.error_name == "LicenceRegistryInvalidSealKeyBlock"
+
+
+def test_a_zero_seal_key_or_an_unknown_agency_is_refused(
+    registry: Registry, governor: LocalAccount
+) -> None:
+    start = registry.chain.block_number() + 1
+    with pytest.raises(RegistryRejected) as caught:
+        registry.register_seal_key(governor, AGENCY_ID, bytes(64), start)
+    assert caught.value.error_name == "LicenceRegistryInvalidSealKey"
+    with pytest.raises(RegistryRejected) as caught:
+        registry.register_seal_key(governor, 99, new_public_key(), start)
+    assert caught.value.error_name == "LicenceRegistryUnknownAgency"
