@@ -8,7 +8,9 @@ the work and raise typed errors.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,10 +20,12 @@ from issuer.errors import IssuerError
 from issuer.keystore import AGENCY_KEYSTORE, address_of, create, keystore_path
 from issuer.keystore import load as load_keystore
 from issuer.records import Records
-from ledger.config import HomeConfig
+from ledger.config import CONFIG_FILE, ConfigError, HomeConfig
 from ledger.registry import Registry
+from licence.digest import DEFAULT_SUITE, suite_named
 
 NEXT_KEYSTORE = "agency-next.json"  # a rotation in progress (see rotate_own_key)
+CHAIN_ID_TIMEOUT_S = 3.0  # asking a chain its id while saving where it is
 
 
 class NotAnAgency(IssuerError):
@@ -37,6 +41,38 @@ class AgencyContext:
     records: Records
 
 
+def issuing_suite(home: Path, licence_type: str, chosen: str | None = None) -> str:
+    """The hash suite to issue `licence_type` with: `chosen` (`issue --suite`), else the
+    home's default for that type, else sha256-128. The default is config.json's
+
+        "issuing": {"hashSuites": {"<licence type id>": "sm3-128", ...}}
+
+    (a short name, "sm3" or "sha256", does as well).
+
+    Raises:
+        ConfigError: the "issuing" member is not of that shape.
+        UnsupportedHashSuite: the suite chosen or configured is not one this installation
+            can compute.
+    """
+    if chosen is not None:
+        return suite_named(chosen)
+    path = home / CONFIG_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return DEFAULT_SUITE
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path} cannot be read: {exc}") from None
+    issuing = raw.get("issuing", {}) if isinstance(raw, dict) else {}
+    suites = issuing.get("hashSuites", {}) if isinstance(issuing, dict) else None
+    if not isinstance(suites, dict) or not all(isinstance(v, str) for v in suites.values()):
+        raise ConfigError(
+            f'{path}: "issuing" must be {{"hashSuites": {{licence type id: suite name}}}}'
+        )
+    configured = suites.get(licence_type)
+    return DEFAULT_SUITE if configured is None else suite_named(configured)
+
+
 def registry_of_home(home: Path, chain: str | None, registry: str | None) -> Registry:
     """The registry the home's config (or the overrides) name, on its chain.
 
@@ -46,9 +82,13 @@ def registry_of_home(home: Path, chain: str | None, registry: str | None) -> Reg
     """
     from ledger.chain import connect
 
-    config = HomeConfig.load(home).resolve(chain, registry)
+    saved = HomeConfig.load(home)
+    config = saved.resolve(chain, registry)
     address = config.require_registry()
     connected = connect(config.chain_url)
+    if saved.chain_id is None and (saved.chain_url, saved.registry) == (config.chain_url, address):
+        # Saved before the chain could be asked (`agency new` offline): learned now.
+        saved.model_copy(update={"chain_id": connected.chain_id}).save(home)
     return Registry.at(connected, address)
 
 
@@ -73,9 +113,16 @@ def deploy_registry(home: Path, governor: LocalAccount, chain: str | None) -> De
 
 
 def remember_chain(home: Path, chain: str | None, registry: str | None) -> None:
-    """Save the chain and registry named (by options or environment) in the home."""
+    """Save the chain and registry named (by options or environment) in the home, with the
+    chain's id when the chain answers (else the first command that reaches it saves it)."""
+    from ledger.chain import connect
+    from ledger.errors import ChainUnreachable
+
     config = HomeConfig.load(home).resolve(chain, registry)
-    HomeConfig(config.chain_url, config.chain_id, config.registry).save(home)
+    chain_id = config.chain_id
+    with suppress(ChainUnreachable):  # a key may be made offline
+        chain_id = chain_id or connect(config.chain_url, timeout=CHAIN_ID_TIMEOUT_S).chain_id
+    config.model_copy(update={"chain_id": chain_id}).save(home)
 
 
 @dataclass(frozen=True)

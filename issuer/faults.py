@@ -12,7 +12,7 @@ import os
 import signal
 
 FAULT_VARIABLE = "ELICENCE_FAULT"
-POINTS = frozenset({"after-plan", "after-send", "mid-write", "before-manifest"})
+POINTS = frozenset({"after-plan", "after-send", "mid-write", "before-manifest", "mid-rekey"})
 
 
 def fault_point(name: str) -> None:

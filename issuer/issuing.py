@@ -6,10 +6,12 @@
 0. read: issuer.spreadsheet reads the input file (a large CSV file in parts, one per
    batch, by the worker processes of issuer.pool);
 1. check: every row of the input is validated (issuer.checking, in worker processes when
-   large: issuer.pool), so every problem is reported before anything is issued;
+   large: issuer.pool), so every problem is reported before anything is issued; a row
+   another batch already issued with the same fields is left out, one issued with other
+   fields is a problem;
 2. wrap and stage: each batch is wrapped (in worker processes when large) and its
-   documents and QR images are written, complete, into a hidden staging folder in the
-   output folder (issuer.staging);
+   documents, QR images and EL1 texts are written, complete, into a hidden staging
+   folder in the output folder (issuer.staging);
 3. plan: the batch (input digest, root, count) and its licences (number, id, secret) are
    recorded in one SQLite transaction, state PLANNED (issuer.anchoring, issuer.records);
 4. anchor: unless the registry already has the root (an earlier run's transaction
@@ -27,8 +29,9 @@ anchored, and batches are marked WRITTEN in input order (the records are written
 calling thread only).
 
 A run killed at any point leaves only complete files in the output folder, and running
-the same input again resumes each batch at the step it stopped at. Status changes after
-issuing (revoke, suspend, ...) are issuer.status's.
+the same input again resumes each batch at the step it stopped at. `progress` hears of
+each stage (`Stage`) as it moves, batch by batch. Status changes after issuing (revoke,
+suspend, ...) are issuer.status's.
 """
 
 from __future__ import annotations
@@ -38,12 +41,13 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import partial
 from pathlib import Path
 
 from issuer.agency import AgencyContext
 from issuer.anchoring import Anchored, authorised_agency, plan_and_anchor
-from issuer.checking import Checked, already_issued, checked_rows
+from issuer.checking import AlreadyIssued, Checked, already_issued, checked_rows
 from issuer.errors import IssuingError, LicenceValidationError
 from issuer.manifest import manifest_name
 from issuer.pool import pool_size, worker_pool
@@ -52,6 +56,7 @@ from issuer.records import BatchRecord, BatchState, Records
 from issuer.spreadsheet import CsvChunks, Input, InputRow, ReadInput
 from issuer.staging import Job, Staged
 from licence.catalogue import LicenceType
+from licence.digest import DEFAULT_SUITE, hash_function
 from licence.fields import FieldProblem
 
 DEFAULT_BATCH_SIZE = 10_000
@@ -66,6 +71,7 @@ class IssueOptions:
     qr: bool = True
     skip_invalid: bool = False
     workers: int = 0  # 0: one per CPU when the input is large enough, 1: in this process
+    suite: str = DEFAULT_SUITE  # the documents' hash suite (licence.digest.SUITES)
 
 
 @dataclass(frozen=True)
@@ -83,10 +89,12 @@ class BatchOutcome:
 
 @dataclass(frozen=True)
 class IssueReport:
-    """The batches of an input, and the rows left out by --skip-invalid."""
+    """The batches of an input, the rows left out by --skip-invalid, and the rows left out
+    because they were issued before with the same fields."""
 
     batches: tuple[BatchOutcome, ...]
     skipped: tuple[FieldProblem, ...]
+    already_issued: tuple[AlreadyIssued, ...] = ()
 
     @property
     def count(self) -> int:
@@ -94,7 +102,23 @@ class IssueReport:
         return sum(b.count for b in self.batches)
 
 
-Progress = Callable[[str, int], None]  # (phase, licences done in that phase)
+class Stage(StrEnum):
+    """The stages of issuing an input, in the order each row goes through them."""
+
+    CHECKING = "checking"  # rows read and checked
+    STAGING = "staging"  # licences wrapped, their files staged
+    ANCHORING = "anchoring"  # licences whose batch is anchored
+    PUBLISHING = "publishing"  # licences whose files are in the output folder
+
+
+# Called as (stage, done, total): rows for CHECKING, licences for the others. A stage's
+# `done` only grows; the stages after checking overlap (batch k is anchored while batch
+# k + 1 is staged). Called from the calling thread only, never from a worker.
+Progress = Callable[[Stage, int, int], None]
+
+
+def _no_progress(stage: Stage, done: int, total: int) -> None:
+    del stage, done, total
 
 
 def issue_file(
@@ -116,6 +140,7 @@ def issue_file(
     the recorded secrets, so it writes the same documents and never anchors twice. A
     split CSV file (`read_for_issuing`) is read in parts by the worker processes.
     """
+    hash_function(options.suite)  # UnsupportedHashSuite before anything is read or sent
     agency_id = authorised_agency(agency.registry, agency.key, licence_type)
     run = partial(_issue, agency, licence_type, out_dir=out_dir, agency_id=agency_id)
     if isinstance(source, CsvChunks):
@@ -174,12 +199,17 @@ def _issue(
     registry, records = agency.registry, agency.records
     chain_id, address = registry.chain.chain_id, registry.address
     size = max(1, options.batch_size)
+    report = progress or _no_progress
     with worker_pool(source, size, options.workers) as workers:
-        checked = workers.check(licence_type, chain_id, address)
+        checked = workers.check(
+            licence_type, chain_id, address, lambda rows: report(Stage.CHECKING, rows, source.count)
+        )
         if not _in_place(checked, size):
             raise _IrregularPart
         slices = [part for part in checked if part is not None and part.numbers]
         numbers = [number for part in slices for number in part.numbers]
+        if len(numbers) != source.count:  # a split file's blank records hold no row
+            report(Stage.CHECKING, source.count, source.count)
         found = [problem for part in slices for problem in part.problems]
         read_problems = source.problems if isinstance(source, ReadInput) else []
         positions, skipped = checked_rows(read_problems, found, numbers, options.skip_invalid)
@@ -187,21 +217,49 @@ def _issue(
             if skipped:
                 raise LicenceValidationError(skipped)
             raise LicenceValidationError([FieldProblem("", "the input holds no licence")])
-        batches = [positions[i : i + size] for i in range(0, len(positions), size)]
+        batches = _split(positions, size)
         if len(positions) == len(numbers):
             digests = [part.digest for part in slices]  # the batches are the checked slices
         else:
             digests = workers.digests(licence_type, batches, chain_id, address)
         existing = [records.batch_by_digest(d) for d in digests]
-        groups = [[numbers[i] for i in batch] for batch in batches]
-        problems = already_issued(registry, records, licence_type, groups, existing)
-        if problems:
+        before = already_issued(
+            registry,
+            records,
+            licence_type,
+            batches=batches,
+            numbers=numbers,
+            existing=existing,
+            fields_of=workers.fields,
+            suite=options.suite,
+        )
+        if before.problems:
             if not options.skip_invalid:
-                raise LicenceValidationError(problems)
+                raise LicenceValidationError(before.problems)
             raise IssuingError(
                 "some licence numbers are already issued in another batch; remove those "
-                "rows or give new numbers: " + "; ".join(str(p) for p in problems[:5])
+                "rows or give new numbers: " + "; ".join(str(p) for p in before.problems[:5])
             )
+        if before.same:
+            # Rows issued before with the same fields (the sheet run again with rows
+            # added) are left out; the other new rows are batched anew.
+            left_out = {position for position, _ in before.same}
+            kept = [
+                (b, d, e)
+                for b, d, e in zip(batches, digests, existing, strict=True)
+                if e is not None
+            ]
+            rest = [p for b, e in zip(batches, existing, strict=True) if e is None for p in b]
+            regrouped = _split([p for p in rest if p not in left_out], size)
+            new_digests = workers.digests(licence_type, regrouped, chain_id, address)
+            new_existing = [records.batch_by_digest(d) for d in new_digests]
+            everything = sorted(
+                [*kept, *zip(regrouped, new_digests, new_existing, strict=True)],
+                key=lambda batch: batch[0][0],
+            )
+            batches = [b for b, _, _ in everything]
+            digests = [d for _, d, _ in everything]
+            existing = [e for _, _, e in everything]
         jobs: list[Job] = []
         done: dict[int, BatchOutcome] = {}
         for index, (batch, digest, record) in enumerate(
@@ -222,19 +280,29 @@ def _issue(
                     registry=address,
                     staging=str(out_dir / f".staging-{digest.hex()[:32]}"),
                     qr=options.qr,
+                    suite=options.suite,
                 )
             )
         done |= _anchor_and_publish(
             agency,
             licence_type,
             zip(jobs, workers.stage(jobs), strict=True),
+            total=sum(len(job.positions) for job in jobs),
             agency_id=agency_id,
             digests=digests,
             existing=existing,
             out_dir=out_dir,
-            progress=progress,
+            progress=report,
         )
-    return IssueReport(tuple(done[i] for i in sorted(done)), tuple(skipped))
+    return IssueReport(
+        tuple(done[i] for i in sorted(done)),
+        tuple(skipped),
+        tuple(found for _, found in before.same),
+    )
+
+
+def _split(positions: list[int], size: int) -> list[list[int]]:
+    return [positions[i : i + size] for i in range(0, len(positions), size)]
 
 
 def _anchor_and_publish(
@@ -242,11 +310,12 @@ def _anchor_and_publish(
     licence_type: LicenceType,
     staged_jobs: Iterator[tuple[Job, Staged]],
     *,
+    total: int,
     agency_id: int,
     digests: list[bytes],
     existing: list[BatchRecord | None],
     out_dir: Path,
-    progress: Progress | None,
+    progress: Progress,
 ) -> dict[int, BatchOutcome]:
     """Plan, anchor and publish staged batches in order: their outcomes by batch index.
 
@@ -258,22 +327,21 @@ def _anchor_and_publish(
     interpreter). Batches are marked WRITTEN in input order, by this thread.
     """
     done: dict[int, BatchOutcome] = {}
-    wrapped = written = 0
+    counts = dict.fromkeys((Stage.STAGING, Stage.ANCHORING, Stage.PUBLISHING), 0)
     publishing: deque[_Publishing] = deque()
 
+    def advance(stage: Stage, licences: int) -> None:
+        counts[stage] += licences
+        progress(stage, counts[stage], total)
+
     def finish_oldest() -> None:
-        nonlocal written
         oldest = publishing.popleft()
         outcome = done[oldest.index] = oldest.complete(agency.records)
-        written += outcome.count
-        if progress is not None:
-            progress("written", written)
+        advance(Stage.PUBLISHING, outcome.count)
 
     with ThreadPoolExecutor(max_workers=_PUBLISHERS) as publisher:
         for job, staged in staged_jobs:
-            wrapped += len(staged.licences.numbers)
-            if progress is not None:
-                progress("wrapped", wrapped)
+            advance(Stage.STAGING, len(staged.licences.numbers))
             anchored = plan_and_anchor(
                 agency,
                 licence_type,
@@ -283,6 +351,7 @@ def _anchor_and_publish(
                 record=existing[job.index],
                 out_dir=out_dir,
             )
+            advance(Stage.ANCHORING, len(staged.licences.numbers))
             while len(publishing) >= _PUBLISHERS:
                 finish_oldest()
             publishing.append(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import gc
 import os
 import signal
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, cast
 
@@ -111,22 +111,36 @@ class Workers:
         self._pools = pools
 
     def check(
-        self, licence_type: LicenceType, chain_id: int, registry: str
+        self,
+        licence_type: LicenceType,
+        chain_id: int,
+        registry: str,
+        rows_done: Callable[[int], None] | None = None,
     ) -> list[Checked | None]:
         """Per slice: its rows' problems and numbers, and its input digest.
 
-        None for an irregular part of a split file.
+        None for an irregular part of a split file. `rows_done` is told the rows checked
+        so far, slice after slice.
         """
+        checked: list[Checked | None] = []
+        rows = 0
         if not self._pools:
-            return [
+            results: Iterator[Checked | None] = (
                 check_slice(self._rows.slice(k), licence_type.id, chain_id, registry)
                 for k in range(self._rows.slices)
+            )
+        else:
+            futures = [
+                self._pool(k).submit(_check_in_worker, k, licence_type.id, chain_id, registry)
+                for k in range(self._rows.slices)
             ]
-        futures = [
-            self._pool(k).submit(_check_in_worker, k, licence_type.id, chain_id, registry)
-            for k in range(self._rows.slices)
-        ]
-        return [future.result() for future in futures]
+            results = (future.result() for future in futures)
+        for result in results:
+            checked.append(result)
+            rows += len(result.numbers) if result is not None else 0
+            if rows_done is not None:
+                rows_done(rows)
+        return checked
 
     def digests(
         self, licence_type: LicenceType, batches: list[list[int]], chain_id: int, registry: str
@@ -142,6 +156,10 @@ class Workers:
             for k, batch in enumerate(batches)
         ]
         return [future.result() for future in futures]
+
+    def fields(self, positions: list[int]) -> list[Mapping[str, object]]:
+        """The fields of the rows at `positions`, read in this process."""
+        return self._rows.fields(positions)
 
     def stage(self, jobs: list[Job]) -> Iterator[Staged]:
         """The jobs' staged batches, in order; workers stage ahead of the caller."""

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from issuer.faults import fault_point
-from issuer.files import write_atomically
+from issuer.files import rename_files, write_atomically
 from issuer.manifest import manifest_bytes, manifest_name
 from issuer.records import BatchRecord
 from issuer.staging import Staged
@@ -32,15 +32,13 @@ def publish(
     # One sync for the whole batch instead of an fsync per file: after it, every staged
     # file is on disk, so no rename below can expose a file whose data a power cut loses.
     os.sync()
-    from issuer import _wrap  # compiled: staging needed it too
-
     halfway = len(staged.files) // 2
     source = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
     target = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        _wrap.rename_files(source, target, staged.files[:halfway])
+        rename_files(source, target, staged.files[:halfway])
         fault_point("mid-write")
-        _wrap.rename_files(source, target, staged.files[halfway:])
+        rename_files(source, target, staged.files[halfway:])
     finally:
         os.close(source)
         os.close(target)

@@ -54,6 +54,8 @@ CREATE TABLE IF NOT EXISTS licences (
     status TEXT NOT NULL DEFAULT 'ACTIVE',
     reason INTEGER,
     successor BLOB,
+    status_tx TEXT,
+    status_block INTEGER,
     PRIMARY KEY (licence_type, number)
 );
 CREATE INDEX IF NOT EXISTS licences_by_id ON licences(licence_id);
@@ -105,8 +107,10 @@ class LicenceRecord:
     reason: int | None
     successor: bytes | None
     root: bytes
-    tx_hash: str | None
+    tx_hash: str | None  # the batch's anchoring transaction
     block: int | None
+    status_tx: str | None = None  # the transaction of the last status change, when known
+    status_block: int | None = None
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,7 @@ class PlannedLicences:
 
 _LICENCE_COLUMNS = (
     "l.licence_type, l.number, l.licence_id, l.batch_id, l.position, l.holder_code, l.status, "
-    "l.reason, l.successor, b.root, b.tx_hash, b.block"
+    "l.reason, l.successor, b.root, b.tx_hash, b.block, l.status_tx, l.status_block"
 )
 
 
@@ -137,8 +141,16 @@ class Records:
             self._db.execute("PRAGMA foreign_keys = ON")
             self._db.execute("PRAGMA synchronous = FULL")
             self._db.executescript(_SCHEMA)
+            self._add_status_transaction()
         except sqlite3.DatabaseError as exc:
             raise RecordsError(f"{path} is not a usable records file: {exc}") from None
+
+    def _add_status_transaction(self) -> None:
+        # Records written before status changes kept their transaction.
+        columns = {str(r[1]) for r in self._db.execute("PRAGMA table_info(licences)")}
+        for name, kind in (("status_tx", "TEXT"), ("status_block", "INTEGER")):
+            if name not in columns:
+                self._db.execute(f"ALTER TABLE licences ADD COLUMN {name} {kind}")
 
     @classmethod
     def of_home(cls, home: Path) -> Records:
@@ -310,13 +322,38 @@ class Records:
         return self._licences(" AND ".join(clauses) or "1", tuple(args))
 
     def set_status(
-        self, licence_ids: Iterable[bytes], status: str, reason: int, successor: bytes | None
+        self,
+        licence_ids: Iterable[bytes],
+        status: str,
+        reason: int,
+        successor: bytes | None,
+        *,
+        tx_hash: str | None = None,
+        block: int | None = None,
     ) -> None:
-        """Record a status change the chain has confirmed."""
+        """Record a status change the chain has confirmed, in transaction `tx_hash` of
+        `block` (None: the chain showed it already; a licence that had this status keeps
+        the transaction recorded then)."""
         with self._transaction() as db:
             db.executemany(
-                "UPDATE licences SET status = ?, reason = ?, successor = ? WHERE licence_id = ?",
-                ((status, reason, successor, i) for i in licence_ids),
+                "UPDATE licences SET "
+                "status_tx = CASE WHEN :tx IS NULL AND status = :status THEN status_tx "
+                "ELSE :tx END, "
+                "status_block = CASE WHEN :tx IS NULL AND status = :status THEN status_block "
+                "ELSE :block END, "
+                "status = :status, reason = :reason, successor = :successor "
+                "WHERE licence_id = :id",
+                (
+                    {
+                        "tx": tx_hash,
+                        "block": block,
+                        "status": status,
+                        "reason": reason,
+                        "successor": successor,
+                        "id": i,
+                    }
+                    for i in licence_ids
+                ),
             )
 
     def _licences(self, where: str, args: tuple[object, ...]) -> list[LicenceRecord]:
@@ -338,6 +375,8 @@ class Records:
                 root=bytes(r[9]),
                 tx_hash=r[10],
                 block=r[11],
+                status_tx=r[12],
+                status_block=r[13],
             )
             for r in self._db.execute(query, args)
         ]

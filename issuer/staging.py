@@ -1,10 +1,10 @@
 """Issuing, step 2: wrapping a batch and staging its files.
 
-A batch of checked rows is wrapped (issuer.batch) and its documents, and QR images
-unless left out, are written complete into the batch's hidden staging folder in the
-output folder; nothing is visible there until issuer.publishing renames them, after the
-batch is anchored. A `Job` says what to stage and is small enough to send to a worker
-process (issuer.pool); a `Staged` batch is what comes back.
+A batch of checked rows is wrapped (issuer.batch) and its documents, and QR images and
+their EL1 texts unless left out, are written complete into the batch's hidden staging
+folder in the output folder; nothing is visible there until issuer.publishing renames
+them, after the batch is anchored. A `Job` says what to stage and is small enough to
+send to a worker process (issuer.pool); a `Staged` batch is what comes back.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import cast
 
 from issuer.batch import encode_batch, wrap_batch
-from issuer.files import PRIVATE
+from issuer.files import PRIVATE, write_files
 from issuer.qr import qr_png_bytes
 from issuer.records import PlannedLicences
 from ledger.private import private_folder
 from licence.catalogue import LicenceType, catalogue
+from licence.digest import DEFAULT_SUITE
 from licence.payload import encode_payload
 
 _SAFE_NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,100}")
@@ -45,6 +46,7 @@ class Job:
     registry: str
     staging: str
     qr: bool
+    suite: str = DEFAULT_SUITE
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,6 @@ def stage_batch(job: Job, fields: Sequence[Mapping[str, object]]) -> Staged:
     Nothing here is visible in the output folder; files are published by rename only
     after the batch is anchored. No fsync per file: `publish` syncs once.
     """
-    from issuer import _wrap  # compiled: encode_batch needs it too
-
     licence_type = catalogue().get(job.licence_type)
     rows = cast(Sequence[Mapping[str, str]], fields)  # checked: every value is text
     batch = encode_batch(
@@ -77,6 +77,7 @@ def stage_batch(job: Job, fields: Sequence[Mapping[str, object]]) -> Staged:
         chain_id=job.chain_id,
         registry=job.registry,
         secrets=job.secrets,
+        suite=job.suite,
     )
     numbers = [row["licenceNumber"] for row in rows]
     names = [_filename(n, i) for n, i in zip(numbers, batch.licence_ids, strict=True)]
@@ -85,7 +86,7 @@ def stage_batch(job: Job, fields: Sequence[Mapping[str, object]]) -> Staged:
     folder = os.open(job.staging, os.O_RDONLY | os.O_DIRECTORY)
     try:
         # O_TRUNC: a staging file left by a killed run is simply rewritten.
-        _wrap.write_files(folder, names, batch.documents, PRIVATE)
+        write_files(folder, names, batch.documents, PRIVATE)
         if job.qr:
             files = _stage_images(
                 job, licence_type, rows, secrets=batch.secrets, names=names, folder=folder
@@ -113,11 +114,19 @@ def _stage_images(
     # The QR payload is made from document objects; next to ~1 ms per image, wrapping
     # the batch a second time (same secrets, so the same documents) costs 1 %.
     documents = wrap_batch(
-        licence_type, rows, chain_id=job.chain_id, registry=job.registry, secrets=secrets
+        licence_type,
+        rows,
+        chain_id=job.chain_id,
+        registry=job.registry,
+        secrets=secrets,
+        suite=job.suite,
     ).documents
-    from issuer import _wrap
-
-    images = [name.removesuffix(".json") + ".png" for name in names]
-    pngs = [qr_png_bytes(encode_payload(document)) for document in documents]
-    _wrap.write_files(folder, images, pngs, PRIVATE)  # a QR holds the whole document
-    return [file for pair in zip(names, images, strict=True) for file in pair]
+    stems = [name.removesuffix(".json") for name in names]
+    payloads = [encode_payload(document) for document in documents]
+    pngs = [qr_png_bytes(payload) for payload in payloads]
+    images, texts = [s + ".png" for s in stems], [s + ".el1" for s in stems]
+    write_files(folder, images, pngs, PRIVATE)  # a QR holds the whole document
+    # The QR's text too, for what takes text rather than an image (a message, the
+    # service's {"qr": ...}): the same bytes as the image, with no scan to go wrong.
+    write_files(folder, texts, [(payload + "\n").encode() for payload in payloads], PRIVATE)
+    return [file for trio in zip(names, images, texts, strict=True) for file in trio]

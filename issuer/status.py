@@ -15,6 +15,7 @@ from eth_account.signers.local import LocalAccount
 from issuer.agency import AgencyContext
 from issuer.errors import IssuingError
 from issuer.records import LicenceRecord, Records, RecordsError
+from ledger.chain import Sent
 from ledger.errors import RegistryRejected
 from ledger.registry import LeafState, Registry
 from licence.document import LicenceDocument
@@ -87,18 +88,24 @@ def change_status(
             pending = [
                 lic for lic in group if _differs(registry.status_of(root, lic.licence_id), status)
             ]
-            tx_hash = None
+            sent: Sent | None = None
             if len(pending) == 1:
                 call = getattr(registry, _SINGLE[status])
-                tx_hash = call(agency.key, root, pending[0].licence_id, int(reason)).tx_hash
+                sent = call(agency.key, root, pending[0].licence_id, int(reason))
             elif pending:
                 leaves = [lic.licence_id for lic in pending]
-                tx_hash = registry.set_statuses(
-                    agency.key, root, leaves, status, int(reason)
-                ).tx_hash
+                sent = registry.set_statuses(agency.key, root, leaves, status, int(reason))
         except RegistryRejected as exc:
             raise StatusRefused(exc, {lic.licence_id: lic.number for lic in group}) from exc
-        records.set_status([lic.licence_id for lic in group], status.name, int(reason), None)
+        tx_hash = sent.tx_hash if sent is not None else None
+        records.set_status(
+            [lic.licence_id for lic in group],
+            status.name,
+            int(reason),
+            None,
+            tx_hash=tx_hash,
+            block=sent.block_number if sent is not None else None,
+        )
         changes.append(StatusChange(root, tuple(lic.number for lic in group), tx_hash))
     return changes
 
@@ -124,16 +131,21 @@ def supersede(
     names = {before.licence_id: before.number, after.licence_id: after.number}
     try:
         state = registry.status_of(before.root, before.licence_id)
-        tx_hash = None
+        sent: Sent | None = None
         if state.status is not LeafStatus.SUPERSEDED:
             sent = registry.supersede(
                 agency.key, before.root, before.licence_id, after.licence_id, int(reason)
             )
-            tx_hash = sent.tx_hash
     except RegistryRejected as exc:
         raise StatusRefused(exc, names) from exc
+    tx_hash = sent.tx_hash if sent is not None else None
     records.set_status(
-        [before.licence_id], LeafStatus.SUPERSEDED.name, int(reason), after.licence_id
+        [before.licence_id],
+        LeafStatus.SUPERSEDED.name,
+        int(reason),
+        after.licence_id,
+        tx_hash=tx_hash,
+        block=sent.block_number if sent is not None else None,
     )
     return StatusChange(before.root, (before.number,), tx_hash)
 

@@ -14,12 +14,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from issuer.agency import AgencyContext
 from issuer.batch import batch_problems, encode_batch, wrap_batch
-from issuer.issuing import IssueOptions, issue_file
+from issuer.issuing import IssueOptions, Stage, issue_file
 from issuer.manifest import manifest_bytes
 from issuer.records import PlannedLicences, Records
 from issuer.spreadsheet import read_for_issuing
 from ledger import Registry, connect
 from licence.catalogue import catalogue
+from licence.digest import DEFAULT_SUITE, suite_named
 from tests.agency.conftest import write_csv
 from tests.conftest import key_for
 from tests.samples import business_licence
@@ -31,7 +32,15 @@ def rate(count: int, seconds: float, unit: str = "licences") -> str:
     return f"{count / seconds:>9,.0f} {unit}/s  ({seconds:.2f} s for {count:,})"
 
 
-def whole_run(folder: Path, count: int, batch_size: int, qr: bool, workers: int) -> None:
+def whole_run(
+    folder: Path,
+    count: int,
+    batch_size: int,
+    *,
+    qr: bool,
+    workers: int,
+    suite: str = DEFAULT_SUITE,
+) -> None:
     chain = connect("embedded")
     governor, agency = key_for("bench-governor"), key_for("bench-agency")
     for account in (governor, agency):
@@ -43,11 +52,11 @@ def whole_run(folder: Path, count: int, batch_size: int, qr: bool, workers: int)
     source = read_for_issuing(source_path, BUSINESS, batch_size)
     read = time.perf_counter()
     with Records.of_home(folder / f"home-{qr}-{workers}") as records:
-        options = IssueOptions(batch_size=batch_size, qr=qr, workers=workers)
+        options = IssueOptions(batch_size=batch_size, qr=qr, workers=workers, suite=suite)
         marks: dict[str, float] = {}
 
-        def progress(phase: str, done: int) -> None:
-            marks[phase] = time.perf_counter()
+        def progress(stage: Stage, done: int, total: int) -> None:
+            marks[stage.value] = time.perf_counter()
 
         issue_file(
             AgencyContext(registry, agency, records),
@@ -63,8 +72,8 @@ def whole_run(folder: Path, count: int, batch_size: int, qr: bool, workers: int)
     # Staging overlaps anchoring and publishing: the last batch is staged before its
     # turn to be anchored, and what follows is the last batch's anchor and publishing.
     print(f"  read CSV (or split it)        {rate(count, read - started)}")
-    print(f"  until the last batch staged   {rate(count, marks['wrapped'] - read)}")
-    print(f"  after the last batch staged   {rate(count, done - marks['wrapped'])}")
+    print(f"  until the last batch staged   {rate(count, marks['staging'] - read)}")
+    print(f"  after the last batch staged   {rate(count, done - marks['staging'])}")
 
 
 def _stage_files(folder: str, names: range, blob: bytes) -> None:
@@ -204,6 +213,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=10_000)
     parser.add_argument("--step-count", type=int, default=20_000)
     parser.add_argument(
+        "--suite",
+        type=suite_named,
+        default=DEFAULT_SUITE,
+        help="hash suite of the whole runs: sha256 or sm3 (sm3 runs on the Python encoder)",
+    )
+    parser.add_argument(
         "--dir",
         type=Path,
         default=Path("."),
@@ -213,13 +228,14 @@ def main() -> None:
     print(f"{os.cpu_count()} CPUs, output under {args.dir.resolve()}")
     with tempfile.TemporaryDirectory(dir=args.dir, prefix=".bench-issue-") as tmp:
         folder = Path(tmp)
-        whole_run(folder, args.count, args.batch_size, qr=False, workers=0)
-        whole_run(folder, args.count, args.batch_size, qr=False, workers=1)
+        print(f"hash suite {args.suite}")
+        whole_run(folder, args.count, args.batch_size, qr=False, workers=0, suite=args.suite)
+        whole_run(folder, args.count, args.batch_size, qr=False, workers=1, suite=args.suite)
         if args.qr_count:
             # Two batches at least (a worker stages whole batches); at most --batch-size,
             # so that --qr-count 100000 issues as `elicence issue` does.
             qr_batch = min(args.batch_size, max(1, args.qr_count // 2))
-            whole_run(folder, args.qr_count, qr_batch, qr=True, workers=0)
+            whole_run(folder, args.qr_count, qr_batch, qr=True, workers=0, suite=args.suite)
         file_system_floor(args.count, folder, document_size(args.batch_size), args.batch_size)
         steps(args.step_count, folder)
         # Nothing is deleted until every figure is taken. On a journal-less ext4 (this
