@@ -14,23 +14,24 @@ REAL_CREDIT_CODES = (
 )
 
 # The issuing authority of the samples is agency 1 of tests/conftest.py's registry.
-AUTHORITY = "北京市海淀区市场监督管理局"
+AUTHORITY = "深圳市福田区市场监督管理局"
 
 
 def credit_code(index: int) -> str:
-    """A well-formed code (valid check character) for a made-up enterprise."""
-    first17 = f"911101087{index:08d}"
+    """A well-formed code (valid check character) for a made-up enterprise of Shenzhen's
+    Futian district (440304)."""
+    first17 = f"914403047{index:08d}"
     return first17 + check_character(first17)
 
 
 def business_licence(index: int = 0, **overrides: str) -> dict[str, str]:
     """A valid 营业执照 whose fields depend on `index`."""
     fields = {
-        "licenceNumber": f"110108{index:012d}",
-        "holderName": f"北京海淀第{index}号科技有限公司",
+        "licenceNumber": f"110108{index:012d}",  # file names in tests rely on it
+        "holderName": f"深圳福田第{index}号科技有限公司",
         "unifiedSocialCreditCode": credit_code(index),
         "legalRepresentative": "张三",
-        "registeredAddress": f"北京市海淀区中关村大街{index % 900 + 1}号",
+        "registeredAddress": f"广东省深圳市福田区深南大道{index % 900 + 1}号",
         "businessScope": "一般项目：技术服务、技术开发、技术咨询、技术交流、技术转让、技术推广；"
         "软件开发；信息系统集成服务（除依法须经批准的项目外，凭营业执照依法自主开展经营活动）。",
         "registeredCapital": "100万元人民币",
@@ -46,12 +47,12 @@ def business_licence(index: int = 0, **overrides: str) -> dict[str, str]:
 def food_business_licence(index: int = 0, **overrides: str) -> dict[str, str]:
     """A valid 食品经营许可证 whose fields depend on `index`."""
     fields = {
-        "licenceNumber": f"JY21101080{index:06d}",
-        "holderName": f"北京海淀第{index}号餐饮店",
+        "licenceNumber": f"JY14403040{index:06d}",
+        "holderName": f"深圳福田第{index}号餐饮店",
         "unifiedSocialCreditCode": credit_code(index),
         "legalRepresentative": "李四",
-        "residence": "北京市海淀区学院路1号",
-        "businessPremises": "北京市海淀区学院路1号一层",
+        "residence": "广东省深圳市福田区福华路1号",
+        "businessPremises": "广东省深圳市福田区福华路1号一层",
         "mainBusinessFormat": "餐饮服务经营者（小型餐馆）",
         "businessItems": "热食类食品制售",
         "validFrom": "2024-01-01",

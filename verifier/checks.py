@@ -20,6 +20,7 @@ import datetime as dt
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from licence.digest import hash_function
 from licence.document import LicenceDocument
 from licence.errors import LicenceFormatError
 from licence.fields import field_problems, parse_date
@@ -35,16 +36,18 @@ from verifier.verdict import (
     Outcome,
     Status,
     Verdict,
+    Wording,
 )
 
 CHINA = ZoneInfo("Asia/Shanghai")
 
-# Keyed by the registry's status values (IntEnum members hash as their ints).
+# Keyed by the registry's status values (IntEnum members hash as their ints): the verdict
+# and the reason code (verifier.verdict.REASON_TEXTS).
 _LEAF_VERDICT: dict[int, tuple[Status, str]] = {
-    LeafStatus.SUSPENDED: (Status.SUSPENDED, "suspended (暂扣)"),
-    LeafStatus.REVOKED: (Status.REVOKED, "revoked (吊销)"),
-    LeafStatus.SUPERSEDED: (Status.SUPERSEDED, "superseded by a newer licence"),
-    LeafStatus.CANCELLED: (Status.CANCELLED, "cancelled at the holder's request (注销)"),
+    LeafStatus.SUSPENDED: (Status.SUSPENDED, "status.suspended"),
+    LeafStatus.REVOKED: (Status.REVOKED, "status.revoked"),
+    LeafStatus.SUPERSEDED: (Status.SUPERSEDED, "status.superseded"),
+    LeafStatus.CANCELLED: (Status.CANCELLED, "status.cancelled"),
 }
 
 
@@ -59,29 +62,32 @@ def _hex(value: bytes) -> str:
 
 def _passed(
     name: CheckName,
-    reason: str,
+    reason: Wording,
     *,
     reveals: frozenset[str] = frozenset(),
-    redacted: str | None = None,
+    redacted: Wording | None = None,
 ) -> Check:
     # A reason that quotes licence fields names them and gives a wording without them
     # (Check refuses one without the other): see Verdict.to_json(visible=...).
-    return Check(name, Outcome.PASSED, reason, None, reveals, redacted)
+    return Check.worded(name, Outcome.PASSED, reason, reveals=reveals, redacted=redacted)
 
 
 def _failed(
     name: CheckName,
     status: Status,
-    reason: str,
+    reason: Wording,
     *,
     reveals: frozenset[str] = frozenset(),
-    redacted: str | None = None,
+    redacted: Wording | None = None,
 ) -> Check:
-    return Check(name, Outcome.FAILED, reason, status, reveals, redacted)
+    return Check.worded(name, Outcome.FAILED, reason, status, reveals=reveals, redacted=redacted)
+
+
+_SKIPPED = Wording("skipped")
 
 
 def _skipped(*names: CheckName) -> list[Check]:
-    return [Check(n, Outcome.SKIPPED, "not checked: an earlier check failed") for n in names]
+    return [Check.worded(n, Outcome.SKIPPED, _SKIPPED) for n in names]
 
 
 def verify(
@@ -89,7 +95,9 @@ def verify(
 ) -> Verdict:
     """Check a licence or presentation against the trusted registry; never raises for a
     licence that is merely bad (that is the verdict), only CouldNotCheck when the ledger
-    cannot be read."""
+    cannot be read, and UnsupportedHashSuite for a suite this installation cannot compute
+    (the licence may be genuine, so it gets no verdict, never TAMPERED)."""
+    hash_function(document.suite)
     today = today or today_in_china()
     checked_at = dt.datetime.now(CHINA)
     block_height = ledger.block_number()
@@ -144,29 +152,32 @@ def _integrity(document: LicenceDocument) -> Check:
         return _failed(
             CheckName.INTEGRITY,
             Status.TAMPERED,
-            f"cannot recompute the hashes: {exc}",
+            Wording("integrity.unreadable", {"error": str(exc)}),
             reveals=frozenset(document.fields),
-            redacted="cannot recompute the hashes",
+            redacted=Wording("integrity.unreadable-redacted"),
         )
+    root = _hex(document.anchor.root)
     if computed == document.anchor.root:
-        return _passed(
-            CheckName.INTEGRITY,
-            f"fields and proof lead to the stated root {_hex(document.anchor.root)}",
-        )
-    reason = (
-        f"fields and proof lead to {_hex(computed)}, not to the stated root "
-        f"{_hex(document.anchor.root)}: a field, salt or proof was changed"
-    )
+        return _passed(CheckName.INTEGRITY, Wording("integrity.ok", {"root": root}))
+    mismatch = Wording("integrity.mismatch", {"computed": _hex(computed), "root": root})
     # Name the field when its content shows the change (e.g. a broken check character).
     problems = field_problems(document.licence_type, document.fields)
     if not problems:
-        return _failed(CheckName.INTEGRITY, Status.TAMPERED, reason)
+        return _failed(CheckName.INTEGRITY, Status.TAMPERED, mismatch)
+    named = Wording(
+        "integrity.mismatch-fields",
+        {
+            **mismatch.params,
+            "fields": ",".join(dict.fromkeys(p.path for p in problems)),
+            "problems": "; ".join(str(p) for p in problems),
+        },
+    )
     return _failed(
         CheckName.INTEGRITY,
         Status.TAMPERED,
-        reason + "; " + "; ".join(str(p) for p in problems),
+        named,
         reveals=frozenset(p.path for p in problems),
-        redacted=reason,
+        redacted=mismatch,
     )
 
 
@@ -176,15 +187,24 @@ def _anchor(document: LicenceDocument, ledger: LedgerSource) -> tuple[Check, Anc
         return _failed(
             CheckName.ANCHOR,
             Status.NOT_ANCHORED,
-            f"the document names registry {ref.registry} on chain {ref.chain_id}; this "
-            f"verifier trusts registry {ledger.registry_address} on chain {ledger.chain_id}",
+            Wording(
+                "anchor.other-registry",
+                {
+                    "registry": ref.registry,
+                    "chainId": ref.chain_id,
+                    "trustedRegistry": ledger.registry_address,
+                    "trustedChainId": ledger.chain_id,
+                },
+            ),
         ), None
     anchor = ledger.anchor_of(ref.root)
     if anchor is None:
         return _failed(
             CheckName.ANCHOR,
             Status.NOT_ANCHORED,
-            f"root {_hex(ref.root)} is not anchored in registry {ledger.registry_address}",
+            Wording(
+                "anchor.not-found", {"root": _hex(ref.root), "registry": ledger.registry_address}
+            ),
         ), None
     compromised = _compromised(anchor, ledger)
     if compromised is not None:
@@ -203,9 +223,15 @@ def _compromised(anchor: AnchorView, ledger: LedgerSource) -> Check | None:
     return _failed(
         CheckName.ANCHOR,
         Status.ISSUER_NOT_AUTHORISED,
-        f"root anchored in block {anchor.block_number} with key {anchor.key_number} of "
-        f"agency {anchor.agency_id}, whose signing key was reported compromised from block "
-        f"{since}: anchors it made from then on do not count",
+        Wording(
+            "anchor.key-compromised",
+            {
+                "block": anchor.block_number,
+                "key": anchor.key_number,
+                "agencyId": anchor.agency_id,
+                "since": since,
+            },
+        ),
     )
 
 
@@ -215,7 +241,7 @@ def _anchored(block_number: int, timestamp: int, count: int) -> Check:
     when = dt.datetime.fromtimestamp(timestamp, CHINA).isoformat(timespec="seconds")
     return _passed(
         CheckName.ANCHOR,
-        f"root anchored in block {block_number} at {when} (a batch of {count} licences)",
+        Wording("anchor.ok", {"block": block_number, "time": when, "count": count}),
     )
 
 
@@ -225,8 +251,14 @@ def _issuer(document: LicenceDocument, anchor: AnchorView, agency: AgencyView) -
         return _failed(
             CheckName.ISSUER,
             Status.ISSUER_NOT_AUTHORISED,
-            f"the batch was anchored for licence type code {anchor.licence_type}, "
-            f"but this licence is a {licence_type.name.zh} (code {licence_type.code})",
+            Wording(
+                "issuer.other-type",
+                {
+                    "anchoredType": anchor.licence_type,
+                    "licenceType": licence_type.id,
+                    "typeCode": licence_type.code,
+                },
+            ),
         )
     # The agency's name is the licence's issuingAuthority as written whenever the two
     # agree, so a reason that quotes it reveals that field.
@@ -236,18 +268,23 @@ def _issuer(document: LicenceDocument, anchor: AnchorView, agency: AgencyView) -
         return _failed(
             CheckName.ISSUER,
             Status.ISSUER_NOT_AUTHORISED,
-            f"the licence names issuing authority {named!r}, but its batch was anchored "
-            f"by {agency.name!r} ({agency.code})",
+            Wording(
+                "issuer.other-authority",
+                {"named": named, "agency": agency.name, "agencyCode": agency.code},
+            ),
             reveals=authority,
-            redacted="the issuing authority the licence names is not the agency that "
-            f"anchored its batch ({agency.code})",
+            redacted=Wording("issuer.other-authority-redacted", {"agencyCode": agency.code}),
         )
-    authorised = f"authorised for {licence_type.name.zh} at block {anchor.block_number}"
+    authorised: dict[str, str | int] = {
+        "agencyCode": agency.code,
+        "licenceType": licence_type.id,
+        "block": anchor.block_number,
+    }
     return _passed(
         CheckName.ISSUER,
-        f"anchored by {agency.name} ({agency.code}), {authorised}",
+        Wording("issuer.ok", {"agency": agency.name, **authorised}),
         reveals=authority,
-        redacted=f"anchored by agency {agency.code}, {authorised}",
+        redacted=Wording("issuer.ok-redacted", authorised),
     )
 
 
@@ -256,22 +293,25 @@ def _status(
 ) -> tuple[Check, str | None, str | None]:
     leaf = ledger.status_of(document.anchor.root, document.licence_id)
     if leaf.status == LeafStatus.ACTIVE:
-        return (
-            _passed(CheckName.STATUS, "in force: not revoked, suspended or superseded"),
-            None,
-            None,
-        )
-    status, words = _LEAF_VERDICT.get(
-        leaf.status, (Status.REVOKED, f"in an unknown status {leaf.status}")
-    )
-    reason = describe(leaf.reason)
+        return _passed(CheckName.STATUS, _IN_FORCE), None, None
+    status, code = _LEAF_VERDICT.get(leaf.status, (Status.REVOKED, "status.unknown"))
     successor = _hex(leaf.successor) if leaf.successor else None
     if leaf.batch_revoked:
-        words = "revoked (吊销) with its whole batch by the registry's governor"
-    text = f"{words} in block {leaf.changed_at_block}: {reason.label.zh} ({reason.label.en})"
+        code = "status.batch-revoked"
+    params: dict[str, str | int] = {"block": leaf.changed_at_block, "reason": leaf.reason}
+    if code == "status.unknown":
+        params["status"] = int(leaf.status)
     if successor:
-        text += f"; the new licence is {successor}"
-    return _failed(CheckName.STATUS, status, text), reason.label.zh, successor
+        params["successor"] = successor
+    elif code == "status.superseded":
+        # The registry names a successor with every supersession; without one, the
+        # words say what is known.
+        code = "status.revoked"
+    wording = Wording(code, params)
+    return _failed(CheckName.STATUS, status, wording), describe(leaf.reason).label.zh, successor
+
+
+_IN_FORCE = Wording("status.ok")
 
 
 def _validity(document: LicenceDocument, today: dt.date) -> Check:
@@ -281,29 +321,34 @@ def _validity(document: LicenceDocument, today: dt.date) -> Check:
         start = parse_date(valid_from) if valid_from else None
         end = parse_date(valid_until) if valid_until else None
     except ValueError:
-        return _failed(CheckName.VALIDITY, Status.TAMPERED, "validity dates are not dates")
+        return _failed(CheckName.VALIDITY, Status.TAMPERED, Wording("validity.not-dates"))
+    day = {"today": str(today)}
     if start is not None and today < start:
         return _failed(
             CheckName.VALIDITY,
             Status.NOT_YET_VALID,
-            f"valid from {start}; today is {today}",
+            Wording("validity.not-yet", {"validFrom": str(start), **day}),
             reveals=_VALID_FROM,
-            redacted=f"not yet in force on {today}",
+            redacted=Wording("validity.not-yet-redacted", day),
         )
     if end is not None and today > end:
         return _failed(
             CheckName.VALIDITY,
             Status.EXPIRED,
-            f"expired on {end}; today is {today}",
+            Wording("validity.expired", {"validUntil": str(end), **day}),
             reveals=_VALID_UNTIL,
-            redacted=f"no longer in force on {today}",
+            redacted=Wording("validity.expired-redacted", day),
         )
-    until = str(end) if end else "no end date (长期)"
+    # validFrom is required by every licence type in the catalogue; its absence is
+    # written as it reads.
+    since = {"validFrom": str(start), **day}
     return _passed(
         CheckName.VALIDITY,
-        f"valid from {start} until {until}; today is {today}",
+        Wording("validity.ok", {**since, "validUntil": str(end)})
+        if end
+        else Wording("validity.ok-no-end", since),
         reveals=_VALIDITY_DATES,
-        redacted=f"in force on {today}",
+        redacted=Wording("validity.ok-redacted", day),
     )
 
 

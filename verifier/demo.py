@@ -32,8 +32,11 @@ from verifier.chain_source import RegistrySource
 from verifier.checks import verify
 from verifier.verdict import Verdict
 
-DEMO_AGENCY_NAME = "杭州市西湖区市场监督管理局"
-DEMO_AGENCY_CODE = "11330106002494917W"
+# A made-up agency code of Guangzhou's Tianhe district (11: a state organ; 440106: the
+# district) whose check characters are right (GB 32100 and the organisation code's
+# GB 11714): tests/licence/test_demo_codes.py checks every demo code.
+DEMO_AGENCY_NAME = "广州市天河区市场监督管理局"
+DEMO_AGENCY_CODE = "1144010600749623X2"
 FUNDING_WEI = 10**21  # 1,000 ether of the embedded chain's test currency
 
 
@@ -48,17 +51,18 @@ class DemoResult:
 
 
 def demo_rows(count: int) -> list[dict[str, str]]:
-    """Demo business licences (fictitious enterprises with well-formed credit codes)."""
+    """Demo business licences of Guangzhou's Tianhe district (fictitious enterprises with
+    well-formed credit codes)."""
     rows = []
     for i in range(count):
-        stem = f"913301067{i + 1:08d}"
+        stem = f"914401067{i + 1:08d}"
         rows.append(
             {
-                "licenceNumber": f"33010600{i + 1:010d}",
-                "holderName": f"杭州西湖示例{'甲乙丙丁戊己庚辛壬癸'[i % 10]}科技有限公司",
+                "licenceNumber": f"44010600{i + 1:010d}",
+                "holderName": f"广州天河示例{'甲乙丙丁戊己庚辛壬癸'[i % 10]}科技有限公司",
                 "unifiedSocialCreditCode": stem + check_character(stem),
                 "legalRepresentative": "示例法人",
-                "registeredAddress": f"浙江省杭州市西湖区文三路{100 + i}号",
+                "registeredAddress": f"广东省广州市天河区天河路{100 + i}号",
                 "businessScope": "一般项目：技术服务、技术开发、技术咨询、技术交流、技术转让、"
                 "技术推广；软件开发（除依法须经批准的项目外，凭营业执照依法自主开展经营活动）。",
                 "registeredCapital": f"{(i + 1) * 100}万元人民币",

@@ -18,7 +18,7 @@ from rich.text import Text
 from licence.catalogue import catalogue
 from licence.errors import LicenceFormatError
 from verifier.checks import CHINA
-from verifier.verdict import Status, Verdict
+from verifier.verdict import Status, Verdict, word
 
 _COLOUR = {
     Status.VALID: "green",
@@ -43,6 +43,16 @@ def _label(licence_type_id: str, name: str) -> str:
     return spec.label.zh if spec else name
 
 
+def _in_chinese(check: Mapping[str, Any]) -> Text:
+    """A check's reason in Chinese words from its code, as the web page words it; the
+    English `reason` for a verifier that sends no code (or one this version lacks)."""
+    try:
+        words = word(str(check["code"]), check.get("params") or {}, "zh")
+    except (KeyError, TypeError, ValueError, LicenceFormatError):
+        words = str(check["reason"])
+    return Text(words)  # not markup: a reason may quote a field's text
+
+
 def verdict_panel(body: Mapping[str, Any], title: str | None = None) -> Panel:
     """A panel with the status, each check and the disclosed fields of a JSON verdict."""
     status = Status(body["status"])
@@ -50,7 +60,7 @@ def verdict_panel(body: Mapping[str, Any], title: str | None = None) -> Panel:
     checks = Table.grid(padding=(0, 1))
     for check in body.get("checks", []):
         checks.add_row(
-            _MARK.get(check["outcome"], "?"), f"[bold]{check['name']}[/]", check["reason"]
+            _MARK.get(check["outcome"], "?"), f"[bold]{check['name']}[/]", _in_chinese(check)
         )
     fields = Table.grid(padding=(0, 2))
     if status is Status.TAMPERED:

@@ -1,12 +1,29 @@
-"""The answer to "is this licence genuine and in force?": a status and the checks behind it."""
+"""The answer to "is this licence genuine and in force?": a status and the checks behind it.
+
+Every check's reason is a stable code with parameters (`Wording`), worded in Chinese and
+English by one table (`REASON_TEXTS`): the API answers with the English words plus the
+code and parameters, and the web page words the same code in the page's language from a
+copy of the table (`reason_table()`, written to verifier/web/static/reasons.json by
+scripts/vendor_web; tests/web/test_assets.py holds the copy to this table).
+
+A template names parameters in braces: `{block}`; `{name|filter}` words a parameter
+through a filter: `type` (a licence type id, as the type's name), `statusReason` (a
+status-change reason code, licence/reasons.py), `fields` (comma-separated field names,
+as their labels), `time` (an ISO 8601 time; the page writes it in its own way).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
+import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from functools import lru_cache
+from typing import Any, Literal
+
+from licence.catalogue import Label, catalogue
+from licence.reasons import Reason, describe
 
 # The licence field that names the issuing agency (发证机关), as the licence writes it.
 AUTHORITY_FIELD = "issuingAuthority"
@@ -45,6 +62,185 @@ class CheckName(StrEnum):
     VALIDITY = "validity"
 
 
+Language = Literal["zh", "en"]
+Param = str | int
+
+# Codes are published (API clients and the page key on them): add, never reuse or rename.
+REASON_TEXTS: dict[str, Label] = {
+    "integrity.ok": Label(
+        "字段和证明可推导出所声明的批次根 {root}",
+        "fields and proof lead to the stated root {root}",
+    ),
+    "integrity.mismatch": Label(
+        "字段和证明推导出 {computed}，而非所声明的批次根 {root}：字段、盐值或证明已被改动",
+        "fields and proof lead to {computed}, not to the stated root {root}: a field, salt "
+        "or proof was changed",
+    ),
+    "integrity.mismatch-fields": Label(
+        "字段和证明推导出 {computed}，而非所声明的批次根 {root}：字段、盐值或证明已被改动；"
+        "以下字段的内容不符合规则：{fields|fields}",
+        "fields and proof lead to {computed}, not to the stated root {root}: a field, salt "
+        "or proof was changed; {problems}",
+    ),
+    "integrity.unreadable": Label(
+        "无法重新计算哈希值：证照内容有误（{error}）",
+        "cannot recompute the hashes: {error}",
+    ),
+    "integrity.unreadable-redacted": Label(
+        "无法重新计算哈希值：证照内容有误", "cannot recompute the hashes"
+    ),
+    "anchor.ok": Label(
+        "批次根已于 {time|time} 在区块 {block} 上链存证（该批共 {count} 份证照）",
+        "root anchored in block {block} at {time|time} (a batch of {count} licences)",
+    ),
+    "anchor.other-registry": Label(
+        "证照指向链 {chainId} 上的登记合约 {registry}；本核验服务只信任链 {trustedChainId} "
+        "上的登记合约 {trustedRegistry}",
+        "the document names registry {registry} on chain {chainId}; this verifier trusts "
+        "registry {trustedRegistry} on chain {trustedChainId}",
+    ),
+    "anchor.not-found": Label(
+        "登记合约 {registry} 中没有批次根 {root} 的存证",
+        "root {root} is not anchored in registry {registry}",
+    ),
+    "anchor.key-compromised": Label(
+        "批次根于区块 {block} 由机构 {agencyId} 的第 {key} 号密钥上链，而该签名密钥已报告"
+        "自区块 {since} 起泄露：此后用它上链的存证一律无效",
+        "root anchored in block {block} with key {key} of agency {agencyId}, whose signing "
+        "key was reported compromised from block {since}: anchors it made from then on do "
+        "not count",
+    ),
+    "issuer.other-type": Label(
+        "该批次是为证照类型代码 {anchoredType} 上链的，而此证照是{licenceType|type}"
+        "（代码 {typeCode}）",
+        "the batch was anchored for licence type code {anchoredType}, but this licence is a "
+        "{licenceType|type} (code {typeCode})",
+    ),
+    "issuer.other-authority": Label(
+        "证照所写发证机关为“{named}”，但其批次由“{agency}”（{agencyCode}）上链",
+        "the licence names issuing authority '{named}', but its batch was anchored by "
+        "'{agency}' ({agencyCode})",
+    ),
+    "issuer.other-authority-redacted": Label(
+        "证照所写发证机关不是为其批次上链的机构（{agencyCode}）",
+        "the issuing authority the licence names is not the agency that anchored its "
+        "batch ({agencyCode})",
+    ),
+    "issuer.ok": Label(
+        "由{agency}（{agencyCode}）上链，该机构在区块 {block} 时有权签发{licenceType|type}",
+        "anchored by {agency} ({agencyCode}), authorised for {licenceType|type} at block "
+        "{block}",
+    ),
+    "issuer.ok-redacted": Label(
+        "由机构 {agencyCode} 上链，该机构在区块 {block} 时有权签发{licenceType|type}",
+        "anchored by agency {agencyCode}, authorised for {licenceType|type} at block {block}",
+    ),
+    "status.ok": Label(
+        "现行有效：未被吊销、暂扣或替代", "in force: not revoked, suspended or superseded"
+    ),
+    "status.suspended": Label(
+        "已于区块 {block} 被暂扣：{reason|statusReason}",
+        "suspended (暂扣) in block {block}: {reason|statusReason}",
+    ),
+    "status.revoked": Label(
+        "已于区块 {block} 被吊销：{reason|statusReason}",
+        "revoked (吊销) in block {block}: {reason|statusReason}",
+    ),
+    "status.batch-revoked": Label(
+        "已于区块 {block} 由登记合约管理者连同整批证照一并吊销：{reason|statusReason}",
+        "revoked (吊销) with its whole batch by the registry's governor in block {block}: "
+        "{reason|statusReason}",
+    ),
+    "status.superseded": Label(
+        "已于区块 {block} 被新证照替代：{reason|statusReason}；新证照标识为 {successor}",
+        "superseded by a newer licence in block {block}: {reason|statusReason}; the new "
+        "licence is {successor}",
+    ),
+    "status.cancelled": Label(
+        "已于区块 {block} 应持证主体申请注销：{reason|statusReason}",
+        "cancelled at the holder's request (注销) in block {block}: {reason|statusReason}",
+    ),
+    "status.unknown": Label(
+        "已于区块 {block} 变为未知状态 {status}：{reason|statusReason}",
+        "in an unknown status {status} in block {block}: {reason|statusReason}",
+    ),
+    "validity.not-dates": Label("有效期日期不是有效日期", "validity dates are not dates"),
+    "validity.not-yet": Label(
+        "自 {validFrom} 起生效；今天是 {today}", "valid from {validFrom}; today is {today}"
+    ),
+    "validity.not-yet-redacted": Label(
+        "{today} 尚未生效", "not yet in force on {today}"
+    ),
+    "validity.expired": Label(
+        "已于 {validUntil} 到期；今天是 {today}", "expired on {validUntil}; today is {today}"
+    ),
+    "validity.expired-redacted": Label(
+        "{today} 已不在有效期内", "no longer in force on {today}"
+    ),
+    "validity.ok": Label(
+        "有效期自 {validFrom} 至 {validUntil}；今天是 {today}",
+        "valid from {validFrom} until {validUntil}; today is {today}",
+    ),
+    "validity.ok-no-end": Label(
+        "有效期自 {validFrom} 起，长期有效；今天是 {today}",
+        "valid from {validFrom} until no end date (长期); today is {today}",
+    ),
+    "validity.ok-redacted": Label("{today} 在有效期内", "in force on {today}"),
+    "skipped": Label("未检查：前一项核验未通过", "not checked: an earlier check failed"),
+}
+
+_PLACEHOLDER = re.compile(r"\{(\w+)(?:\|(\w+))?\}")
+
+
+def _field_labels(names: str, language: Language) -> str:
+    labels = []
+    for name in names.split(","):
+        spec = next((f for t in catalogue() for f in t.fields if f.name == name), None)
+        labels.append(getattr(spec.label, language) if spec else name)
+    return ("、" if language == "zh" else ", ").join(labels)
+
+
+def _filtered(value: Param, how: str | None, language: Language) -> str:
+    if how == "type":
+        return str(getattr(catalogue().get(str(value)).name, language))
+    if how == "statusReason":
+        return str(getattr(describe(int(value)).label, language))
+    if how == "fields":
+        return _field_labels(str(value), language)
+    return str(value)  # plain, and `time`: ISO 8601 reads the same in both languages
+
+
+def word(code: str, params: Mapping[str, Param], language: Language = "en") -> str:
+    """The words for a reason code and its parameters (KeyError: no such code or parameter)."""
+    template = getattr(REASON_TEXTS[code], language)
+    return _PLACEHOLDER.sub(lambda m: _filtered(params[m[1]], m[2], language), template)
+
+
+@dataclass(frozen=True)
+class Wording:
+    """A reason as a stable code and its parameters; `text` is its English words."""
+
+    code: str
+    params: Mapping[str, Param] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """The English words (what the API's `reason` member says)."""
+        return word(self.code, self.params)
+
+
+@lru_cache(maxsize=1)
+def reason_table() -> dict[str, Any]:
+    """The wording table as the web page reads it (verifier/web/static/reasons.json)."""
+    return {
+        "checks": {code: {"zh": t.zh, "en": t.en} for code, t in REASON_TEXTS.items()},
+        "statusReasons": {
+            str(int(r)): {"key": r.name, "zh": describe(r).label.zh, "en": describe(r).label.en}
+            for r in Reason
+        },
+    }
+
+
 @dataclass(frozen=True)
 class Check:
     """One check's outcome and the reason for it, in words.
@@ -61,16 +257,53 @@ class Check:
     status: Status | None = None  # the verdict this check gives when it fails
     reveals: frozenset[str] = frozenset()  # the licence fields `reason` quotes
     redacted: str | None = None  # `reason` without them
+    wording: Wording | None = None  # `reason` as a code and parameters
+    redacted_wording: Wording | None = None  # `redacted` as a code and parameters
 
     def __post_init__(self) -> None:
         if self.reveals and self.redacted is None:
             raise ValueError(f"the {self.name} check reveals {sorted(self.reveals)} unredacted")
 
+    @classmethod
+    def worded(
+        cls,
+        name: CheckName,
+        outcome: Outcome,
+        wording: Wording,
+        status: Status | None = None,
+        *,
+        reveals: frozenset[str] = frozenset(),
+        redacted: Wording | None = None,
+    ) -> Check:
+        """A check whose reason (and redacted reason) are worded from REASON_TEXTS."""
+        return cls(
+            name,
+            outcome,
+            wording.text,
+            status,
+            reveals,
+            None if redacted is None else redacted.text,
+            wording,
+            redacted,
+        )
+
+    def _shows_all(self, visible: Collection[str] | None) -> bool:
+        return visible is None or self.redacted is None or self.reveals.issubset(visible)
+
     def reason_for(self, visible: Collection[str] | None) -> str:
         """The reason as a caller who may see only the fields `visible` (None: all) reads it."""
-        if visible is None or self.redacted is None or self.reveals.issubset(visible):
-            return self.reason
-        return self.redacted
+        return self.reason if self._shows_all(visible) else str(self.redacted)
+
+    def to_json(self, visible: Collection[str] | None = None) -> dict[str, Any]:
+        """The check as the API answers it: name, outcome, English reason, code, params."""
+        shown = self.wording if self._shows_all(visible) else self.redacted_wording
+        return {
+            "name": self.name.value,
+            "outcome": self.outcome.value,
+            "reason": self.reason_for(visible),
+            "code": None if shown is None else shown.code,
+            "params": {} if shown is None else dict(shown.params),
+        }
 
 
 @dataclass(frozen=True)
@@ -141,10 +374,7 @@ class Verdict:
             "licenceId": self.licence_id,
             "licenceType": self.licence_type,
             "licenceTypeName": self.licence_type_name,
-            "checks": [
-                {"name": c.name.value, "outcome": c.outcome.value, "reason": c.reason_for(visible)}
-                for c in self.checks
-            ],
+            "checks": [c.to_json(visible) for c in self.checks],
             "fields": fields,
             "hidden": list(self.hidden),
             "withheld": withheld,

@@ -28,11 +28,11 @@ def test_issued_licence_is_valid_with_every_check_passed(world, issued):
     assert verdict.status is Status.VALID
     assert [c.outcome for c in verdict.checks] == [Outcome.PASSED] * 5
     assert [c.name for c in verdict.checks] == list(CheckName)
-    assert verdict.issuer.name == "北京市海淀区市场监督管理局"
+    assert verdict.issuer.name == "深圳市福田区市场监督管理局"
     assert verdict.issuer.signer == world.agency.address
     assert verdict.anchor.root == "0x" + issued.root.hex()
     assert verdict.block_height >= verdict.anchor.block_number
-    assert verdict.fields["holderName"] == "北京海淀第0号科技有限公司"
+    assert verdict.fields["holderName"] == "深圳福田第0号科技有限公司"
 
 
 @pytest.mark.slow
@@ -177,6 +177,6 @@ def test_verdict_json_names_status_checks_issuer_and_anchor(world, issued):
     body = verify(issued.documents[0], world.source).to_json()
     assert body["status"] == "VALID"
     assert [c["name"] for c in body["checks"]] == [n.value for n in CheckName]
-    assert body["issuer"]["code"] == "91110108551385082Q"
+    assert body["issuer"]["code"] == "11440304007556212D"
     assert body["anchor"]["blockNumber"] >= 1
     assert body["licenceId"] == "0x" + issued.documents[0].licence_id.hex()

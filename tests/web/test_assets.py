@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.web.conftest import STATIC, Site
+from verifier.verdict import reason_table
 
 REPO = STATIC.parents[2]
 NODE_MODULES = REPO / "node_modules"
@@ -27,6 +28,8 @@ VENDORED = {
     "swagger-ui-dist/swagger-ui.css": ("swagger-ui-dist", "swagger-ui.css"),
     "swagger-ui-dist/favicon-32x32.png": ("swagger-ui-dist", "favicon-32x32.png"),
     "swagger-ui-dist/LICENSE": ("swagger-ui-dist", "LICENSE"),
+    "sm-crypto/sm3.js": ("sm-crypto", "dist/sm3.js"),
+    "sm-crypto/LICENSE": ("sm-crypto", "LICENCE_MIT"),
 }
 
 
@@ -73,7 +76,9 @@ def test_no_script_or_style_fetches_from_another_host() -> None:
     for path in _own_files():
         if path.suffix in (".js", ".css"):
             text = path.read_text("utf-8")
-            assert not re.search(r"https?://|@import|url\(\s*['\"]?(?!data:)", text), path
+            # The SVG namespace is a name, never fetched (document.createElementNS).
+            fetches = r"https?://(?!www\.w3\.org/2000/svg\b)|@import|url\(\s*['\"]?(?!data:)"
+            assert not re.search(fetches, text), path
 
 
 def test_pages_have_no_inline_script() -> None:
@@ -89,6 +94,12 @@ def test_embedded_catalogue_is_the_packages_catalogue() -> None:
     files = sorted((REPO / "licence" / "licence_types").glob("*.json"))
     types = sorted((json.loads(p.read_text("utf-8")) for p in files), key=lambda t: t["code"])
     assert shipped == {"types": types}, "run scripts/vendor_web to refresh catalogue.json"
+
+
+def test_page_words_reasons_from_the_packages_own_table() -> None:
+    # One source of the reasons' words (verifier/verdict.py); the page reads this copy.
+    shipped = json.loads((STATIC / "reasons.json").read_text("utf-8"))
+    assert shipped == reason_table(), "run scripts/vendor_web to refresh reasons.json"
 
 
 @pytest.mark.parametrize("copy", sorted(VENDORED))
@@ -135,6 +146,8 @@ def test_package_data_ships_every_static_file() -> None:
         ("/js/elformat.js", "javascript"),
         ("/vendor/jsqr/jsQR.js", "javascript"),
         ("/catalogue.json", "application/json"),
+        ("/reasons.json", "application/json"),
+        ("/js/reasons.js", "javascript"),
     ],
 )
 def test_service_serves_the_page_files(site: Site, path: str, kind: str) -> None:

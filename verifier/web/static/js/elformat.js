@@ -1,20 +1,23 @@
 // The elicence/1 format in the browser, for the present page: read a licence or a
 // presentation, hide fields, and write the EL1: payload of docs/format.md.
 //
-// Everything runs on the holder's device: hashing uses WebCrypto (crypto.subtle), the
+// Everything runs on the holder's device: hashing uses WebCrypto (crypto.subtle) for
+// SHA-256 and the vendored sm-crypto for SM3 (WebCrypto has none; a global `sm3`), the
 // CBOR and Base45 encoders are the few lines below, and zlib is the vendored pako
-// (a global `pako`, loaded by a classic <script> before this module).
+// (a global `pako`). Both globals come from classic <script>s loaded before this module.
 //
-//   salt(name)              = HMAC-SHA256(secret, UTF-8(name))[0:16]
-//   commitment(name, value) = SHA-256(0x02 || salt || JCS([name, value]))[0:16]
-//   payload                 = "EL1:" || Base45(zlib(CBOR([1, code, chainId, registry,
-//                                  root, proof, keys, fields])))
+// With H* the licence's hash suite's hash (SHA-256 for "sha256-128", SM3 for "sm3-128"):
+//   salt(name)              = HMAC-H*(secret, UTF-8(name))[0:16]
+//   commitment(name, value) = H*(0x02 || salt || JCS([name, value]))[0:16]
+//   payload                 = "EL1:" || Base45(zlib(CBOR([version, code, chainId,
+//                                  registry, root, proof, keys, fields])))
+// where the version names the suite too (1 sha256-128, 2 sm3-128).
 //
 // The service's decoder (licence/payload.py) is strict: deterministic CBOR, zlib header 78 DA,
 // nothing after the stream. tests/web feeds this module's payloads to it.
 
 const DIGEST_BYTES = 16;
-const PAYLOAD_VERSION = 1;
+const DEFAULT_SUITE = "sha256-128";
 const PREFIX = "EL1:";
 const MAX_PAYLOAD_CHARS = 4296; // the largest alphanumeric QR code (version 40-L)
 const HEX16 = /^0x[0-9a-f]{32}$/;
@@ -60,20 +63,49 @@ async function sha256x128(data) {
   return new Uint8Array(digest, 0, DIGEST_BYTES).slice();
 }
 
-/** The salt of field `name`: HMAC-SHA256 keyed with the licence secret, first 16 bytes. */
-export async function saltOf(secret, name) {
-  const key = await crypto.subtle.importKey(
-    "raw", secret, { name: "HMAC", hash: "SHA-256" }, false, ["sign"],
+async function hmacSha256x128(key, data) {
+  const imported = await crypto.subtle.importKey(
+    "raw", key, { name: "HMAC", hash: "SHA-256" }, false, ["sign"],
   );
-  const mac = await crypto.subtle.sign("HMAC", key, utf8.encode(name));
+  const mac = await crypto.subtle.sign("HMAC", imported, data);
   return new Uint8Array(mac, 0, DIGEST_BYTES).slice();
+}
+
+// sm-crypto's sm3(bytes) is SM3 and sm3(bytes, {key}) HMAC-SM3 (RFC 2104), both as hex.
+function sm3x128(data) {
+  return hexToBytes("0x" + globalThis.sm3(data).slice(0, 2 * DIGEST_BYTES));
+}
+
+function hmacSm3x128(key, data) {
+  return hexToBytes("0x" + globalThis.sm3(data, { key }).slice(0, 2 * DIGEST_BYTES));
+}
+
+// Each suite: its payload version (docs/format.md), its hash and HMAC, truncated.
+const SUITES = {
+  "sha256-128": { version: 1, hash: sha256x128, hmac: hmacSha256x128 },
+  "sm3-128": { version: 2, hash: sm3x128, hmac: hmacSm3x128 },
+};
+
+/** A hash suite this page can compute, by name; FormatError "err-suite" otherwise. */
+function suiteNamed(name) {
+  // Own members only: a suite named "toString" is no suite.
+  const known = typeof name === "string" && Object.hasOwn(SUITES, name);
+  if (!known || (name === "sm3-128" && typeof globalThis.sm3 !== "function")) {
+    throw new FormatError("err-suite", String(name));
+  }
+  return SUITES[name];
+}
+
+/** The salt of field `name`: HMAC-H* keyed with the licence secret, first 16 bytes. */
+export async function saltOf(secret, name, suite = DEFAULT_SUITE) {
+  return suiteNamed(suite).hmac(secret, utf8.encode(name));
 }
 
 /** The commitment to one field's value. JSON.stringify of an array of two strings is
  * exactly their RFC 8785 form (same escapes, UTF-8, no white space). */
-export async function commitmentOf(name, value, salt) {
+export async function commitmentOf(name, value, salt, suite = DEFAULT_SUITE) {
   const jcs = utf8.encode(JSON.stringify([name, value]));
-  return sha256x128(concat(Uint8Array.of(0x02), salt, jcs));
+  return suiteNamed(suite).hash(concat(Uint8Array.of(0x02), salt, jcs));
 }
 
 // ---------------------------------------------------------------- reading a licence
@@ -114,9 +146,8 @@ export function readLicence(text, catalogue) {
   }
   if (!isPlainObject(raw)) throw new FormatError("err-json", "not an object");
   if (raw.format !== "elicence/1") throw new FormatError("err-format", String(raw.format));
-  if ((raw.hashSuite ?? "sha256-128") !== "sha256-128") {
-    throw new FormatError("err-suite", String(raw.hashSuite));
-  }
+  const suite = raw.hashSuite ?? DEFAULT_SUITE;
+  suiteNamed(suite);
   const type = catalogue.types.find((t) => t.id === raw.type);
   if (!type) throw new FormatError("err-type", String(raw.type));
   if (!isPlainObject(raw.fields)) throw new FormatError("err-member", "fields");
@@ -140,7 +171,7 @@ export function readLicence(text, catalogue) {
   }
   anchor.proof.forEach((h, i) => expectHex(h, `anchor.proof[${i}]`));
 
-  const licence = { type, fields: raw.fields, anchor, secret: null, salts: {}, hidden: {} };
+  const licence = { type, suite, fields: raw.fields, anchor, secret: null, salts: {}, hidden: {} };
   if ("secret" in raw) {
     if ("salts" in raw || "hidden" in raw) throw new FormatError("err-member", "secret");
     licence.secret = expectHex(raw.secret, "secret");
@@ -192,17 +223,20 @@ export async function present(licence, disclose) {
       continue;
     }
     if (!(name in licence.fields)) continue; // the licence does not have this field
-    const salt = secret ? await saltOf(secret, name) : hexToBytes(licence.salts[name]);
+    const salt = secret
+      ? await saltOf(secret, name, licence.suite)
+      : hexToBytes(licence.salts[name]);
     if (wanted.has(name)) {
       fields[name] = licence.fields[name];
       salts[name] = bytesToHex(salt);
     } else {
-      hidden[name] = bytesToHex(await commitmentOf(name, licence.fields[name], salt));
+      const committed = await commitmentOf(name, licence.fields[name], salt, licence.suite);
+      hidden[name] = bytesToHex(committed);
     }
   }
   return {
     format: "elicence/1",
-    hashSuite: "sha256-128",
+    hashSuite: licence.suite,
     type: type.id,
     fields,
     salts,
@@ -306,7 +340,7 @@ export function payloadItems(document, type) {
   });
   const { anchor } = document;
   return [
-    PAYLOAD_VERSION,
+    suiteNamed(document.hashSuite ?? DEFAULT_SUITE).version,
     type.code,
     BigInt(anchor.chainId),
     hexToBytes(anchor.registry.toLowerCase()),

@@ -2,10 +2,13 @@
 //
 // The service answers 200 with a verdict (VALID or what failed), 503 when the chain
 // could not be read ("could not check": no verdict, never shown as invalid), and 4xx
-// (problem+json) when the input is not a licence at all.
+// (problem+json) when the input is not a licence at all. Every reason is shown in the
+// page's language from its code (reasons.js); a problem is shown as a sentence saying
+// what to do, with the service's technical words folded away in a <details>.
 
 import { applyStatic, joinList, label, lang, onLangChange, setUpLanguage, t } from "./i18n.js";
 import { el, loadCatalogue } from "./common.js";
+import { checkReason, loadReasons, statusReasonText } from "./reasons.js";
 import { decodeImageData, imageDataOfBlob, scanCamera } from "./scan.js";
 
 const GREEN = new Set(["VALID"]);
@@ -24,7 +27,7 @@ let catalogue = { types: [] };
 async function verifyText(raw) {
   const text = raw.replace(/^\uFEFF/, "").trim();
   if (!text) {
-    show({ kind: "unreadable", detail: t("paste-empty") });
+    show({ kind: "unreadable", sentence: ["paste-empty"] });
     return;
   }
   // The document goes to the service as the holder's own text, not re-serialised, so
@@ -54,10 +57,9 @@ async function ask(request) {
     response = await request();
   } catch (exc) {
     // The service itself could not be reached: no verdict either.
-    show({ kind: "unchecked", detail: String(exc.message || exc) });
-    return;
-  } finally {
     slot.removeAttribute("aria-busy");
+    show({ kind: "unchecked", sentence: ["problem-unreachable"], detail: String(exc.message || exc) });
+    return;
   }
   let body = null;
   try {
@@ -65,22 +67,58 @@ async function ask(request) {
   } catch {
     body = null;
   }
+  await loadReasons(); // the card's reasons are worded from it (a failure falls back to English)
+  slot.removeAttribute("aria-busy");
   if (response.ok && body && body.status) {
     show({ kind: "verdict", verdict: body });
-  } else if (response.status === 503 || response.status >= 500) {
-    show({ kind: "unchecked", detail: problemText(body, response) });
   } else {
-    show({ kind: "unreadable", detail: problemText(body, response) });
+    show(problemCard(body, response));
   }
 }
 
-function problemText(body, response) {
-  if (body && typeof body.detail === "string") return body.detail;
-  if (body && Array.isArray(body.detail)) {
-    return body.detail.map((d) => d.msg ?? JSON.stringify(d)).join("; ");
+// Payload reasons of an unreadable image (verifier/images.py); every other payload
+// reason is a step of decoding the QR code's text (docs/format.md).
+const IMAGE_REASONS = new Set(["no-qr", "image", "image-too-large"]);
+
+/** The card for a problem answer: which card, the sentence to show, the folded detail. */
+function problemCard(body, response) {
+  const slug = typeof body?.type === "string" ? body.type.split("/").pop() : "";
+  const status = response.status;
+  const detail = technical(body, response);
+  if (status >= 500) {
+    return { kind: "unchecked", sentence: [status === 503 ? "unchecked-meaning" : "problem-internal"], detail };
   }
-  if (body && typeof body.title === "string") return body.title;
-  return `HTTP ${response.status}`;
+  if (slug === "rate-limited" || status === 429) {
+    const wait = Number.parseInt(response.headers.get("retry-after") ?? "", 10);
+    return { kind: "unchecked", sentence: ["problem-rate", Number.isFinite(wait) && wait > 0 ? wait : 1], detail };
+  }
+  if (slug === "unauthenticated" || slug === "not-permitted" || status === 401 || status === 403) {
+    return { kind: "unchecked", sentence: ["problem-denied"], detail };
+  }
+  if (slug === "unusable-licence" && body.reason === "unsupported-hash-suite") {
+    // Not a broken licence: this verifier cannot compute its hashes, so no verdict.
+    return { kind: "unchecked", sentence: ["problem-suite"], detail };
+  }
+  let sentence = "unreadable-meaning";
+  if (slug === "unusable-licence" && IMAGE_REASONS.has(body.reason)) sentence = "problem-image";
+  else if (slug === "unusable-licence" && body.reason) sentence = "problem-qr";
+  else if (slug === "unusable-licence" || slug === "malformed-request" || slug === "invalid-request") {
+    sentence = "problem-document";
+  } else if (slug === "payload-too-large" || status === 413) sentence = "problem-too-large";
+  else if (slug === "unsupported-media-type" || status === 415) sentence = "problem-media";
+  return { kind: "unreadable", sentence: [sentence], detail };
+}
+
+/** The service's own words about a problem, for the folded technical detail. */
+function technical(body, response) {
+  const parts = [`HTTP ${response.status}`];
+  if (body && typeof body.type === "string") parts.push(body.type.split("/").pop());
+  if (body && typeof body.reason === "string") parts.push(`reason ${body.reason}`);
+  if (body && typeof body.detail === "string") parts.push(body.detail);
+  for (const error of Array.isArray(body?.errors) ? body.errors : []) {
+    parts.push(`${error.path}: ${error.message}`);
+  }
+  return parts.join(" · ");
 }
 
 // ---------------------------------------------------------------- the card
@@ -97,7 +135,13 @@ function summary(what) {
     const status = what.verdict.status;
     return `${t("result-h")}: ${t(`status-${status}`)}. ${t(`meaning-${status}`)}`;
   }
-  return `${t(`${what.kind}-title`)}. ${t(`${what.kind}-meaning`)}`;
+  return `${t(`${what.kind}-title`)}. ${sentenceOf(what)}`;
+}
+
+/** The plain sentence of a card without a verdict, in the page's language. */
+function sentenceOf(what) {
+  const [key, ...values] = what.sentence ?? [`${what.kind}-meaning`];
+  return t(key, ...values);
 }
 
 function render(what) {
@@ -114,10 +158,17 @@ function render(what) {
         "div",
         {},
         el("h3", { id: "card-title", class: "card__title", tabindex: "-1", text: t(`${what.kind}-title`) }),
-        el("p", { class: "card__meaning", text: t(`${what.kind}-meaning`) }),
+        el("p", { class: "card__meaning", "data-sentence": (what.sentence ?? [])[0], text: sentenceOf(what) }),
       ),
     ),
-    what.detail ? el("p", { class: "card__reason" }, el("strong", { text: `${t("problem")}: ` }), what.detail) : null,
+    what.detail
+      ? el(
+          "details",
+          { class: "card__detail" },
+          el("summary", { text: t("technical-detail") }),
+          el("p", { class: "card__reason" }, el("code", { lang: "en", text: what.detail })),
+        )
+      : null,
   );
 }
 
@@ -152,9 +203,9 @@ function verdictCard(v) {
         el("p", { class: "card__meaning", text: t(`meaning-${v.status}`) }),
       ),
     ),
-    failed ? el("p", { class: "card__reason" }, el("strong", { text: `${t("reason")}: ` }), failed.reason) : null,
+    failed ? el("p", { class: "card__reason" }, el("strong", { text: `${t("reason")}: ` }), reasonOf(failed)) : null,
     facts([
-      [t("status-reason"), v.statusReason, "status-reason"],
+      [t("status-reason"), statusReasonOf(v), "status-reason"],
       [t("successor"), v.successor && el("code", { text: v.successor }), "successor"],
       [t("licence-type"), type ? label(type.name) : v.licenceTypeName || v.licenceType, "licence-type"],
       [t("licence-id"), el("code", { text: v.licenceId }), "licence-id"],
@@ -290,11 +341,23 @@ function checksSection(checks) {
           { class: `check check--${c.outcome}`, "data-check": c.name },
           el("span", { class: "check__name", text: t(`check-${c.name}`) }),
           el("span", { class: "check__outcome", text: t(`outcome-${c.outcome}`) }),
-          el("span", { class: "check__reason", text: c.reason }),
+          el("span", { class: "check__reason", text: reasonOf(c) }),
         ),
       ),
     ),
   );
+}
+
+function reasonOf(check) {
+  return checkReason(check, { catalogue, time: when });
+}
+
+/** Why the licence is not in force, worded from the status check's reason code when the
+ * answer has one (the API's `statusReason` is in Chinese). */
+function statusReasonOf(v) {
+  const check = (v.checks || []).find((c) => c.name === "status" && c.outcome === "failed");
+  if (check && check.params && check.params.reason !== undefined) return statusReasonText(check.params.reason);
+  return v.statusReason;
 }
 
 /** A time in China Standard Time, as the clerk's documents state times. */
@@ -391,7 +454,9 @@ function setUpCamera() {
       cameraStatus.textContent = t("camera-looking");
     } catch (exc) {
       video.hidden = true;
-      cameraStatus.textContent = t("camera-unavailable", exc.message || exc.name);
+      // The browser's own message is in the browser's language: say it in the page's.
+      const known = { NotAllowedError: "camera-denied", NotFoundError: "camera-missing" };
+      cameraStatus.textContent = t(known[exc.name] ?? "camera-unavailable");
     }
   });
   stopButton.addEventListener("click", () => {
@@ -412,6 +477,7 @@ onLangChange(() => {
 setUpPaste();
 setUpUpload();
 setUpCamera();
+loadReasons();
 loadCatalogue()
   .then((loaded) => {
     catalogue = loaded;
