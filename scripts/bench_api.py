@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 # anvil, its public dev key (the faucet) and the elicence command, as the tests find them.
 from tests.conftest import ANVIL, ANVIL_FAUCET_KEY, ELICENCE, free_port  # noqa: E402
+from tests.postgres import start_server  # noqa: E402
 
 LUA = """
 wrk.method = "POST"
@@ -148,14 +150,41 @@ def start_chain(kind: str, home: Path, helpers: list[subprocess.Popen[bytes]]) -
     return []
 
 
-def main() -> None:
+def start_store(kind: str) -> tuple[list[str], Callable[[], None]]:
+    """The service's `--database` arguments for the store `kind`, and what stops it."""
+    if kind == "sqlite":
+        return [], lambda: None
+    # A folder of its own: the server runs as the postgres user, who cannot enter `work`.
+    folder = Path(tempfile.mkdtemp(prefix="elicence-bench-pg-"))
+    server = start_server(folder)
+
+    def stop() -> None:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+    return ["--database", server.create_database()], stop
+
+
+def options() -> argparse.Namespace:
+    """The command line's options."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--chain", choices=("embedded", "anvil"), default="embedded")
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="service worker processes"
     )
-    args = parser.parse_args()
+    parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="where keys, rate limits and the audit log live: SQLite files in the home, or "
+        "a throw-away PostgreSQL server started for the run (tests/postgres.py)",
+    )
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = options()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk (scripts/test installs it)")
     work = Path(tempfile.mkdtemp(prefix="elicence-bench-"))
@@ -163,6 +192,7 @@ def main() -> None:
     home.mkdir()
     helpers: list[subprocess.Popen[bytes]] = []
     chain_args = start_chain(args.chain, home, helpers)
+    store_args, stop_store = start_store(args.database)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "ELICENCE_HOME": str(home)}
@@ -180,6 +210,7 @@ def main() -> None:
             "--workers",
             str(args.workers),
             *chain_args,
+            *store_args,
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -199,6 +230,7 @@ def main() -> None:
                 "bench",
                 "--rate",
                 "1000000",
+                *store_args,
             ],
             capture_output=True,
             text=True,
@@ -227,7 +259,8 @@ def main() -> None:
         for connections in (32, 320):
             r = wrk(url, script, connections, args.duration)
             rows.append(
-                f"| {args.chain} | {connections} | {r['rps']:,.0f} | {r['p50'] / 1000:.1f} | "
+                f"| {args.chain} | {args.database} | {connections} | {r['rps']:,.0f} | "
+                f"{r['p50'] / 1000:.1f} | "
                 f"{r['p90'] / 1000:.1f} | {r['p99'] / 1000:.1f} | {int(r['errors'])} |"
             )
         with urllib.request.urlopen(url + "/metrics", timeout=10) as answer:
@@ -243,9 +276,10 @@ def main() -> None:
         for helper in helpers:
             helper.terminate()
             helper.wait(timeout=10)
+        stop_store()
     print(f"{args.workers} worker(s), {len(bodies)} licences in turn, {os.cpu_count()} CPUs")
-    print("| chain | connections | verifications/s | p50 ms | p90 ms | p99 ms | errors |")
-    print("|---|---|---|---|---|---|---|")
+    print("| chain | store | connections | verifications/s | p50 ms | p90 ms | p99 ms | errors |")
+    print("|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     print(f"head checks made: {checks[0].split()[1] if checks else '?'}")
     print(

@@ -9,7 +9,7 @@ The registry fixture's agencies:
 
 | id | key                | code (GB 32100)      | name                         | types  |
 |----|--------------------|----------------------|------------------------------|--------|
-| 1  | ``agency_key``       | 91110108551385082Q   | 北京市海淀区市场监督管理局   | {1, 2} |
+| 1  | ``agency_key``       | 11440304007556212D   | 深圳市福田区市场监督管理局   | {1, 2} |
 | 2  | ``other_agency_key`` | 91310115000000001U   | 上海市浦东新区市场监督管理局 | {1, 3} |
 """
 
@@ -38,8 +38,8 @@ ANVIL = REPO_ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin"
 ANVIL_FAUCET_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 
 AGENCY_ID = 1
-AGENCY_CODE = "91110108551385082Q"
-AGENCY_NAME = "北京市海淀区市场监督管理局"
+AGENCY_CODE = "11440304007556212D"  # made up; its check characters are right
+AGENCY_NAME = "深圳市福田区市场监督管理局"
 AGENCY_TYPES = frozenset({1, 2})
 OTHER_AGENCY_ID = 2
 OTHER_AGENCY_CODE = "91310115000000001U"
@@ -243,3 +243,7 @@ def run_elicence(*args: str, stdin: bytes | None = None) -> subprocess.Completed
         env=env,
         check=False,
     )
+
+
+# A real PostgreSQL server for the session and a fresh database per test (tests/postgres.py).
+from tests.postgres import postgres_server, postgres_url  # noqa: E402, F401

@@ -79,6 +79,7 @@ def assert_could_not_audit(answer) -> None:
     body = answer.json()
     assert body["type"].endswith("/could-not-audit")
     assert "status" in body and "checks" not in body and "VALID" not in answer.text
+    assert answer.headers["retry-after"] == "1"  # a passing fault: clients may retry soon
 
 
 def test_utf7_form_purpose_is_refused_and_the_audit_keeps_working(service, tmp_path):

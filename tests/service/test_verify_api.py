@@ -30,10 +30,10 @@ def test_valid_licence_gets_every_part_of_the_verdict(service):
     ]
     assert all(c["outcome"] == "passed" and c["reason"] for c in body["checks"])
     assert body["licenceType"] == "business-licence" and body["licenceTypeName"] == "营业执照"
-    assert body["fields"]["holderName"] == "北京海淀第0号科技有限公司"
+    assert body["fields"]["holderName"] == "深圳福田第0号科技有限公司"
     assert "legalRepresentative" in body["hidden"] and body["withheld"] == []
-    assert body["issuer"]["name"] == "北京市海淀区市场监督管理局"
-    assert body["issuer"]["code"] == "91110108551385082Q"
+    assert body["issuer"]["name"] == "深圳市福田区市场监督管理局"
+    assert body["issuer"]["code"] == "11440304007556212D"
     assert body["anchor"]["root"] == "0x" + batch.root.hex()
     assert (
         body["anchor"]["transaction"].startswith("0x") and len(body["anchor"]["transaction"]) == 66

@@ -11,9 +11,9 @@ import math
 from dataclasses import dataclass
 
 from licence.catalogue import LicenceType
-from verifier.service.apikeys import ApiKey, ApiKeyStore
+from verifier.service.apikeys import ApiKey, KeyStore
 from verifier.service.errors import NotPermitted, RateLimited, Unauthenticated
-from verifier.service.ratelimit import RateLimiter
+from verifier.service.ratelimit import Limiter
 from verifier.service.settings import Settings
 
 ANONYMOUS = "anonymous"
@@ -47,10 +47,19 @@ class Caller:
 class Gate:
     """Authentication and rate limits."""
 
-    def __init__(self, keys: ApiKeyStore, settings: Settings, limiter: RateLimiter) -> None:
+    def __init__(
+        self,
+        keys: KeyStore,
+        settings: Settings,
+        limiter: Limiter,
+        key_limiter: Limiter | None = None,
+    ) -> None:
+        """`limiter` counts anonymous callers; `key_limiter` API keys (default: the
+        same), shared by every replica when the keys are (verifier.service.stores)."""
         self._keys = keys
         self._settings = settings
         self._limiter = limiter
+        self._key_limiter = key_limiter if key_limiter is not None else limiter
 
     def admit(self, authorization: str | None, address: str) -> Caller:
         """The caller of a request with this Authorization header from this address."""
@@ -74,7 +83,7 @@ class Gate:
             raise Unauthenticated("the API key is unknown or revoked")
         rate = key.rate if key.rate is not None else settings.key_rate
         burst = max(float(settings.key_burst), rate) if key.rate is None else max(rate, 1.0)
-        wait = self._limiter.take("key:" + key.name, rate, burst)
+        wait = self._key_limiter.take("key:" + key.name, rate, burst)
         if wait:
             raise RateLimited(
                 f"the API key {key.name!r} is over its rate of {rate:g} requests per second",

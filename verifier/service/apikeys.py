@@ -11,20 +11,52 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 import secrets
 import sqlite3
 import threading
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from ledger.private import private_database
 from licence.catalogue import catalogue
 from verifier.service.errors import ApiKeyExists, FieldError, InvalidRequest, UnknownApiKey
 
 KEY_PREFIX = "elk_"
+# The scope of an operator's key (`elicence apikey create --operator`): in place of licence
+# types, so that it may read the operator page and verify nothing. No licence type id can
+# start with "@", and the scope is kept in the types column, so no store needs a new column.
+OPERATOR_SCOPE = "@operator"
 AUTH_CACHE_ENTRIES = 10_000
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+NAME_RULE = (
+    "1 to 64 characters: letters (Chinese too) and digits, spaces and - _ . ·; "
+    "starting and ending with a letter or digit"
+)
+_NAME_MAX = 64
+_NAME_MARKS = frozenset(" -_.·")
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot name an API key (NAME_RULE), or None when it can.
+
+    A display name such as 广州市市场监督管理局审批系统 is allowed: it is what the audit log
+    and a holder's history show. Control, format (bidi) and other invisible characters
+    are not, so that a name reads the same in every listing.
+    """
+    if not 1 <= len(name) <= _NAME_MAX:
+        return NAME_RULE
+    for char in name:
+        kind = unicodedata.category(char)
+        if not (kind[0] in "LM" or kind == "Nd" or char in _NAME_MARKS):
+            return NAME_RULE
+    if not _letter_or_digit(name[0]) or not _letter_or_digit(name[-1]):
+        return NAME_RULE
+    return None
+
+
+def _letter_or_digit(char: str) -> bool:
+    return unicodedata.category(char)[0] == "L" or unicodedata.category(char) == "Nd"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -89,6 +121,88 @@ def check_limits(types: frozenset[str] | None, fields: frozenset[str] | None) ->
     return problems
 
 
+def new_key(
+    name: str,
+    *,
+    types: frozenset[str] | None,
+    fields: frozenset[str] | None,
+    rate: float | None,
+    operator: bool = False,
+) -> tuple[ApiKey, str]:
+    """A new key and its record once its name and limits are checked (InvalidRequest
+    says what is wrong); every store creates its keys through this.
+
+    An `operator` key reads the operator page; it may verify no licence and see no
+    field (its types are OPERATOR_SCOPE alone), so it cannot be given limits.
+    """
+    problems = check_limits(types, fields)
+    if operator:
+        if types is not None or fields is not None:
+            problems.append(FieldError("operator", "an operator key takes no types or fields"))
+        types, fields = frozenset({OPERATOR_SCOPE}), frozenset()
+    if (wrong := name_problem(name)) is not None:
+        problems.insert(0, FieldError("name", wrong))
+    if rate is not None and rate <= 0:
+        problems.append(FieldError("rate", "must be above 0"))
+    if problems:
+        raise InvalidRequest("the API key cannot be created as asked", problems)
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    return ApiKey(name, key[:10], types, fields, rate, _now()), key
+
+
+def key_row(record: ApiKey, key: str) -> tuple[object, ...]:
+    """The stored row of a new key: the api_keys table's columns, in order (the key
+    itself only as its hash)."""
+    return (
+        record.name,
+        hash_key(key),
+        record.hint,
+        _join(record.types),
+        _join(record.fields),
+        record.rate,
+        record.created,
+        None,
+    )
+
+
+def now_text() -> str:
+    """The time as keys record it (created, revoked): UTC, to the second."""
+    return _now()
+
+
+class KeyStore(Protocol):
+    """Where the keys are kept: ApiKeyStore (SQLite, the default) or PostgreSQL shared
+    by every replica (verifier.service.stores)."""
+
+    def create(
+        self,
+        name: str,
+        *,
+        types: frozenset[str] | None = None,
+        fields: frozenset[str] | None = None,
+        rate: float | None = None,
+        operator: bool = False,
+    ) -> tuple[ApiKey, str]:
+        """A new key; returns its record and the key itself (shown once, never stored)."""
+        ...
+
+    def list(self) -> list[ApiKey]:
+        """Every key, active and revoked, by name."""
+        ...
+
+    def revoke(self, name: str) -> ApiKey:
+        """Revoke a key (UnknownApiKey when there is none of that name)."""
+        ...
+
+    def authenticate(self, key: str) -> ApiKey | None:
+        """The active key's record, or None."""
+        ...
+
+    def close(self) -> None:
+        """Release the store."""
+        ...
+
+
 class ApiKeyStore:
     """The keys in HOME/service/apikeys.sqlite."""
 
@@ -108,32 +222,18 @@ class ApiKeyStore:
         types: frozenset[str] | None = None,
         fields: frozenset[str] | None = None,
         rate: float | None = None,
+        operator: bool = False,
     ) -> tuple[ApiKey, str]:
-        """A new key; returns its record and the key itself (shown once, never stored)."""
-        problems = check_limits(types, fields)
-        if not _NAME.fullmatch(name):
-            problems.insert(
-                0, FieldError("name", "1 to 64 letters, digits, '.', '_' or '-', not first")
-            )
-        if rate is not None and rate <= 0:
-            problems.append(FieldError("rate", "must be above 0"))
-        if problems:
-            raise InvalidRequest("the API key cannot be created as asked", problems)
-        key = KEY_PREFIX + secrets.token_urlsafe(32)
-        record = ApiKey(name, key[:10], types, fields, rate, _now())
+        """A new key; returns its record and the key itself (shown once, never stored).
+
+        An `operator` key reads the operator page; it may verify no licence and see no
+        field (its types are OPERATOR_SCOPE alone), so it cannot be given limits.
+        """
+        record, key = new_key(name, types=types, fields=fields, rate=rate, operator=operator)
         with self._lock:
             try:
                 self._db.execute(
-                    "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-                    (
-                        name,
-                        hash_key(key),
-                        record.hint,
-                        _join(types),
-                        _join(fields),
-                        rate,
-                        record.created,
-                    ),
+                    "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)", key_row(record, key)
                 )
             except sqlite3.IntegrityError:
                 raise ApiKeyExists(f"an API key named {name!r} exists already") from None
@@ -146,7 +246,7 @@ class ApiKeyStore:
                 "SELECT name, hint, types, fields, rate, created, revoked FROM api_keys "
                 "ORDER BY name"
             ).fetchall()
-        return [_record(row) for row in rows]
+        return [record_of(row) for row in rows]
 
     def revoke(self, name: str) -> ApiKey:
         """Revoke a key: the service refuses it from its next request on."""
@@ -164,7 +264,7 @@ class ApiKeyStore:
         if row is None:
             raise UnknownApiKey(f"no API key named {name!r}")
         del updated  # revoking a revoked key again is not an error
-        return _record(row)
+        return record_of(row)
 
     def authenticate(self, key: str) -> ApiKey | None:
         """The active key's record, or None.
@@ -189,7 +289,7 @@ class ApiKeyStore:
                 "WHERE key_hash = ?",
                 (digest,),
             ).fetchone()
-            record = None if row is None else _record(row)
+            record = None if row is None else record_of(row)
             found = record if record is not None and record.active else None
             if len(self._recent) >= AUTH_CACHE_ENTRIES:
                 self._recent.clear()  # unknown keys must not grow it without bound
@@ -201,7 +301,8 @@ class ApiKeyStore:
         self._db.close()
 
 
-def _record(row: tuple[object, ...]) -> ApiKey:
+def record_of(row: tuple[object, ...]) -> ApiKey:
+    """A key's record from its row (name, hint, types, fields, rate, created, revoked)."""
     name, hint, types, fields, rate, created, revoked = row
     return ApiKey(
         name=str(name),

@@ -33,8 +33,6 @@ from ledger.registry import Registry
 from verifier.errors import VerifierError
 from verifier.service import memory, problems
 from verifier.service.access import Gate
-from verifier.service.apikeys import ApiKeyStore
-from verifier.service.audit import AuditLog
 from verifier.service.deps import Services
 from verifier.service.headers import SecurityHeaders, docs_policy
 from verifier.service.hotpath import VerifyFront
@@ -46,15 +44,17 @@ from verifier.service.models import (
     Problem,
     VerificationRequest,
 )
+from verifier.service.operator_series import OperatorSeries, chain_head_of
 from verifier.service.ratelimit import RateLimiter
 from verifier.service.requests import BodyLimitMiddleware
-from verifier.service.routers import catalogue, health, holder, verifications
+from verifier.service.routers import catalogue, health, holder, operator, verifications
 from verifier.service.settings import (
     MAX_BATCH_BYTES,
     MAX_IMAGE_BYTES,
     MAX_JSON_BYTES,
     Settings,
 )
+from verifier.service.stores import open_stores
 
 log = logging.getLogger("elicence.service")
 
@@ -110,8 +110,9 @@ def create_app(settings: Settings, *, registry: Registry | None = None, worker: 
         confirmations=settings.confirmations,
         on_checked=metrics.checked,
     )
-    keys = ApiKeyStore(settings.service_dir / "apikeys.sqlite")
-    audit = AuditLog(settings.service_dir / "audit.sqlite")
+    # SQLite files in the home, or PostgreSQL shared with other replicas (migrated first).
+    stores = open_stores(settings)
+    keys, audit = stores.keys, stores.audit
     from verifier.service.verification import VerificationService
 
     services = Services(
@@ -120,10 +121,12 @@ def create_app(settings: Settings, *, registry: Registry | None = None, worker: 
         keys=keys,
         audit=audit,
         metrics=metrics,
-        gate=Gate(keys, settings, RateLimiter()),
+        gate=Gate(keys, settings, RateLimiter(), stores.key_limiter),
         verification=VerificationService(live, audit, metrics),
         catalogue_json=json.dumps(catalogue_json(), ensure_ascii=False).encode("utf-8"),
     )
+    # The operator page's last hour (verifier.service.operator_series).
+    series = OperatorSeries(metrics, chain_head_of(settings, registry), live.fresh)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -136,12 +139,13 @@ def create_app(settings: Settings, *, registry: Registry | None = None, worker: 
         # left to the collector, one full pass over it took 76 ms here, a pause every
         # request in flight would wait for.
         gc.freeze()
+        series.start()
         try:
             yield
         finally:
+            await series.stop()
             live.close()
-            keys.close()
-            audit.close()
+            stores.close()
 
     app = _VerifyApi(
         title="elicence verify API",
@@ -158,10 +162,12 @@ def create_app(settings: Settings, *, registry: Registry | None = None, worker: 
         swagger_ui_oauth2_redirect_url=None,
     )
     app.state.services = services
+    app.state.operator_series = series
     app.include_router(verifications.router)
     app.include_router(holder.router)
     app.include_router(catalogue.router)
     app.include_router(health.router)
+    app.include_router(operator.router)
     app.add_exception_handler(VerifierError, problems.on_error)
     app.add_exception_handler(StarletteHTTPException, problems.on_http_error)
     app.add_exception_handler(RequestValidationError, problems.on_validation_error)

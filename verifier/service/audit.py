@@ -1,6 +1,7 @@
 """The audit log: who verified which licence, when, for what, and what they were told.
 
-One row per verified licence in HOME/service/audit.sqlite: time (UTC), client (the API
+One row per verified licence, in HOME/service/audit.sqlite or, with a database setting,
+in PostgreSQL shared by every replica (verifier.service.stores): time (UTC), client (the API
 key's name, or `anonymous`), purpose (the matter or case number the caller gave),
 licence id, licence type, verdict (or COULD_NOT_CHECK), the block height the answer
 reflected, and the operation. No field of the licence is ever written, nor the caller's
@@ -19,6 +20,7 @@ import logging
 import os
 import sqlite3
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -88,21 +90,43 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
-class AuditLog:
-    """The log file: records are appended in transactions, several requests' records at a
-    time (group commit, see AuditWriter); a record that cannot be written is set aside in
-    the dead-letter file beside it rather than blocking the others."""
+class AppendingLog(ABC):
+    """What every audit store shares: records are appended in transactions, several
+    requests' records at a time (group commit, see AuditWriter); a record that cannot be
+    written is set aside in the dead-letter file (`dead_letter_path`, local to this
+    process's home) rather than blocking the others. Subclasses say how a transaction is
+    written, which failures are the store's as a whole, and how records are read back."""
 
-    def __init__(self, path: Path) -> None:
-        private_database(path)  # 0600 in a 0700 folder (ledger.private)
-        self.dead_letter_path = path.with_name(path.stem + "-dead-letter.jsonl")
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # WAL with synchronous=NORMAL survives a process crash; only a power cut can take
-        # the last commits, which is the price of not waiting for the disk per request.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+    dead_letter_path: Path
+
+    def __init__(self, dead_letter_path: Path) -> None:
+        self.dead_letter_path = dead_letter_path
         self._lock = threading.Lock()  # the connection, and the order of writes
+
+    @abstractmethod
+    def _write(self, records: Sequence[AuditRecord]) -> None:
+        """Append `records` in one transaction, or raise and append none."""
+
+    @abstractmethod
+    def _store_failed(self, error: Exception) -> bool:
+        """Whether `error` is the store's as a whole (no record could be written), not a
+        record's."""
+
+    @abstractmethod
+    def query(
+        self,
+        *,
+        licence_id: str | None = None,
+        client: str | None = None,
+        since: str | None = None,
+        limit: int | None = None,
+    ) -> list[AuditRecord]:
+        """Records matching every filter given, oldest first (`since`: an ISO time or
+        date, as normalise_since makes it)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the store."""
 
     def record_groups(self, groups: Sequence[Sequence[AuditRecord]]) -> list[Exception | None]:
         """Append several requests' records in one transaction (from any thread); for
@@ -110,9 +134,10 @@ class AuditLog:
 
         When the transaction fails for a record (a value it cannot hold, a constraint
         or trigger refusing it), each group is tried on its own, so that the record
-        costs only its own request; when the file itself fails (locked past the busy
-        timeout, read-only, full), every group fails at once rather than waiting out the
-        busy timeout once per group. A group that is not written is set aside.
+        costs only its own request; when the store itself fails (a file locked past the
+        busy timeout, read-only or full; a database that cannot be reached), every group
+        fails at once rather than waiting out the failure once per group. A group that is
+        not written is set aside.
         """
         with self._lock:
             try:
@@ -123,7 +148,7 @@ class AuditLog:
                 return [None] * len(groups)
             results: list[Exception | None] = []
             for group in groups:
-                if len(groups) == 1 or isinstance(first, sqlite3.OperationalError):
+                if len(groups) == 1 or self._store_failed(first):
                     error: Exception | None = first
                 else:
                     try:
@@ -159,6 +184,24 @@ class AuditLog:
             error,
             where,
         )
+
+
+class AuditLog(AppendingLog):
+    """The log file (SQLite, the default store): HOME/service/audit.sqlite."""
+
+    def __init__(self, path: Path) -> None:
+        private_database(path)  # 0600 in a 0700 folder (ledger.private)
+        super().__init__(path.with_name(path.stem + "-dead-letter.jsonl"))
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # WAL with synchronous=NORMAL survives a process crash; only a power cut can take
+        # the last commits, which is the price of not waiting for the disk per request.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def _store_failed(self, error: Exception) -> bool:
+        # Locked past the busy timeout, read-only, full: the file, not a record.
+        return isinstance(error, sqlite3.OperationalError)
 
     def _write(self, records: Sequence[AuditRecord]) -> None:
         if not records:
@@ -199,26 +242,7 @@ class AuditLog:
         since: str | None = None,
         limit: int | None = None,
     ) -> list[AuditRecord]:
-        """Records matching every filter given, oldest first (`since`: an ISO time or date)."""
-        where, args = [], []
-        if licence_id is not None:
-            where.append("licence_id = ?")
-            args.append(licence_id.lower())
-        if client is not None:
-            where.append("client = ?")
-            args.append(client)
-        if since is not None:
-            where.append("time >= ?")
-            args.append(since)
-        sql = (
-            "SELECT time, client, purpose, licence_id, licence_type, verdict, block_height, "
-            "operation FROM audit"
-        )
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY time, id"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
+        sql, args = query_sql("?", licence_id=licence_id, client=client, since=since, limit=limit)
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
         return [AuditRecord(*row) for row in rows]
@@ -227,6 +251,39 @@ class AuditLog:
         """Close the log file."""
         with self._lock:
             self._db.close()
+
+
+AUDIT_COLUMNS = "time, client, purpose, licence_id, licence_type, verdict, block_height, operation"
+
+
+def query_sql(
+    placeholder: str,
+    *,
+    licence_id: str | None,
+    client: str | None,
+    since: str | None,
+    limit: int | None,
+) -> tuple[str, list[object]]:
+    """The audit query for the filters given (each one ANDed), oldest first, and its
+    arguments; `placeholder` is the driver's ("?" for SQLite, "%s" for psycopg)."""
+    where: list[str] = []
+    args: list[object] = []
+    for condition, value in (
+        ("licence_id =", None if licence_id is None else licence_id.lower()),
+        ("client =", client),
+        ("time >=", since),
+    ):
+        if value is not None:
+            where.append(f"{condition} {placeholder}")
+            args.append(value)
+    sql = f"SELECT {AUDIT_COLUMNS} FROM audit"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY time, id"
+    if limit is not None:
+        sql += f" LIMIT {placeholder}"
+        args.append(int(limit))
+    return sql, args
 
 
 class AuditWriter:
@@ -240,7 +297,7 @@ class AuditWriter:
     cannot be written gets CouldNotAudit instead (503), and only that request.
     """
 
-    def __init__(self, log: AuditLog, on_set_aside: Callable[[int], None]) -> None:
+    def __init__(self, log: AppendingLog, on_set_aside: Callable[[int], None]) -> None:
         self._log = log
         self._on_set_aside = on_set_aside
         self._queue: list[tuple[Sequence[AuditRecord], asyncio.Future[None]]] = []

@@ -45,7 +45,7 @@ def food_rows(business: list[dict[str, str]]) -> list[dict[str, str]]:
     """Food business licences for the same enterprises (a matter may need both)."""
     return [
         {
-            "licenceNumber": f"JY13301060{i + 1:06d}",
+            "licenceNumber": f"JY14401060{i + 1:06d}",
             "holderName": row["holderName"],
             "unifiedSocialCreditCode": row["unifiedSocialCreditCode"],
             "legalRepresentative": row["legalRepresentative"],

@@ -9,8 +9,8 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from verifier.service.access import Caller, Gate
-from verifier.service.apikeys import ApiKeyStore
-from verifier.service.audit import AuditLog
+from verifier.service.apikeys import KeyStore
+from verifier.service.audit import AppendingLog
 from verifier.service.live import LiveIndex
 from verifier.service.metrics import Metrics
 from verifier.service.settings import Settings
@@ -23,8 +23,8 @@ class Services:
 
     settings: Settings
     live: LiveIndex
-    keys: ApiKeyStore
-    audit: AuditLog
+    keys: KeyStore
+    audit: AppendingLog
     metrics: Metrics
     gate: Gate
     verification: VerificationService

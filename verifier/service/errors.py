@@ -16,7 +16,10 @@ problem details (RFC 9457) at the edge, and nowhere else.
         ├── CouldNotAudit                        the request's audit record was not stored
         ├── UnknownApiKey (LookupError)          no API key of that name (CLI)
         ├── ApiKeyExists (ValueError)            an API key of that name exists already (CLI)
-        └── CannotServe                          no chain for the service, or no port (serve)
+        ├── CannotServe                          no chain for the service, or no port (serve)
+        └── StoreError                           the shared-state database cannot be used
+            ├── SchemaTooNew                     its schema is newer than this elicence
+            └── StoreUnavailable (CouldNotAudit, ConnectionError)  it cannot be reached
 """
 
 from __future__ import annotations
@@ -106,3 +109,23 @@ class ApiKeyExists(ServiceError, ValueError):
 class CannotServe(ServiceError):
     """The service cannot start: no chain answers and none can be started, or the port
     cannot be listened on."""
+
+
+class StoreError(ServiceError):
+    """The database of the service's shared state (API keys, rate limits, audit log)
+    cannot be used; the message names it without its password."""
+
+
+class SchemaTooNew(StoreError):
+    """The database's schema is newer than this elicence knows: a newer version migrated
+    it, and this one could misread or damage it."""
+
+    def __init__(self, message: str, found: int, supported: int) -> None:
+        super().__init__(message)
+        self.found = found
+        self.supported = supported
+
+
+class StoreUnavailable(StoreError, CouldNotAudit, ConnectionError):
+    """The shared-state database cannot be reached: a request is not answered (503
+    could-not-audit), since neither its key nor its audit record can be checked or kept."""

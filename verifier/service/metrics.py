@@ -7,6 +7,10 @@ one process, as in tests, never share counters).
 - elicence_index_height: the block height the index reflects (-1 before the chain was
   reached); with several workers, the highest among the running ones
 - elicence_head_checks_total: eth_blockNumber calls made for freshness
+- elicence_chain_head: the chain's head as the operator page's sampler last read it, every
+  10 s (-1 before it was read); the index lags by chain_head - index_height
+- elicence_audit_backlog: audit records handed to the writer and not yet stored (summed
+  over workers)
 
 With several worker processes (`elicence serve --workers N`), each worker writes its
 values to files in PROMETHEUS_MULTIPROC_DIR (prometheus_client's multiprocess mode, set
@@ -67,6 +71,19 @@ class Metrics:
             "elicence_head_checks",
             "Head checks (eth_blockNumber) made to keep the index fresh.",
             registry=self.registry,
+        )
+        self.chain_head = Gauge(
+            "elicence_chain_head",
+            "The chain's head block as last read by the operator sampler (-1: not read).",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self.chain_head.set(-1)
+        self.audit_backlog = Gauge(
+            "elicence_audit_backlog",
+            "Audit records waiting to be stored (their answers wait with them).",
+            registry=self.registry,
+            multiprocess_mode="livesum",
         )
 
     def checked(self, height: int) -> None:

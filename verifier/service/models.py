@@ -106,7 +106,16 @@ class CheckOut(BaseModel):
 
     name: CheckName
     outcome: Outcome
-    reason: str = Field(description="The reason, in words.")
+    reason: str = Field(description="The reason, in English words.")
+    code: str | None = Field(
+        description="The reason's stable code (e.g. integrity.mismatch, status.revoked): "
+        "word it in any language from `params` (docs/api.md lists the codes).",
+        examples=["status.revoked"],
+    )
+    params: dict[str, str | int] = Field(
+        description="The values the reason quotes, by name (block numbers, roots, dates).",
+        examples=[{"block": 42, "reason": 3}],
+    )
 
 
 class IssuerOut(BaseModel):

@@ -111,6 +111,9 @@ def problem_bytes(body: dict[str, Any]) -> bytes:
         return json.dumps(body, ensure_ascii=True).encode("ascii")
 
 
+RETRY_UNAVAILABLE_SECONDS = 1
+
+
 def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     """A problem as an HTTP response."""
     return Response(
@@ -131,8 +134,12 @@ def error_answer(exc: VerifierError, instance: str) -> tuple[dict[str, Any], dic
     elif isinstance(exc, PayloadTooLarge):
         # The rest of an oversized body is not read: the connection cannot be reused.
         headers["Connection"] = "close"
-    elif isinstance(exc, CouldNotCheck):
-        log.warning("could not check: %s", exc)
+    elif isinstance(exc, CouldNotCheck | CouldNotAudit):
+        if isinstance(exc, CouldNotCheck):
+            log.warning("could not check: %s", exc)
+        # A passing fault (the chain node or the database away): a client may try again
+        # soon, and says so to its retries (verifier/client.py honours the header).
+        headers["Retry-After"] = str(RETRY_UNAVAILABLE_SECONDS)
     return problem_of(exc, instance), headers
 
 

@@ -11,12 +11,22 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 MAX_CLIENTS = 100_000
 
 
+class Limiter(Protocol):
+    """What the gate asks of a limiter: RateLimiter (this process's own buckets) or
+    verifier.service.stores.postgres.SharedRateLimiter (buckets every replica shares)."""
+
+    def take(self, client: str, rate: float, burst: float) -> float:
+        """Take a token: 0.0 when allowed, else the seconds until one will be there."""
+        ...
+
+
 class RateLimiter:
-    """Buckets keyed by client."""
+    """Buckets keyed by client, in this process."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock

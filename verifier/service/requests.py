@@ -29,7 +29,12 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from licence.document import LicenceDocument, parse_document
-from licence.errors import DocumentError, LicenceFormatError, PayloadError
+from licence.errors import (
+    DocumentError,
+    LicenceFormatError,
+    PayloadError,
+    UnsupportedHashSuite,
+)
 from licence.payload import decode_payload
 from verifier.service.errors import (
     InvalidRequest,
@@ -206,6 +211,10 @@ def load_licence(item: LicenceInput) -> LicenceDocument:
         return parse_document(item.document)
     except PayloadError as exc:
         raise UnusableLicence(f"qr: {exc}", reason=exc.reason) from None
+    except UnsupportedHashSuite as exc:
+        # Not a broken licence (it may be genuine): the reason code says what is missing.
+        where = f"document.{exc.path}"
+        raise UnusableLicence(f"{where}: {exc.reason}", reason=exc.code, path=where) from None
     except DocumentError as exc:
         where = f"document.{exc.path}" if exc.path else "document"
         raise UnusableLicence(f"{where}: {exc.reason}", path=where) from None

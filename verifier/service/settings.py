@@ -6,13 +6,14 @@ Built by `get_settings()` at start-up (cached), never at import, so tests and th
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ledger.config import HomeConfig, default_home
+from ledger.config import CONFIG_FILE, ConfigError, HomeConfig, default_home
 
 # Request body limits (documented in docs/api.md and in the OpenAPI text).
 MAX_JSON_BYTES = 128 * 1024  # a 64 KiB document plus its envelope
@@ -50,6 +51,12 @@ class Settings(BaseSettings):
         "chose to disclose them); by default they are withheld, like from a key without "
         "those fields (least privilege: anyone can call anonymously).",
     )
+    database: str | None = Field(
+        default=None,
+        description="PostgreSQL URL (postgresql://...) of the state every replica shares: "
+        'API keys, rate limits, the audit log (default: the home\'s config.json "database", '
+        "else SQLite files in HOME/service).",
+    )
     web_root: Path | None = Field(
         default=None,
         description="Static web page folder (default: verifier/web/static when present).",
@@ -59,6 +66,27 @@ class Settings(BaseSettings):
     def service_dir(self) -> Path:
         """HOME/service: API keys and the audit log."""
         return self.home / "service"
+
+    def database_url(self) -> str | None:
+        """The shared-state database: `database` given here (flag or ELICENCE_DATABASE),
+        else the "database" member of the home's config.json; None: SQLite in the home.
+
+        Raises:
+            ConfigError: config.json is not JSON, or its "database" is not text.
+        """
+        if self.database:
+            return self.database
+        path = self.home / CONFIG_FILE
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except ValueError as exc:
+            raise ConfigError(f"{path} is not JSON: {exc}") from None
+        database = saved.get("database") if isinstance(saved, dict) else None
+        if database is not None and not isinstance(database, str):
+            raise ConfigError(f'{path}: "database" must be a postgresql:// URL')
+        return database or None
 
     def trust_anchor(self) -> HomeConfig:
         """The chain URL, chain id and registry the service trusts: `chain` and `registry`

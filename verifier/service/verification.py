@@ -24,7 +24,7 @@ from verifier.service.access import Caller
 from verifier.service.audit import (
     COULD_NOT_CHECK,
     UNPROVEN,
-    AuditLog,
+    AppendingLog,
     AuditRecord,
     AuditWriter,
     now,
@@ -60,7 +60,7 @@ class Item:
 class VerificationService:
     """Verifies for callers; one per app."""
 
-    def __init__(self, live: LiveIndex, audit: AuditLog, metrics: Metrics) -> None:
+    def __init__(self, live: LiveIndex, audit: AppendingLog, metrics: Metrics) -> None:
         self.live = live
         self.audit = audit
         self.metrics = metrics
@@ -217,21 +217,26 @@ class VerificationService:
         """Store (licence id, licence type, verdict, block height) of each licence
         checked; CouldNotAudit if they cannot be stored (the caller gets no verdict)."""
         when = now()
-        await self.writer.write(
-            [
-                AuditRecord(
-                    when,
-                    caller.name,
-                    purpose,
-                    licence_id,
-                    licence_type,
-                    verdict,
-                    height,
-                    channel.value,
-                )
-                for licence_id, licence_type, verdict, height in outcomes
-            ]
-        )
+        # The backlog the operator page plots: records whose answers wait for the disk.
+        self.metrics.audit_backlog.inc(len(outcomes))
+        try:
+            await self.writer.write(
+                [
+                    AuditRecord(
+                        when,
+                        caller.name,
+                        purpose,
+                        licence_id,
+                        licence_type,
+                        verdict,
+                        height,
+                        channel.value,
+                    )
+                    for licence_id, licence_type, verdict, height in outcomes
+                ]
+            )
+        finally:
+            self.metrics.audit_backlog.dec(len(outcomes))
 
     async def _record(
         self, verdicts: list[Verdict], caller: Caller, purpose: str | None, channel: Channel

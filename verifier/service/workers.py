@@ -21,10 +21,12 @@ What each worker keeps to itself, and what they share:
   follows the chain, and its reorganisations, on its own; all answer from the chain's
   head (the freshness rule holds per request, whichever worker answers);
 - the API keys and the audit log (SQLite files made for several processes: WAL, and a
-  revoked key is refused by every worker from its next request);
+  revoked key is refused by every worker from its next request; or one PostgreSQL
+  database for every worker and replica, verifier.service.stores);
 - metrics: prometheus_client's multiprocess mode, so every scrape reports the sum;
 - rate limits are counted per worker: a client whose connections land on several
-  workers can get up to N times its rate (docs/api.md).
+  workers can get up to N times its rate (docs/api.md), except API keys' with a
+  PostgreSQL database, whose buckets every worker and replica share.
 """
 
 from __future__ import annotations
@@ -151,12 +153,10 @@ def supervise(
     """
     from prometheus_client.multiprocess import mark_process_dead
 
-    from verifier.service.apikeys import ApiKeyStore
-    from verifier.service.audit import AuditLog
+    from verifier.service.stores import open_stores
 
-    # Made here, once, before several processes open them at the same moment.
-    ApiKeyStore(settings.service_dir / "apikeys.sqlite").close()
-    AuditLog(settings.service_dir / "audit.sqlite").close()
+    # Made (or migrated) here, once, before several processes open them at the same moment.
+    open_stores(settings).close()
     metrics_dir = settings.service_dir / "metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)

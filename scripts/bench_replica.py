@@ -1,0 +1,240 @@
+"""scripts/bench_replica: one verify replica against a bare FastAPI app, side by side.
+
+Issue 17's yardstick: per replica, POST /v1/verifications with a full licence document
+must reach at least 0.75 of the throughput of a bare FastAPI app (scripts/bare_app.py:
+pydantic body, ~30 SHA-256, uvicorn, the same worker count), at 32 and 320 connections
+with p99 at most 200 ms at 320; with PostgreSQL as the store, at least 0.8 of the same
+replica on SQLite. Each round starts each server in turn (bare, elicence on SQLite,
+elicence on PostgreSQL), loads it with wrk for a bounded time and stops it; the table
+gives each figure's median over the rounds and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bench_api import LUA, start_chain, start_store, wait_ready, wrk  # noqa: E402
+
+from tests.conftest import ELICENCE, free_port  # noqa: E402
+
+CONNECTIONS = (32, 320)
+
+
+def options() -> argparse.Namespace:
+    """The command line's options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over the servers")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="worker processes per server"
+    )
+    parser.add_argument(
+        "--stores",
+        default="sqlite,postgresql",
+        help="elicence's stores to measure, comma-separated (sqlite, postgresql)",
+    )
+    return parser.parse_args()
+
+
+class Target:
+    """One server to load: how to start it, and the API key its requests carry."""
+
+    def __init__(self, name: str, start: Callable[[int], subprocess.Popen[bytes]]) -> None:
+        self.name = name
+        self.start = start
+        self.key = "none"
+
+
+def load(
+    target: Target, bodies: list[str], work: Path, duration: int
+) -> dict[int, dict[str, float]]:
+    """wrk's figures at each connection count, with the server started for this run only."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = target.start(port)
+    try:
+        wait_ready(url, server)
+        if target.name != "bare":
+            answer = post(url, bodies[0], target.key)
+            if answer.get("status") != "VALID":
+                raise SystemExit(f"{target.name}: the first licence is not VALID: {answer}")
+        script = work / f"{target.name}.lua"
+        script.write_text(
+            LUA.format(bodies=", ".join(json.dumps(b) for b in bodies), key=target.key)
+        )
+        wrk(url, script, 32, 2)  # warm-up
+        return {connections: wrk(url, script, connections, duration) for connections in CONNECTIONS}
+    finally:
+        stop_group(server)
+
+
+def stop_group(server: subprocess.Popen[bytes]) -> None:
+    """Stop a server and every process of its group (its workers, its chain node)."""
+    try:
+        os.killpg(server.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    server.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the node closes its files after the service
+        try:
+            os.killpg(server.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+
+
+def post(url: str, body: str, key: str) -> dict[str, object]:
+    """One verification, answered."""
+    request = urllib.request.Request(
+        url + "/v1/verifications",
+        body.encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        result: dict[str, object] = json.loads(answer.read())
+    return result
+
+
+def document_bodies(home: Path) -> list[str]:
+    """Every VALID demo licence, as the full document the issue's yardstick posts."""
+    from licence.payload import decode_payload
+
+    bodies = []
+    for path in sorted((home / "demo" / "qr").glob("*.el1")):
+        document = decode_payload(path.read_text().strip())
+        bodies.append(json.dumps({"document": document.to_json(), "purpose": "bench"}))
+    return bodies
+
+
+def main() -> None:
+    args = options()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: apt-get install wrk (scripts/test installs it)")
+    work = Path(tempfile.mkdtemp(prefix="elicence-replica-"))
+    home = work / "home"
+    home.mkdir()
+    helpers: list[subprocess.Popen[bytes]] = []
+    stops: list[Callable[[], None]] = []
+    env = {**os.environ, "ELICENCE_HOME": str(home)}
+    log = (work / "servers.log").open("wb")
+    try:
+        chain_args = start_chain("embedded", home, helpers)
+
+        def elicence(store_args: list[str]) -> Callable[[int], subprocess.Popen[bytes]]:
+            def start(port: int) -> subprocess.Popen[bytes]:
+                command = [str(ELICENCE), "serve", "--home", str(home), "--port", str(port)]
+                command += ["--demo", "--log-level", "warning", "--workers", str(args.workers)]
+                return subprocess.Popen(
+                    [*command, *chain_args, *store_args],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                    start_new_session=True,
+                )
+
+            return start
+
+        def bare(port: int) -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "uvicorn", "scripts.bare_app:app"),
+                    *("--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers)),
+                    *("--log-level", "warning", "--no-access-log"),
+                ],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,
+            )
+
+        targets = [Target("bare", bare)]
+        for store in args.stores.split(","):
+            store_args, stop = start_store(store)
+            stops.append(stop)
+            target = Target(store, elicence(store_args))
+            # The first start sets up the demo; the key is made in this store.
+            port = free_port()
+            first = target.start(port)
+            try:
+                wait_ready(f"http://127.0.0.1:{port}", first)
+            finally:
+                stop_group(first)
+            target.key = subprocess.run(
+                [
+                    *(str(ELICENCE), "apikey", "create", "--home", str(home), "--name", "bench"),
+                    *("--rate", "1000000", *store_args),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+                env=env,
+            ).stdout.strip()
+            targets.append(target)
+        bodies = document_bodies(home)
+        figures: dict[str, list[dict[int, dict[str, float]]]] = {t.name: [] for t in targets}
+        for round_number in range(args.rounds):
+            for target in targets:
+                figures[target.name].append(load(target, bodies, work, args.duration))
+                rps = ", ".join(
+                    f"{c}: {figures[target.name][-1][c]['rps']:,.0f}/s" for c in CONNECTIONS
+                )
+                print(f"round {round_number + 1} {target.name:<10} {rps}", flush=True)
+    finally:
+        for helper in helpers:
+            helper.terminate()
+            helper.wait(timeout=10)
+        for stop in stops:
+            stop()
+    print_table(figures, args.workers, len(bodies))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def print_table(
+    figures: dict[str, list[dict[int, dict[str, float]]]], workers: int, count: int
+) -> None:
+    """Medians per server and connection count, and the ratios the issue sets."""
+    print(f"\n{workers} worker(s) per server, {count} full licence documents in turn")
+    print("| server | connections | verifications/s | p50 ms | p99 ms | errors | vs bare |", end="")
+    print(" vs sqlite |")
+    print("|---|---|---|---|---|---|---|---|")
+    for connections in CONNECTIONS:
+        medians = {
+            name: {
+                key: statistics.median(run[connections][key] for run in runs)
+                for key in ("rps", "p50", "p99", "errors")
+            }
+            for name, runs in figures.items()
+        }
+        for name, median in medians.items():
+            versus_bare = median["rps"] / medians["bare"]["rps"]
+            versus_sqlite = (
+                f"{median['rps'] / medians['sqlite']['rps']:.2f}"
+                if name not in ("bare", "sqlite") and "sqlite" in medians
+                else ""
+            )
+            print(
+                f"| {name} | {connections} | {median['rps']:,.0f} | {median['p50'] / 1000:.1f} | "
+                f"{median['p99'] / 1000:.1f} | {int(median['errors'])} | {versus_bare:.2f} | "
+                f"{versus_sqlite} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
