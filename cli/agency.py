@@ -13,6 +13,8 @@ from cli.support import (
     EXIT_UNUSABLE,
     ChainOption,
     HomeOption,
+    PassphraseFdOption,
+    PassphraseFileOption,
     RegistryOption,
     console,
     fail,
@@ -27,6 +29,17 @@ from cli.support import (
 )
 from issuer.keystore import AGENCY_KEYSTORE, GOVERNOR_KEYSTORE, keystore_path
 
+NEW_PASSPHRASE_VARIABLE = "ELICENCE_NEW_PASSPHRASE"
+CipherOption = Annotated[
+    str | None,
+    typer.Option(
+        "--cipher",
+        help="Keystore cipher: aes (AES-128-CTR, scrypt; the default) or sm4 (SM4-GCM, "
+        'Argon2id); default the home\'s config.json "keys": {"cipher": ...}.',
+        show_default=False,
+    ),
+]
+
 registry_app = typer.Typer(
     help="The licence registry contract (the governor's).", no_args_is_help=True
 )
@@ -36,20 +49,44 @@ agency_app = typer.Typer(
 
 
 @registry_app.command("deploy")
-def deploy(home: HomeOption = None, chain: ChainOption = None) -> None:
+def deploy(
+    *,
+    home: HomeOption = None,
+    chain: ChainOption = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="Deploy a new registry even though the home has one, and make the new one "
+            "the home's (the old one and its licences stay on chain).",
+        ),
+    ] = False,
+    passphrase_fd: PassphraseFdOption = None,
+    passphrase_file: PassphraseFileOption = None,
+) -> None:
     """Deploy a new registry with the governor's key and save its address in the home.
 
     Creates the governor's keystore (HOME/keys/governor.json) on first use; the
-    passphrase comes from ELICENCE_PASSPHRASE or a prompt. Later commands find the
-    registry and chain in HOME/config.json.
+    passphrase comes from ELICENCE_PASSPHRASE, --passphrase-file, --passphrase-fd or a
+    prompt. Later commands find the registry and chain in HOME/config.json. A home that
+    has a registry already keeps it unless --replace is given.
 
     Example: [bold]elicence registry deploy --home ~/.elicence --chain http://127.0.0.1:8545[/]
     """
     from issuer.agency import deploy_registry
     from issuer.keystore import create
+    from ledger.config import HomeConfig
 
     folder = home_of(home)
     path = keystore_path(folder, GOVERNOR_KEYSTORE)
+    with reported():
+        saved = HomeConfig.load(folder)
+    if saved.registry and not replace:
+        fail(
+            f"{folder} has a registry already, {saved.registry} on {saved.chain_url}; "
+            "pass --replace to deploy a new one in its place",
+            EXIT_UNUSABLE,
+        )
     with reported():
         if path.exists():
             governor = open_key(folder, GOVERNOR_KEYSTORE, "governor")
@@ -74,6 +111,8 @@ def revoke_batch(
     home: HomeOption = None,
     chain: ChainOption = None,
     registry: RegistryOption = None,
+    passphrase_fd: PassphraseFdOption = None,
+    passphrase_file: PassphraseFileOption = None,
 ) -> None:
     """Revoke a whole anchored batch (the governor's key): every licence in it verifies as
     REVOKED, unless its own status is final already.
@@ -113,23 +152,29 @@ def _root(text: str) -> bytes:
 
 @agency_app.command("new")
 def new(
-    name: Annotated[str, typer.Option(help="The agency's name, e.g. 北京市海淀区市场监督管理局.")],
+    *,
+    name: Annotated[str, typer.Option(help="The agency's name, e.g. 海淀区市场监管局.")],
     code: Annotated[str, typer.Option(help="The agency's unified social credit code.")],
     home: HomeOption = None,
     chain: ChainOption = None,
     registry: RegistryOption = None,
+    cipher: CipherOption = None,
+    passphrase_fd: PassphraseFdOption = None,
+    passphrase_file: PassphraseFileOption = None,
 ) -> None:
     """Create this agency's signing key in an encrypted keystore and print its address.
 
     The key is written to HOME/keys/agency.json (mode 0600), encrypted with the
     passphrase from ELICENCE_PASSPHRASE or a prompt; it is never printed. Give the
     printed command to the governor. --chain and --registry (the governor's) are saved
-    in HOME/config.json for later commands.
+    in HOME/config.json for later commands. --cipher sm4 encrypts it with SM4-GCM and
+    Argon2id instead of AES and scrypt (docs/agency.md, Keys).
 
-    Example: [bold]elicence agency new --name 海淀区市场监管局 --code 91110108551385082Q[/]
+    Example: [bold]elicence agency new --name 海淀区市场监管局
+    --code 91110108551385082Q[/]
     """
     from issuer.agency import remember_chain
-    from issuer.keystore import create
+    from issuer.keystore import SEAL_KEYSTORE, create, create_seal_key
     from licence import credit_code
 
     problem = credit_code.problem_with(code)
@@ -138,10 +183,13 @@ def new(
     folder = home_of(home)
     path = keystore_path(folder, AGENCY_KEYSTORE)
     with reported():
-        account = create(path, passphrase(confirm=True))
+        account = create(path, passphrase(confirm=True), cipher=cipher)
+        seal_path = keystore_path(folder, SEAL_KEYSTORE)
+        seal_public = create_seal_key(seal_path, passphrase(confirm=True), cipher=cipher)
         if chain or registry:
             remember_chain(folder, chain, registry)
     console.print(f"agency key created: [bold]{account.address}[/] ({path})", highlight=False)
+    console.print(f"SM2 seal key created: 0x{seal_public.hex()} ({seal_path})", highlight=False)
     console.print("Ask the governor to run:", highlight=False)
     console.print(
         f"  elicence agency authorise --address {account.address} --code {code} "
@@ -149,6 +197,95 @@ def new(
         highlight=False,
         markup=False,
         soft_wrap=True,
+    )
+    console.print(
+        f"  elicence agency seal-key register --id <the agency id it prints> "
+        f"--public-key 0x{seal_public.hex()}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+seal_key_app = typer.Typer(
+    help="The agency's SM2 seal key (GB/T 32918.2): every anchored batch root is sealed.",
+    no_args_is_help=True,
+)
+agency_app.add_typer(seal_key_app, name="seal-key")
+
+
+@seal_key_app.command("new")
+def seal_key_new(
+    *,
+    home: HomeOption = None,
+    cipher: CipherOption = None,
+    passphrase_fd: PassphraseFdOption = None,
+    passphrase_file: PassphraseFileOption = None,
+) -> None:
+    """Create this agency's SM2 seal key (HOME/keys/seal.json, encrypted, mode 0600) if
+    `elicence agency new` did not (homes made before seals), and print its public key.
+
+    Example: [bold]elicence agency seal-key new[/]
+    """
+    from issuer.keystore import SEAL_KEYSTORE, create_seal_key
+
+    path = keystore_path(home_of(home), SEAL_KEYSTORE)
+    with reported():
+        public = create_seal_key(path, passphrase(confirm=True), cipher=cipher)
+    console.print(f"SM2 seal key created: 0x{public.hex()} ({path})", highlight=False)
+    console.print("Ask the governor to run:", highlight=False)
+    console.print(
+        f"  elicence agency seal-key register --id <agency id> --public-key 0x{public.hex()}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@seal_key_app.command("register")
+def seal_key_register(
+    *,
+    agency_id: Annotated[int, typer.Option("--id", help="The agency's id.", min=1)],
+    public_key: Annotated[
+        str, typer.Option("--public-key", help="The SM2 public key X || Y (0x and 128 hex).")
+    ],
+    from_block: Annotated[
+        int | None,
+        typer.Option(
+            "--from-block",
+            help="First block whose batches it seals (default: the next block). A later "
+            "block than the agency's current seal key's makes it a rotation.",
+            min=1,
+            show_default=False,
+        ),
+    ] = None,
+    home: HomeOption = None,
+    chain: ChainOption = None,
+    registry: RegistryOption = None,
+    passphrase_fd: PassphraseFdOption = None,
+    passphrase_file: PassphraseFileOption = None,
+) -> None:
+    """Register an agency's SM2 seal key from a block on (the governor's key).
+
+    Example: [bold]elicence agency seal-key register --id 1 --public-key 0x09f9...ad13[/]
+    """
+    from licence import seal
+
+    try:
+        key = bytes.fromhex(public_key.removeprefix("0x"))
+        seal.check_public_key(key)
+    except (ValueError, seal.SealError) as exc:
+        fail(f"--public-key is not an SM2 public key: {exc}", EXIT_UNUSABLE)
+    folder = home_of(home)
+    governor = open_key(folder, GOVERNOR_KEYSTORE, "governor")
+    with reported():
+        bound = open_registry(folder, chain, registry)
+        start = from_block if from_block is not None else bound.chain.block_number() + 1
+        sent = bound.register_seal_key(governor, agency_id, key, start)
+    console.print(
+        f"agency {agency_id} seals with 0x{key.hex()} from block {start}; "
+        f"transaction {sent.tx_hash}",
+        highlight=False,
     )
 
 
@@ -164,6 +301,8 @@ def authorise(
     home: HomeOption = None,
     chain: ChainOption = None,
     registry: RegistryOption = None,
+    passphrase_fd: PassphraseFdOption = None,
+    passphrase_file: PassphraseFileOption = None,
 ) -> None:
     """Register an agency and the licence types it may issue (the governor's key).
 
@@ -193,6 +332,8 @@ def set_types(
     home: HomeOption = None,
     chain: ChainOption = None,
     registry: RegistryOption = None,
+    passphrase_fd: PassphraseFdOption = None,
+    passphrase_file: PassphraseFileOption = None,
 ) -> None:
     """Replace the licence types an agency may issue (the governor's key).
 
@@ -214,10 +355,13 @@ def set_types(
 
 @agency_app.command("retire")
 def retire(
+    *,
     agency_id: Annotated[int, typer.Option("--id", help="The agency's id.", min=1)],
     home: HomeOption = None,
     chain: ChainOption = None,
     registry: RegistryOption = None,
+    passphrase_fd: PassphraseFdOption = None,
+    passphrase_file: PassphraseFileOption = None,
 ) -> None:
     """Retire an agency for good (the governor's key); what it issued stays valid.
 
@@ -246,6 +390,8 @@ def rotate(
     home: HomeOption = None,
     chain: ChainOption = None,
     registry: RegistryOption = None,
+    passphrase_fd: PassphraseFdOption = None,
+    passphrase_file: PassphraseFileOption = None,
 ) -> None:
     """Replace an agency's signing key; licences it anchored before stay valid.
 
@@ -288,6 +434,8 @@ def compromised(
     home: HomeOption = None,
     chain: ChainOption = None,
     registry: RegistryOption = None,
+    passphrase_fd: PassphraseFdOption = None,
+    passphrase_file: PassphraseFileOption = None,
 ) -> None:
     """Report an agency key compromised from a block on (the governor's key).
 
@@ -311,6 +459,94 @@ def compromised(
         f"on no longer count, and it is spent; transaction {sent.tx_hash}",
         highlight=False,
     )
+
+
+@agency_app.command("rekey")
+def rekey_command(
+    *,
+    key: Annotated[
+        str, typer.Option(help="Which keystore of the home: agency or governor.")
+    ] = "agency",
+    cipher: CipherOption = None,
+    new_passphrase_fd: Annotated[
+        int | None,
+        typer.Option(
+            "--new-passphrase-fd",
+            metavar="N",
+            help="Read the new passphrase from this open file descriptor (its first line).",
+            show_default=False,
+        ),
+    ] = None,
+    new_passphrase_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--new-passphrase-file",
+            metavar="PATH",
+            help="Read the new passphrase from this file (its first line; chmod 600).",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    home: HomeOption = None,
+    passphrase_fd: PassphraseFdOption = None,
+    passphrase_file: PassphraseFileOption = None,
+) -> None:
+    """Re-encrypt a keystore in place: a new passphrase, or another cipher (--cipher).
+
+    The key stays the same (the registry needs no change). The current passphrase comes
+    as for every command (--passphrase-fd, --passphrase-file, ELICENCE_PASSPHRASE, a
+    prompt); the new one from --new-passphrase-fd, --new-passphrase-file,
+    ELICENCE_NEW_PASSPHRASE or a prompt (asked twice). Without --cipher the keystore
+    keeps its cipher. The old file stays whole until the new one is complete.
+
+    Example: [bold]elicence agency rekey --cipher sm4[/]
+    """
+    from issuer.keystore import cipher_of, rekey
+
+    names = {"agency": AGENCY_KEYSTORE, "governor": GOVERNOR_KEYSTORE}
+    if key not in names:
+        fail(f"--key {key!r}: choose agency or governor", EXIT_UNUSABLE)
+    folder = home_of(home)
+    path = keystore_path(folder, names[key])
+    open_key(folder, names[key], key)  # the usual messages for a missing key or passphrase
+    old = passphrase(confirm=False)
+    new = _new_passphrase(new_passphrase_fd, new_passphrase_file)
+    with reported():
+        account = rekey(path, old, new, cipher=cipher)
+        now = cipher_of(path)
+    console.print(
+        f"{key} key {account.address} re-encrypted ({now}) in {path}", highlight=False
+    )
+
+
+def _new_passphrase(fd: int | None, file: Path | None) -> str:
+    """The new passphrase of `agency rekey`, by the rules of cli.support.passphrase."""
+    import os
+
+    from cli.support import _can_prompt, _first_line, _read_private
+
+    if fd is not None:
+        try:
+            with open(fd, "rb", closefd=False) as stream:
+                return _first_line(stream.readline(), f"--new-passphrase-fd {fd}")
+        except OSError as exc:
+            fail(f"--new-passphrase-fd {fd}: cannot read it ({exc.strerror})", EXIT_UNUSABLE)
+    if file is not None:
+        return _first_line(_read_private(file), f"--new-passphrase-file {file}")
+    given = os.environ.get(NEW_PASSPHRASE_VARIABLE)
+    if given:
+        return given
+    if not _can_prompt():
+        fail(
+            "no new passphrase and no terminal to ask for one: set "
+            f"{NEW_PASSPHRASE_VARIABLE}, or pass --new-passphrase-file PATH or "
+            "--new-passphrase-fd N",
+            EXIT_UNUSABLE,
+        )
+    answer: str = typer.prompt(
+        "New keystore passphrase", hide_input=True, confirmation_prompt=True, err=True
+    )
+    return answer
 
 
 def _rotate_own_key(folder: Path, chain: str | None, registry: str | None) -> None:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from cli import agency, issue, ledger, present, service, verify
+from cli import agency, doctor, index, issue, ledger, present, records, service, snapshot, verify
+from cli.support import PlainHelp
 
 app = typer.Typer(
     name="elicence",
     help="Blockchain-anchored electronic licences (电子证照): issue, anchor and verify.",
     no_args_is_help=True,
     add_completion=False,
-    rich_markup_mode="rich",
+    cls=PlainHelp,
+    rich_markup_mode=None,
 )
 
 # The verifier's and the holder's commands.
@@ -26,13 +28,16 @@ app.command("issue")(issue.issue)
 for _verb, _command in issue.status_commands().items():
     app.command(_verb)(_command)
 app.command("supersede")(issue.supersede_command)
-app.command("records")(issue.records_command)
+app.command("records")(records.records_command)
 # The operators'.
 app.add_typer(ledger.ledger_app, name="ledger")
+app.add_typer(index.index_app, name="index")
+app.add_typer(snapshot.snapshot_app, name="snapshot")
 app.command("serve")(service.serve)
 app.command("serve-worker", hidden=True)(service.serve_worker)
 app.command("audit")(service.audit)
 app.add_typer(service.apikey_app, name="apikey")
+app.command("doctor")(doctor.doctor)
 
 
 def main() -> None:

@@ -1,22 +1,25 @@
 """`elicence issue`, the status commands (`revoke`, `suspend`, `reinstate`, `cancel`,
-`supersede`) and `elicence records`: the agency's daily work, over issuer.issuing,
-issuer.status and issuer.records."""
+`supersede`): the agency's daily work, over issuer.issuing and issuer.status
+(`elicence records` is cli/records.py's)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
+from rich.progress import ProgressColumn, Task
+from rich.text import Text
 
 from cli.support import (
     EXIT_UNUSABLE,
     REASONS,
     ChainOption,
     HomeOption,
+    PassphraseFdOption,
+    PassphraseFileOption,
     RegistryOption,
     console,
     errors,
@@ -33,6 +36,11 @@ from licence.statuses import LeafStatus
 
 if TYPE_CHECKING:
     from issuer.agency import AgencyContext
+    from issuer.checking import AlreadyIssued
+    from issuer.issuing import Progress, Stage
+    from issuer.spreadsheet import Input
+    from licence.catalogue import LicenceType
+    from licence.fields import FieldProblem
 
 T = TypeVar("T")
 _PROGRESS_FROM = 2_000  # licences: below this a run is over before a bar is worth drawing
@@ -69,11 +77,26 @@ def issue(
     licence_type: Annotated[
         str, typer.Option("--type", help="Catalogue id of the licence type (see `catalogue`).")
     ],
-    out: Annotated[Path, typer.Option(help="Folder for the documents, QR images and manifests.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder for the documents, QR images and manifests (not needed with --check).",
+            show_default=False,
+        ),
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Only check INPUT: list every problem, issue nothing (no chain, no key).",
+        ),
+    ] = False,
     batch_size: Annotated[
         int, typer.Option(help="Licences per anchoring transaction.", min=1, max=1_000_000)
     ] = 10_000,
-    qr: Annotated[bool, typer.Option("--qr/--no-qr", help="Write a QR image per licence.")] = True,
+    qr: Annotated[
+        bool, typer.Option("--qr/--no-qr", help="Write a QR image and EL1 text per licence.")
+    ] = True,
     skip_invalid: Annotated[
         bool,
         typer.Option(help="Issue the valid rows and report the invalid ones, instead of nothing."),
@@ -81,41 +104,62 @@ def issue(
     workers: Annotated[
         int, typer.Option(help="Worker processes (0: one per CPU for large inputs).", min=0)
     ] = 0,
+    suite: Annotated[
+        str | None,
+        typer.Option(
+            help="Hash suite: sha256 or sm3 (国密 SM3). Default: the home's config.json "
+            '"issuing": {"hashSuites": {type: suite}}, else sha256.',
+            show_default=False,
+        ),
+    ] = None,
     home: HomeOption = None,
     chain: ChainOption = None,
     registry: RegistryOption = None,
+    passphrase_fd: PassphraseFdOption = None,
+    passphrase_file: PassphraseFileOption = None,
 ) -> None:
     """Issue the licences in INPUT: validate all, anchor each batch once, write documents.
 
     Every row is checked first; if any is invalid nothing is issued and every bad row is
-    listed (row, field, value, reason). Each batch is one anchoring transaction. Writes
-    <licence number>.json (+ .png) per licence and batch-<root>.json per batch. Running
-    the same INPUT again is safe: it completes an interrupted run and never anchors twice.
+    listed (row, field, value, reason). With --check, INPUT is only checked, with no
+    chain and no key: exit 0 when every row is valid, 2 when not. Each batch is one
+    anchoring transaction. Writes <licence number>.json per licence (with --qr, also its
+    QR image .png and the QR's text .el1) and batch-<root>.json per batch. Running the
+    same INPUT again is safe: it completes an interrupted run, never anchors twice, and
+    skips rows issued before with the same fields.
 
     Example: [bold]elicence issue licences.csv --type business-licence --out issued/[/]
     """
+    from issuer.agency import issuing_suite
     from issuer.issuing import IssueOptions, issue_file
     from issuer.spreadsheet import read_for_issuing
     from licence.catalogue import catalogue
 
-    folder = home_of(home)
     with reported():
         kind = catalogue().get(licence_type)
         source = read_for_issuing(input_file, kind, batch_size)
-    options = IssueOptions(batch_size, qr, skip_invalid, workers)
-    with _agency(folder, chain, registry) as context:
-        private_folder(out, tighten=False)  # a folder the user already had keeps its mode
+    if check:
+        _check_only(input_file, kind, source)
+        return
+    if out is None:
+        fail("name the folder to write the licences to with --out (or pass --check)", EXIT_UNUSABLE)
+    folder = home_of(home)
+    with reported():
+        hash_suite = issuing_suite(folder, kind.id, suite)
+    options = IssueOptions(batch_size, qr, skip_invalid, workers, hash_suite)
+    with _agency(folder, chain, registry) as context, _output_folder(out):
         if source.count < _PROGRESS_FROM:
             report = issue_file(context, kind, source, out, options=options)
         else:
             report = _with_progress(
-                source.count,
                 lambda progress: issue_file(
                     context, kind, source, out, options=options, progress=progress
                 ),
             )
     for problem in report.skipped:
         errors.print(f"[yellow]skipped:[/] {problem}", highlight=False, soft_wrap=True)
+    if report.already_issued:
+        console.print(_already_issued(report.already_issued), highlight=False, soft_wrap=True)
     for batch in report.batches:
         if batch.resumed is None or batch.anchored_now:
             how = "anchored"
@@ -134,17 +178,117 @@ def issue(
     )
 
 
-def _with_progress(total: int, run: Callable[[Callable[[str, int], None]], T]) -> T:
-    from rich.progress import Progress
+def _check_only(input_file: Path, kind: LicenceType, source: Input) -> None:
+    """`issue --check`: every problem of INPUT, one per line; exit 0 when none, else 2."""
+    from issuer.checking import input_problems
 
-    with Progress(console=errors, transient=True) as bar:
-        tasks = {
-            "wrapped": bar.add_task("validating and wrapping", total=total),
-            "written": bar.add_task("anchoring and writing", total=total),
-        }
+    with reported():
+        problems = input_problems(kind, source)
+    if not problems:
+        console.print(
+            f"{input_file}: all {source.count} row(s) are valid {kind.name.zh} ({kind.id}); "
+            "nothing was issued",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+    rows = {p.row for p in problems if p.row is not None}
+    errors.print(
+        f"[bold red]error:[/] {input_file}: {len(problems)} problem(s) in {len(rows)} row(s); "
+        "nothing was issued:",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for problem in problems:
+        errors.print(f"  {_problem_line(kind, problem)}", highlight=False, markup=False)
+    raise typer.Exit(EXIT_UNUSABLE)
 
-        def progress(phase: str, done: int) -> None:
-            bar.update(tasks[phase], completed=done)
+
+def _problem_line(kind: LicenceType, problem: FieldProblem) -> str:
+    """Row, column (its Chinese heading and field name), what is wrong, and the value."""
+    spec = kind.field(problem.path) if problem.path else None
+    column = f"{spec.label.zh} ({spec.name})" if spec is not None else problem.path
+    where = ", ".join(
+        part for part in (f"row {problem.row}" if problem.row is not None else "", column) if part
+    )
+    value = "" if problem.value is None else f" (value {problem.value!r})"
+    return f"{where}: {problem.reason}{value}" if where else f"{problem.reason}{value}"
+
+
+def _already_issued(rows: Sequence[AlreadyIssued]) -> str:
+    """One line for the rows left out because they were issued before, as they are."""
+    if len(rows) <= 5:
+        listed = ", ".join(f"row {r.row} ({r.number})" for r in rows)
+    else:
+        listed = f"rows {_ranges([r.row for r in rows])}"
+    return f"already issued with the same fields, skipped: {listed}"
+
+
+def _ranges(numbers: list[int]) -> str:
+    """2, 3, 4, 7 -> '2-4, 7'."""
+    spans: list[list[int]] = []
+    for n in sorted(numbers):
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans)
+
+
+@contextmanager
+def _output_folder(out: Path) -> Iterator[None]:
+    """`out`, made for the run (mode 0700, an existing folder keeps its own); the folders
+    the run made are removed again at the end if still empty, so a refused run leaves
+    nothing behind. A folder that was there before is never removed."""
+    made = []
+    probe = out.absolute()
+    while not probe.exists() and not probe.is_symlink() and probe != probe.parent:
+        made.append(probe)  # deepest first
+        probe = probe.parent
+    private_folder(out, tighten=False)
+    try:
+        yield
+    finally:
+        for folder in made:
+            try:
+                folder.rmdir()  # only ever an empty folder
+            except OSError:
+                break
+
+
+class _Rate(ProgressColumn):
+    """How many rows or licences a second a stage goes through."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f}/s" if speed else "", style="progress.data.speed")
+
+
+def _with_progress(run: Callable[[Progress], T]) -> T:
+    """`run` with one bar per stage of issuing, each with its count, rate and time left."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TaskID,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.progress import Progress as Bars
+
+    columns = (
+        TextColumn("{task.description:<10}"),
+        BarColumn(bar_width=24),
+        MofNCompleteColumn(),
+        _Rate(),
+        TimeRemainingColumn(),
+    )
+    with Bars(*columns, console=errors, transient=True) as bars:
+        tasks: dict[Stage, TaskID] = {}
+
+        def progress(stage: Stage, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bars.add_task(stage.value, total=total)
+            bars.update(tasks[stage], completed=done, total=total)
 
         return run(progress)
 
@@ -183,6 +327,8 @@ def _status_command(status: LeafStatus, verb: str, word: str) -> Callable[..., N
         home: HomeOption = None,
         chain: ChainOption = None,
         registry: RegistryOption = None,
+        passphrase_fd: PassphraseFdOption = None,
+        passphrase_file: PassphraseFileOption = None,
     ) -> None:
         from issuer.status import change_status
 
@@ -218,6 +364,8 @@ def supersede_command(
     home: HomeOption = None,
     chain: ChainOption = None,
     registry: RegistryOption = None,
+    passphrase_fd: PassphraseFdOption = None,
+    passphrase_file: PassphraseFileOption = None,
 ) -> None:
     """Mark a licence as superseded (换发) by a newer one already issued.
 
@@ -230,67 +378,6 @@ def supersede_command(
         change = supersede(context, licence, by, code)
     done = f"in transaction {change.tx_hash}" if change.tx_hash else "(already so on chain)"
     console.print(f"superseded: {licence} by {by} {done}", highlight=False)
-
-
-def records_command(
-    *,
-    status: Annotated[
-        str | None,
-        typer.Option(help="Only this status: active, suspended, revoked, superseded, cancelled."),
-    ] = None,
-    holder: Annotated[
-        str | None, typer.Option(help="Only this holder's unified social credit code.")
-    ] = None,
-    number: Annotated[str | None, typer.Option(help="Only this licence number.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
-    home: HomeOption = None,
-) -> None:
-    """List what this agency issued, from its records (no chain needed).
-
-    Example: [bold]elicence records --status revoked[/]
-    """
-    from rich.table import Table
-
-    from issuer.records import Records
-
-    wanted = status.upper() if status else None
-    if wanted is not None and wanted not in LeafStatus.__members__:
-        fail(f"--status {status!r}: use one of {', '.join(LeafStatus.__members__)}", EXIT_UNUSABLE)
-    with reported(), Records.of_home(home_of(home)) as records:
-        found = records.licences(status=wanted, holder=holder, number=number)
-    if as_json:
-        for r in found:
-            print(
-                json.dumps(
-                    {
-                        "licenceNumber": r.number,
-                        "licenceType": r.licence_type,
-                        "licenceId": "0x" + r.licence_id.hex(),
-                        "holderCode": r.holder_code,
-                        "status": r.status,
-                        "reason": r.reason,
-                        "root": "0x" + r.root.hex(),
-                        "transaction": r.tx_hash,
-                        "block": r.block,
-                    },
-                    ensure_ascii=False,
-                )
-            )
-        return
-    table = Table(title=f"{len(found)} licence(s)")
-    for column in ("number", "type", "holder", "status", "licence id", "batch root", "block"):
-        table.add_column(column)
-    for r in found:
-        table.add_row(
-            r.number,
-            r.licence_type,
-            r.holder_code or "",
-            r.status.lower(),
-            "0x" + r.licence_id.hex(),
-            "0x" + r.root.hex()[:16] + "…",
-            str(r.block) if r.block is not None else "not anchored",
-        )
-    console.print(table)
 
 
 def status_commands() -> dict[str, Callable[..., None]]:

@@ -3,14 +3,26 @@ commands, over verifier.service (launch, apikeys, audit)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from rich.table import Table
 
-from cli.support import EXIT_UNUSABLE, console, errors, fail, home_of, split_names
+from cli.support import (
+    EXIT_UNUSABLE,
+    Column,
+    console,
+    errors,
+    fail,
+    home_of,
+    print_table,
+    split_names,
+)
+
+if TYPE_CHECKING:
+    from verifier.service.apikeys import KeyStore
 
 apikey_app = typer.Typer(help="API keys of approval systems.", no_args_is_help=True)
 
@@ -20,8 +32,34 @@ HomeOption = Annotated[
 ]
 
 
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        help="PostgreSQL URL of the API keys, rate limits and audit log every replica "
+        'shares (default: the home\'s config.json "database", else SQLite files in the '
+        "home). Put the password in ~/.pgpass or PGPASSWORD rather than here.",
+        envvar="ELICENCE_DATABASE",
+        show_default=False,
+    ),
+]
+
+
 def _fail(message: str) -> NoReturn:
     fail(message, EXIT_UNUSABLE)
+
+
+def _key_store(home: Path | None, database: str | None) -> KeyStore:
+    """The key store the settings choose; a one-line failure when it cannot be opened."""
+    from ledger.errors import LedgerError
+    from verifier.service.errors import StoreError
+    from verifier.service.settings import Settings
+    from verifier.service.stores import open_key_store
+
+    try:
+        store = open_key_store(Settings(home=home_of(home), database=database))
+    except (StoreError, LedgerError) as exc:
+        _fail(str(exc))
+    return store
 
 
 def serve(
@@ -61,6 +99,7 @@ def serve(
             envvar="ELICENCE_WORKERS",
         ),
     ] = 1,
+    database: DatabaseOption = None,
 ) -> None:
     """Run the verify API (FastAPI on uvicorn): /v1/verifications, /docs, /metrics.
 
@@ -70,9 +109,10 @@ def serve(
     from ledger.config import HomeConfig
     from ledger.errors import LedgerError
     from verifier.service.demo import is_set_up, set_up_demo
-    from verifier.service.errors import CannotServe
+    from verifier.service.errors import CannotServe, StoreError
     from verifier.service.launch import EmbeddedNode, chain_of_home, log_to_stderr, run_service
     from verifier.service.settings import Settings
+    from verifier.service.stores import checked_url, redact
 
     home_dir = home_of(home)
     try:
@@ -101,16 +141,25 @@ def serve(
                     "no registry configured: run `elicence registry deploy`, pass --registry, "
                     "or start with --demo"
                 )
-            settings = Settings(home=home_dir, chain=config.chain_url, registry=config.registry)
+            settings = Settings(
+                home=home_dir, chain=config.chain_url, registry=config.registry, database=database
+            )
+            store = settings.database_url()
+            if store is not None:
+                checked_url(store)
+                # Workers read it from their environment, not from a command line that
+                # `ps` would show with its password.
+                os.environ["ELICENCE_DATABASE"] = store
             log_to_stderr(log_level)
             console.print(
                 f"elicence verify API on [bold]http://{host}:{port}[/] (docs: /docs), chain "
                 f"{config.chain_url}, registry {config.registry}"
-                + (f", {workers} workers" if workers > 1 else ""),
+                + (f", {workers} workers" if workers > 1 else "")
+                + (f", shared state in {redact(store)}" if store is not None else ""),
                 highlight=False,
             )
             run_service(settings, host=host, port=port, workers=workers, log_level=log_level)
-    except (LedgerError, CannotServe) as exc:
+    except (LedgerError, CannotServe, StoreError) as exc:
         _fail(str(exc))
 
 
@@ -120,7 +169,13 @@ def _node_started(url: str, home: Path) -> None:
 
 @apikey_app.command("create")
 def apikey_create(
-    name: Annotated[str, typer.Option(help="The approval system's name (recorded in the audit).")],
+    name: Annotated[
+        str,
+        typer.Option(
+            help="The approval system's name, recorded in the audit: 1 to 64 letters (Chinese "
+            "too), digits, spaces and - _ . ·, e.g. 广州市市场监督管理局审批系统."
+        ),
+    ],
     types: Annotated[
         list[str] | None,
         typer.Option(help="Licence types it may verify, comma-separated (default: all)."),
@@ -132,21 +187,33 @@ def apikey_create(
     rate: Annotated[
         float | None, typer.Option(help="Requests per second (default: the service's).")
     ] = None,
+    *,
+    operator: Annotated[
+        bool,
+        typer.Option(
+            "--operator",
+            help="A key for the service's operator page (/operator), which verifies nothing.",
+        ),
+    ] = False,
     home: HomeOption = None,
+    database: DatabaseOption = None,
 ) -> None:
     """Create an API key; it is shown once and stored only as a hash.
 
     Example: [bold]elicence apikey create --name shaoxing-approvals --types business-licence
-    --fields licenceNumber,holderName,unifiedSocialCreditCode[/]
+    --fields licenceNumber,holderName,unifiedSocialCreditCode[/]; for the operator page:
+    [bold]elicence apikey create --name ops --operator[/]
     """
-    from verifier.service.apikeys import ApiKeyStore
     from verifier.service.errors import InvalidRequest, ServiceError
-    from verifier.service.settings import Settings
 
-    store = ApiKeyStore(Settings(home=home_of(home)).service_dir / "apikeys.sqlite")
+    store = _key_store(home, database)
     try:
         record, key = store.create(
-            name, types=split_names(types), fields=split_names(fields), rate=rate
+            name,
+            types=split_names(types),
+            fields=split_names(fields),
+            rate=rate,
+            operator=operator,
         )
     except InvalidRequest as exc:
         _fail("; ".join(f"--{e.path}: {e.message}" for e in exc.errors))
@@ -159,48 +226,60 @@ def apikey_create(
 
 
 @apikey_app.command("list")
-def apikey_list(home: HomeOption = None) -> None:
+def apikey_list(home: HomeOption = None, database: DatabaseOption = None) -> None:
     """List the API keys (names, limits, state; never the keys).
 
     Example: [bold]elicence apikey list[/]
     """
-    from verifier.service.apikeys import ApiKeyStore
-    from verifier.service.settings import Settings
+    from verifier.service.errors import ServiceError
 
-    store = ApiKeyStore(Settings(home=home_of(home)).service_dir / "apikeys.sqlite")
+    store = _key_store(home, database)
     try:
         keys = store.list()
+    except ServiceError as exc:
+        _fail(str(exc))
     finally:
         store.close()
-    table = Table()
-    for column in ("name", "key starts", "types", "fields", "rate/s", "created", "revoked"):
-        table.add_column(column)
-    for k in keys:
-        table.add_row(
-            k.name,
-            k.hint + "…",
-            ",".join(sorted(k.types)) if k.types is not None else "all",
-            ",".join(sorted(k.fields)) if k.fields is not None else "all",
-            f"{k.rate:g}" if k.rate is not None else "default",
-            k.created,
-            k.revoked or "",
-        )
-    console.print(table)
+    print_table(
+        None,
+        [
+            Column("name", typed=True),
+            Column("key starts", typed=True),
+            Column("types"),
+            Column("fields"),
+            Column("rate/s"),
+            Column("created"),
+            Column("revoked"),
+        ],
+        [
+            [
+                k.name,
+                k.hint + "…",
+                ",".join(sorted(k.types)) if k.types is not None else "all",
+                ",".join(sorted(k.fields)) if k.fields is not None else "all",
+                f"{k.rate:g}" if k.rate is not None else "default",
+                k.created,
+                k.revoked or "",
+            ]
+            for k in keys
+        ],
+    )
 
 
 @apikey_app.command("revoke")
 def apikey_revoke(
-    name: Annotated[str, typer.Argument(help="The key's name.")], home: HomeOption = None
+    name: Annotated[str, typer.Argument(help="The key's name.")],
+    home: HomeOption = None,
+    database: DatabaseOption = None,
 ) -> None:
-    """Revoke an API key: the running service refuses it from its next request.
+    """Revoke an API key: the running service refuses it from its next request (every
+    replica sharing a PostgreSQL database: within a second).
 
     Example: [bold]elicence apikey revoke shaoxing-approvals[/]
     """
-    from verifier.service.apikeys import ApiKeyStore
     from verifier.service.errors import ServiceError
-    from verifier.service.settings import Settings
 
-    store = ApiKeyStore(Settings(home=home_of(home)).service_dir / "apikeys.sqlite")
+    store = _key_store(home, database)
     try:
         record = store.revoke(name)
     except ServiceError as exc:
@@ -220,14 +299,17 @@ def audit(
     output: Annotated[str, typer.Option("--format", help="table, csv or jsonl.")] = "table",
     limit: Annotated[int | None, typer.Option(help="At most this many rows.", min=1)] = None,
     home: HomeOption = None,
+    database: DatabaseOption = None,
 ) -> None:
     """List or export the audit log: who verified which licence, when, why, with what verdict.
 
     Example: [bold]elicence audit --client shaoxing-approvals --since 2026-12-01 --format csv[/]
     """
-    from verifier.service.audit import AuditLog, normalise_since, to_csv, to_jsonl
-    from verifier.service.errors import InvalidRequest
+    from ledger.errors import LedgerError
+    from verifier.service.audit import normalise_since, to_csv, to_jsonl
+    from verifier.service.errors import InvalidRequest, StoreError
     from verifier.service.settings import Settings
+    from verifier.service.stores import open_audit_log
 
     if output not in {"table", "csv", "jsonl"}:
         _fail(f"--format {output}: use table, csv or jsonl")
@@ -235,9 +317,14 @@ def audit(
         since_utc = normalise_since(since) if since else None
     except InvalidRequest as exc:
         _fail("; ".join(f"--{e.path}: {e.message}" for e in exc.errors))
-    log = AuditLog(Settings(home=home_of(home)).service_dir / "audit.sqlite")
+    try:
+        log = open_audit_log(Settings(home=home_of(home), database=database))
+    except (StoreError, LedgerError) as exc:
+        _fail(str(exc))
     try:
         records = log.query(licence_id=licence, client=client, since=since_utc, limit=limit)
+    except StoreError as exc:
+        _fail(str(exc))
     finally:
         log.close()
     if output == "csv":
@@ -245,20 +332,30 @@ def audit(
     elif output == "jsonl":
         sys.stdout.write(to_jsonl(records))
     else:
-        table = Table()
-        for column in ("time (UTC)", "client", "purpose", "licence id", "type", "verdict", "block"):
-            table.add_column(column)
-        for r in records:
-            table.add_row(
-                r.time,
-                r.client,
-                r.purpose or "",
-                r.licence_id,
-                r.licence_type,
-                r.verdict,
-                "" if r.block_height is None else str(r.block_height),
-            )
-        console.print(table)
+        print_table(
+            None,
+            [
+                Column("time (UTC)", typed=True),
+                Column("client", typed=True),
+                Column("purpose"),
+                Column("licence id", typed=True),
+                Column("type"),
+                Column("verdict"),
+                Column("block"),
+            ],
+            [
+                [
+                    r.time,
+                    r.client,
+                    r.purpose or "",
+                    r.licence_id,
+                    r.licence_type,
+                    r.verdict,
+                    "" if r.block_height is None else str(r.block_height),
+                ]
+                for r in records
+            ],
+        )
 
 
 def serve_worker(

@@ -10,15 +10,22 @@ reached (no verdict possible).
 from __future__ import annotations
 
 import os
+import re
+import stat
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from eth_account.signers.local import LocalAccount
+from rich.cells import cell_len
 from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
 
 from issuer.errors import IssuerError, LicenceValidationError
 from issuer.keystore import (
@@ -45,8 +52,10 @@ EXIT_OK, EXIT_REFUSED, EXIT_UNUSABLE, EXIT_UNREACHABLE = 0, 1, 2, 3
 PASSPHRASE_VARIABLE = "ELICENCE_PASSPHRASE"
 REASONS = ", ".join(f"{r.value} {r.name}" for r in Reason)
 
-console = Console()
-errors = Console(stderr=True)
+# Into a pipe or a file, lines are written whole (a program reads them); a terminal
+# wraps them itself.
+console = Console(soft_wrap=not sys.stdout.isatty())
+errors = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 
 HomeOption = Annotated[
     Path | None,
@@ -87,15 +96,125 @@ def home_of(home: Path | None) -> Path:
     return home if home is not None else default_home()
 
 
+# Where --passphrase-fd and --passphrase-file leave their values (and the passphrase once
+# read: a descriptor can be read only once, and rotating a key asks twice): a dict in the
+# meta of the command line's context, which the options' callbacks (run on every command
+# line, given or not) make the current one.
+_PASSPHRASE_META = "elicence.passphrase"
+_passphrase_sources: ContextVar[dict[str, object] | None] = ContextVar(
+    "passphrase_sources", default=None
+)
+_NO_PASSPHRASE = (
+    "no passphrase for the key and no terminal to ask for one: set ELICENCE_PASSPHRASE, "
+    "or pass --passphrase-file PATH or --passphrase-fd N (docs/agency.md, Keys)"
+)
+
+
+def _remember_source(ctx: typer.Context, param: typer.CallbackParam, value: object) -> object:
+    sources: dict[str, object] = ctx.meta.setdefault(_PASSPHRASE_META, {})
+    _passphrase_sources.set(sources)
+    if value is not None:
+        sources["fd" if "--passphrase-fd" in param.opts else "file"] = value
+    return value
+
+
+# Read through the click context by passphrase(), so the commands need not pass them on
+# (the parameters of these names in a command's signature are always None).
+PassphraseFdOption = Annotated[
+    int | None,
+    typer.Option(
+        "--passphrase-fd",
+        metavar="N",
+        help="Read the keystore passphrase from this open file descriptor (its first line), "
+        "e.g. --passphrase-fd 3 3<secret.txt.",
+        min=0,
+        callback=_remember_source,
+        expose_value=False,
+        show_default=False,
+    ),
+]
+PassphraseFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--passphrase-file",
+        metavar="PATH",
+        help="Read the keystore passphrase from this file (its first line); the file must "
+        "be its owner's alone (chmod 600).",
+        dir_okay=False,
+        callback=_remember_source,
+        expose_value=False,
+        show_default=False,
+    ),
+]
+
+
 def passphrase(*, confirm: bool) -> str:
-    """ELICENCE_PASSPHRASE, else a hidden prompt (asked twice for a new keystore)."""
-    value = os.environ.get(PASSPHRASE_VARIABLE)
-    if value:
+    """The keystore passphrase: --passphrase-fd, else --passphrase-file, else
+    ELICENCE_PASSPHRASE, else a hidden prompt on the terminal (asked twice for a new
+    keystore); exits 2 when there is none of these."""
+    sources = _passphrase_sources.get()
+    if sources is None:  # called outside a command line
+        sources = {}
+    if "read" in sources:
+        return str(sources["read"])
+    value = _passphrase_given(sources)
+    if value is not None:
+        sources["read"] = value
         return value
+    if not _can_prompt():
+        fail(_NO_PASSPHRASE, EXIT_UNUSABLE)
     answer: str = typer.prompt(
         "Keystore passphrase", hide_input=True, confirmation_prompt=confirm, err=True
     )
     return answer
+
+
+def _passphrase_given(sources: Mapping[str, object]) -> str | None:
+    fd, file = sources.get("fd"), sources.get("file")
+    if isinstance(fd, int):
+        try:
+            with open(fd, "rb", closefd=False) as stream:
+                return _first_line(stream.readline(), f"--passphrase-fd {fd}")
+        except OSError as exc:
+            fail(f"--passphrase-fd {fd}: cannot read it ({exc.strerror})", EXIT_UNUSABLE)
+    if isinstance(file, Path):
+        return _first_line(_read_private(file), f"--passphrase-file {file}")
+    return os.environ.get(PASSPHRASE_VARIABLE) or None
+
+
+def _read_private(path: Path) -> bytes:
+    # As ssh does with keys: a secret others may read (or replace) is no secret.
+    try:
+        with path.open("rb") as stream:
+            mode = stat.S_IMODE(os.fstat(stream.fileno()).st_mode)
+            if mode & 0o077:
+                fail(
+                    f"--passphrase-file {path} may be read or changed by other users (mode "
+                    f"{mode:04o}): make it yours alone with `chmod 600 {path}`",
+                    EXIT_UNUSABLE,
+                )
+            return stream.readline()
+    except OSError as exc:
+        fail(f"--passphrase-file {path}: cannot read it ({exc.strerror})", EXIT_UNUSABLE)
+
+
+def _first_line(line: bytes, source: str) -> str:
+    try:
+        text = line.decode("utf-8").removesuffix("\n").removesuffix("\r")
+    except UnicodeDecodeError:
+        fail(f"{source}: the passphrase is not UTF-8 text", EXIT_UNUSABLE)
+    if not text:
+        fail(f"{source}: the passphrase is empty", EXIT_UNUSABLE)
+    return text
+
+
+def _can_prompt() -> bool:
+    """Whether a hidden prompt can be shown: getpass asks on the controlling terminal."""
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError:
+        return sys.stdin.isatty()
+    return True
 
 
 def open_key(home: Path, name: str, who: str) -> LocalAccount:
@@ -307,3 +426,96 @@ def print_problems(exc: LicenceValidationError, limit: int = 200) -> None:
         errors.print(f"  {problem}", highlight=False, soft_wrap=True, markup=False)
     if len(problems) > limit:
         errors.print(f"  … and {len(problems) - limit} more", highlight=False)
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a listing; `typed` when users type or copy its values (ids, numbers,
+    names), which are then never cut."""
+
+    name: str
+    typed: bool = False
+
+
+_CELL_ROOM = 10  # the narrowest a wrapped column may become before a list reads better
+
+
+def print_table(
+    title: str | None, columns: Sequence[Column], rows: Sequence[Sequence[str]]
+) -> None:
+    """Rows for a person or a program, complete either way.
+
+    Into a pipe or a file: a header line and one line per row, tab-separated, nothing
+    cut. On a terminal: a table whose typed columns keep their whole values (the others
+    wrap), or, when those alone are wider than the terminal, one block per row.
+    """
+    if not console.is_terminal:
+        print("\t".join(column.name for column in columns))
+        for row in rows:
+            print("\t".join(" ".join(cell.split()) for cell in row))
+        return
+    widths = [
+        max([cell_len(column.name), *(cell_len(row[i]) for row in rows)])
+        for i, column in enumerate(columns)
+    ]
+    # A boxed table spends three cells per column (border and padding) and one more.
+    needed = 1 + sum(
+        3 + (width if column.typed else min(width, _CELL_ROOM))
+        for column, width in zip(columns, widths, strict=True)
+    )
+    if needed <= console.width:
+        table = Table(title=title)
+        for column, width in zip(columns, widths, strict=True):
+            if column.typed:
+                table.add_column(column.name, no_wrap=True, min_width=width, overflow="fold")
+            else:
+                table.add_column(column.name, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table, highlight=False, markup=False)
+        return
+    _print_blocks(title, columns, rows)
+
+
+def _print_blocks(
+    title: str | None, columns: Sequence[Column], rows: Sequence[Sequence[str]]
+) -> None:
+    if title:
+        console.print(title, style="bold", highlight=False, markup=False)
+    label = max(cell_len(column.name) for column in columns[1:]) if len(columns) > 1 else 0
+    for row in rows:
+        console.print()
+        console.print(row[0], style="bold", highlight=False, markup=False, soft_wrap=True)
+        for column, cell in zip(columns[1:], row[1:], strict=True):
+            if cell:
+                pad = " " * (label - cell_len(column.name))
+                console.print(
+                    f"  {column.name}{pad}  {cell}", highlight=False, markup=False, soft_wrap=True
+                )
+
+
+_MARKUP = re.compile(r"\[(?:bold|dim|/bold|/dim|/)\]")
+
+
+class PlainHelp(TyperGroup):
+    """The root group: every command's help in click's plain layout, which rewraps each
+    paragraph to the terminal and cuts no option name (the rich panels of typer cut names
+    and defaults at 80 columns and broke lines where the docstrings did)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        _plain_help(self)
+
+
+def _plain_help(command: Any) -> None:
+    # Typer's own copy of click's classes, reached through the objects it built.
+    command.rich_markup_mode = None
+    if command.help:
+        command.help = _MARKUP.sub("", command.help)
+        if not command.short_help:  # click would cut it at 45 characters in lists
+            command.short_help = " ".join(command.help.split("\n\n")[0].split())
+    for param in command.params:
+        if getattr(param, "help", None):
+            param.help = _MARKUP.sub("", param.help)
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)

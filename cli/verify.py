@@ -3,27 +3,29 @@ over verifier.trust, verifier.remote and verifier.demo."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from rich.table import Table
 
 from cli.support import (
     EXIT_OK,
     EXIT_REFUSED,
     EXIT_UNREACHABLE,
     EXIT_UNUSABLE,
+    Column,
     console,
     fail,
+    print_table,
     read_input,
 )
 from ledger.config import ConfigError, HomeConfig, default_home
 from ledger.errors import ChainUnreachable, LedgerError, RegistryNotFound
-from licence.catalogue import catalogue
+from licence.catalogue import LicenceType, catalogue
 from licence.document import LicenceDocument
-from licence.errors import LicenceFormatError
+from licence.errors import LicenceFormatError, PayloadError, UnsupportedHashSuite
 from verifier.errors import CouldNotCheck, UntrustedRegistry
 from verifier.images import load_any
 
@@ -34,11 +36,20 @@ EXIT_COULD_NOT_CHECK = EXIT_UNREACHABLE
 
 def read_document(file: str) -> LicenceDocument:
     """A document, presentation, EL1: payload or QR image from a path or '-' (standard
-    input); exits 2 when unusable."""
+    input); exits 2 when unusable, 3 (could not check) for a hash suite this
+    installation cannot compute: the licence may be genuine."""
     data = read_input(file)
     try:
         return load_any(data)
     except LicenceFormatError as exc:
+        if isinstance(exc, UnsupportedHashSuite) or (
+            isinstance(exc, PayloadError) and exc.reason == UnsupportedHashSuite.code
+        ):
+            fail(
+                f"could not check {file}: {exc}; the licence may be genuine: verify it "
+                "where that suite is supported",
+                EXIT_COULD_NOT_CHECK,
+            )
         fail(f"{file} is not a usable licence document: {exc}", EXIT_UNUSABLE)
 
 
@@ -91,6 +102,30 @@ def verify(
         typer.Option(help="API key for --verifier.", envvar="ELICENCE_API_KEY"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
+    snapshot: Annotated[
+        Path | None,
+        typer.Option(
+            help="Verify offline against this trust snapshot (`elicence snapshot export`) "
+            "instead of the chain.",
+            dir_okay=False,
+            envvar="ELICENCE_SNAPSHOT",
+        ),
+    ] = None,
+    governor: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="With --snapshot: the governor address whose signature you trust "
+            "(repeatable; default ELICENCE_GOVERNOR, else the home's governor key).",
+            show_default=False,
+        ),
+    ] = None,
+    max_age: Annotated[
+        str,
+        typer.Option(
+            help="With --snapshot: report a snapshot older than this (7d, 36h, 90m) as stale.",
+            envvar="ELICENCE_SNAPSHOT_MAX_AGE",
+        ),
+    ] = "7d",
 ) -> None:
     """Verify a licence document against the registry and print the verdict.
 
@@ -98,8 +133,14 @@ def verify(
     ELICENCE_REGISTRY and ELICENCE_CHAIN_ID, else the home's config.json; never from the
     document. A document naming another registry or chain is refused (exit 2).
 
+    With --snapshot the chain is not read: the verdict is as of the snapshot's block,
+    and says so; the snapshot must be signed by a governor you trust (--governor). A
+    snapshot older than --max-age is reported as stale, and a VALID verdict from it
+    exits 4, never 0.
+
     Exit status: 0 VALID, 1 any other verdict, 2 unusable input (or no trusted
-    registry, or a document naming another one), 3 could not check.
+    registry, or a document naming another one, or a snapshot refused), 3 could not
+    check, 4 VALID as of a stale snapshot.
 
     Example: [bold]elicence verify 330106000000000001.json --chain http://127.0.0.1:8545
     --registry 0x…[/] (without them, the home's configuration is used), or
@@ -116,6 +157,10 @@ def verify(
         config = HomeConfig.read(folder, chain, registry, chain_id=chain_id)
     except ConfigError as exc:
         fail(str(exc), EXIT_UNUSABLE)
+    if snapshot is not None:
+        _verify_with_snapshot(
+            document, config, folder, snapshot, governors=governor, max_age=max_age, as_json=as_json
+        )
     try:
         verdict = verify_trusted(document, config, folder)
     except UntrustedRegistry as exc:
@@ -131,6 +176,88 @@ def verify(
     else:
         print_verdict(console, verdict)
     raise typer.Exit(EXIT_VALID if verdict.is_valid else EXIT_NOT_VALID)
+
+
+EXIT_STALE = 4  # VALID, but as of a snapshot older than --max-age
+
+
+def _verify_with_snapshot(
+    document: LicenceDocument,
+    config: HomeConfig,
+    home: Path,
+    path: Path,
+    *,
+    governors: list[str] | None,
+    max_age: str,
+    as_json: bool,
+) -> NoReturn:
+    """The verdict from a trust snapshot, with the same checks as from the chain."""
+    import os
+
+    from cli.snapshot import parse_age
+    from ledger.config import governor_of
+    from verifier.checks import CHINA
+    from verifier.checks import verify as check
+    from verifier.render import print_verdict
+    from verifier.trust import refuse_foreign, trusted_registry
+    from verifier.trust_snapshot import SnapshotRefused, load_snapshot
+
+    limit = parse_age(max_age)
+    trusted = list(governors or [])
+    if not trusted:
+        named = os.environ.get("ELICENCE_GOVERNOR", "")
+        trusted = [a for a in named.replace(",", " ").split() if a]
+    if not trusted and (own := governor_of(home)) is not None:
+        trusted = [own]
+    if not trusted:
+        fail(
+            "no trusted governor for the snapshot: pass --governor 0x… (or set "
+            "ELICENCE_GOVERNOR), the address of the registry's governor",
+            EXIT_UNUSABLE,
+        )
+    try:
+        registry = trusted_registry(config.registry, home)
+        loaded = load_snapshot(path, governors=trusted, registry=registry, chain_id=config.chain_id)
+        refuse_foreign(document, registry, loaded.chain_id)
+    except (SnapshotRefused, UntrustedRegistry) as exc:
+        fail(str(exc), EXIT_UNUSABLE)
+    except ValueError as exc:  # a --governor that is no address
+        fail(f"--governor: {exc}", EXIT_UNUSABLE)
+    verdict = check(document, loaded)
+    age = loaded.age()
+    stale = age > limit
+    when = loaded.block_time.astimezone(CHINA).isoformat(timespec="seconds")
+    if as_json:
+        body = verdict.to_json()
+        body["snapshot"] = {
+            "blockNumber": loaded.block_number(),
+            "blockTime": when,
+            "ageSeconds": int(age.total_seconds()),
+            "stale": stale,
+            "governor": loaded.governor,
+        }
+        console.print_json(json.dumps(body, ensure_ascii=False))
+    else:
+        print_verdict(console, verdict)
+        console.print(
+            f"as of block {loaded.block_number()}, {when} (trust snapshot signed by governor "
+            f"{loaded.governor}); nothing after it is known",
+            highlight=False,
+        )
+        if stale:
+            console.print(
+                f"[bold yellow]stale snapshot:[/] it is {_days(age)} old, older than "
+                f"--max-age {max_age}: a status changed since is not shown; export a new one",
+                highlight=False,
+            )
+    if not verdict.is_valid:
+        raise typer.Exit(EXIT_NOT_VALID)
+    raise typer.Exit(EXIT_STALE if stale else EXIT_VALID)
+
+
+def _days(age: dt.timedelta) -> str:
+    hours = age.total_seconds() / 3600
+    return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} hours"
 
 
 def _verify_with_service(file: str, url: str, api_key: str | None, as_json: bool) -> NoReturn:
@@ -184,15 +311,33 @@ def demo(
 def show_catalogue() -> None:
     """List the licence types and their fields (* required, P personal data).
 
+    A spreadsheet's headers may be the field names, or their Chinese or English labels.
+    Into a pipe: one tab-separated line per field, with its licence type.
+
     Example: [bold]elicence catalogue[/]
     """
+    columns = [
+        Column("field", typed=True),
+        Column("标签", typed=True),
+        Column("label"),
+        Column("kind"),
+    ]
+
+    def rows(licence_type: LicenceType) -> list[list[str]]:
+        return [
+            [
+                spec.name,
+                spec.label.zh,
+                spec.label.en,
+                spec.kind.value + (" *" if spec.required else "") + (" P" if spec.personal else ""),
+            ]
+            for spec in licence_type.fields
+        ]
+
+    if not console.is_terminal:  # one table for a program: the type on every line
+        every = [[t.id, t.name.zh, *row] for t in catalogue() for row in rows(t)]
+        print_table(None, [Column("type"), Column("证照"), *columns], every)
+        return
     for licence_type in catalogue():
-        table = Table(
-            title=f"{licence_type.name.zh} · {licence_type.id} (code {licence_type.code})"
-        )
-        for column in ("field", "标签", "label", "kind", ""):
-            table.add_column(column)
-        for spec in licence_type.fields:
-            flags = ("*" if spec.required else "") + (" P" if spec.personal else "")
-            table.add_row(spec.name, spec.label.zh, spec.label.en, spec.kind.value, flags)
-        console.print(table)
+        title = f"{licence_type.name.zh} · {licence_type.id} (code {licence_type.code})"
+        print_table(title, columns, rows(licence_type))

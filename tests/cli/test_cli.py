@@ -76,7 +76,7 @@ def test_valid_licence_exits_0(on_anvil):
     url, address, batch = on_anvil
     result = run("verify", str(batch.paths[0]), "--chain", url, "--registry", address)
     assert result.returncode == 0, result.stderr
-    assert "VALID" in result.stdout and "北京海淀第0号科技有限公司" in result.stdout
+    assert "VALID" in result.stdout and "深圳福田第0号科技有限公司" in result.stdout
 
 
 def test_revoked_licence_exits_1_with_its_reason(on_anvil):
