@@ -1,7 +1,8 @@
 /* issuer._wrap: the steps of issuing that C does at least twice as fast as the best
  * library for them (scripts/bench_compiled, docs/architecture.md): hashing and encoding,
- * the row check, the input digest, finding a CSV file's record ends and assembling a
- * batch's documents. Optional: each has a Python path (issuer/compiled.py).
+ * the row check, finding a CSV file's record ends, assembling a
+ * batch's documents, and writing and renaming its files without the GIL. Optional: each
+ * has a Python path (issuer/compiled.py).
  *
  * Issuing hashes 34 SHA-256 messages per 11-field licence (a salt HMAC and a commitment
  * per field, then the leaf). From Python each costs a few hash-object calls, about
@@ -25,7 +26,11 @@
 #define OPENSSL_API_COMPAT 0x10100000L
 #include <Python.h>
 #include <openssl/sha.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define DIGEST_BYTES 16
 #define SECRET_BYTES 16
@@ -572,90 +577,6 @@ done:
     return result;
 }
 
-/* ---- The input digest: issuer.checking.input_digest over text-only rows ----
- *
- * input_digest(rows, names, head) -> SHA-256 of head, then each row as the JSON list
- * of its values of `names` (null when absent), comma-separated, then "]]"; None when a
- * row is not a dict or holds a value that is not text or not encodable as UTF-8 (the
- * Python definition handles those).
- */
-static PyObject *input_digest(PyObject *module, PyObject *args)
-{
-    PyObject *rows, *names;
-    Py_buffer head;
-    (void)module;
-    if (!PyArg_ParseTuple(args, "OO!y*", &rows, &PyTuple_Type, &names, &head))
-        return NULL;
-    PyObject *result = NULL, *sequence = PySequence_Fast(rows, "rows must be a sequence");
-    Buffer text = {0};
-    SHA256_CTX context;
-    if (sequence == NULL)
-        goto done;
-    SHA256_Init(&context);
-    SHA256_Update(&context, head.buf, head.len);
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(sequence);
-    Py_ssize_t name_count = PyTuple_GET_SIZE(names);
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *row = PySequence_Fast_GET_ITEM(sequence, i);
-        if (!PyDict_CheckExact(row))
-            goto unable;
-        text.length = 0;
-        if (put(&text, i ? ",[" : "[", i ? 2 : 1) < 0)
-            goto done;
-        for (Py_ssize_t f = 0; f < name_count; f++) {
-            if (f && put(&text, ",", 1) < 0)
-                goto done;
-            PyObject *value = PyDict_GetItemWithError(row, PyTuple_GET_ITEM(names, f));
-            if (value == NULL) {
-                if (PyErr_Occurred() || put(&text, "null", 4) < 0)
-                    goto done;
-                continue;
-            }
-            if (!PyUnicode_CheckExact(value))
-                goto unable;
-            Py_ssize_t size;
-            const char *utf8;
-            PyObject *encoded = NULL;
-            if (PyUnicode_IS_ASCII(value)) {
-                utf8 = PyUnicode_DATA(value);
-                size = PyUnicode_GET_LENGTH(value);
-            }
-            else {
-                /* a temporary, as in encode_one: no UTF-8 copy left inside the string */
-                encoded = PyUnicode_AsUTF8String(value);
-                if (encoded == NULL) {
-                    if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
-                        goto done;
-                    PyErr_Clear();
-                    goto unable;
-                }
-                utf8 = PyBytes_AS_STRING(encoded);
-                size = PyBytes_GET_SIZE(encoded);
-            }
-            int failed = put_json_string(&text, (const unsigned char *)utf8, size);
-            Py_XDECREF(encoded);
-            if (failed < 0)
-                goto done;
-        }
-        if (put(&text, "]", 1) < 0)
-            goto done;
-        SHA256_Update(&context, text.data, text.length);
-    }
-    SHA256_Update(&context, "]]", 2);
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256_Final(digest, &context);
-    result = PyBytes_FromStringAndSize((const char *)digest, SHA256_DIGEST_LENGTH);
-    goto done;
-
-unable:
-    result = Py_NewRef(Py_None);
-done:
-    PyBuffer_Release(&head);
-    Py_XDECREF(sequence);
-    PyMem_Free(text.data);
-    return result;
-}
-
 /* ---- Where a CSV file's records end, so that workers can each parse a part ----
  *
  * record_bounds(data, start, every) -> (ends, records), or None
@@ -748,6 +669,147 @@ done:
     PyBuffer_Release(&data);
     Py_XDECREF(ends);
     return result;
+}
+
+/* ---- Creating and renaming a batch's files ----
+ *
+ * write_files(folder, names, contents, mode) and rename_files(source, target, names)
+ *   folder, source and target are directory descriptors; names are relative to them.
+ *   write_files creates (or truncates) each file with exactly `mode` and writes its
+ *   contents; rename_files moves each name from source to target. OSError names the file that failed.
+ * The loops run without the GIL: a batch is ten thousand system calls, and from Python
+ * each would take the GIL back, queueing behind the thread that plans and anchors.
+ */
+/* Each name's UTF-8 (kept by the str objects, which the caller holds); NULL on an error. */
+static const char **utf8_names(PyObject *names)
+{
+    Py_ssize_t count = PyList_GET_SIZE(names);
+    const char **paths = PyMem_Calloc(count ? count : 1, sizeof(char *));
+    if (paths == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *name = PyList_GET_ITEM(names, i);
+        Py_ssize_t size;
+        if (!PyUnicode_Check(name)) {
+            PyErr_Format(PyExc_TypeError, "file name %zd is not text", i);
+            goto failed;
+        }
+        paths[i] = PyUnicode_AsUTF8AndSize(name, &size);
+        if (paths[i] == NULL)
+            goto failed;
+        if (strlen(paths[i]) != (size_t)size) {
+            PyErr_SetString(PyExc_ValueError, "file name holds a NUL character");
+            goto failed;
+        }
+    }
+    return paths;
+failed:
+    PyMem_Free(paths);
+    return NULL;
+}
+
+/* After a loop over `names`: None, or OSError naming the file at `failed_at` (-1 when
+ * none failed) with `error`, its errno. Frees `paths`. */
+static PyObject *files_done(const char **paths, PyObject *names, Py_ssize_t failed_at, int error)
+{
+    PyMem_Free(paths);
+    if (failed_at < 0)
+        Py_RETURN_NONE;
+    errno = error;
+    return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, PyList_GET_ITEM(names, failed_at));
+}
+
+static PyObject *write_files(PyObject *module, PyObject *args)
+{
+    int folder, mode;
+    PyObject *names, *contents;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "iO!O!i", &folder, &PyList_Type, &names, &PyList_Type,
+                          &contents, &mode))
+        return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(names);
+    if (PyList_GET_SIZE(contents) != count) {
+        PyErr_SetString(PyExc_ValueError, "need one content per file name");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (!PyBytes_Check(PyList_GET_ITEM(contents, i))) {
+            PyErr_Format(PyExc_TypeError, "content %zd is not bytes", i);
+            return NULL;
+        }
+    }
+    const char **paths = utf8_names(names);
+    if (paths == NULL)
+        return NULL;
+    /* The lists are not changed while the GIL is released: this call holds them, and
+     * the caller is the only thread that has them. */
+    Py_ssize_t failed_at = -1;
+    int error = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < count && failed_at < 0; i++) {
+        PyObject *content = PyList_GET_ITEM(contents, i);
+        const char *data = PyBytes_AS_STRING(content);
+        Py_ssize_t left = PyBytes_GET_SIZE(content);
+        int fd = openat(folder, paths[i], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+        if (fd < 0) {
+            error = errno;
+            failed_at = i;
+            break;
+        }
+        /* The mode exactly: openat's passes through the umask, and a file a killed run
+         * left behind keeps its old mode through O_TRUNC. */
+        if (fchmod(fd, mode) < 0) {
+            error = errno;
+            failed_at = i;
+            close(fd);
+            break;
+        }
+        while (left > 0) {
+            ssize_t written = write(fd, data, left);
+            if (written < 0) {
+                if (errno == EINTR)
+                    continue;
+                error = errno;
+                failed_at = i;
+                break;
+            }
+            data += written;
+            left -= written;
+        }
+        if (close(fd) < 0 && failed_at < 0) {
+            error = errno;
+            failed_at = i;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    return files_done(paths, names, failed_at, error);
+}
+
+static PyObject *rename_files(PyObject *module, PyObject *args)
+{
+    int source, target;
+    PyObject *names;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "iiO!", &source, &target, &PyList_Type, &names))
+        return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(names);
+    const char **paths = utf8_names(names);
+    if (paths == NULL)
+        return NULL;
+    Py_ssize_t failed_at = -1;
+    int error = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (renameat(source, paths[i], target, paths[i]) < 0) {
+            error = errno;
+            failed_at = i;
+            break;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    return files_done(paths, names, failed_at, error);
 }
 
 /* ---- A batch's full documents, as issuer.encoder.FullDocumentWriter writes them ----
@@ -887,11 +949,13 @@ static PyMethodDef methods[] = {
      "check(rows, plan) -> indexes of rows not plainly valid; see issuer.validation.RowsCheck."},
     {"record_bounds", record_bounds, METH_VARARGS,
      "record_bounds(data, start, every) -> (ends, records), or None; see issuer.spreadsheet."},
+    {"write_files", write_files, METH_VARARGS,
+     "write_files(folder, names, contents, mode): create and write files (folder: a dir fd)."},
+    {"rename_files", rename_files, METH_VARARGS,
+     "rename_files(source, target, names): move files between folders (dir fds)."},
     {"documents", documents, METH_VARARGS,
      "documents(head, fields, secrets, anchor, levels) -> the batch's full documents; see "
      "issuer.encoder.FullDocumentWriter."},
-    {"input_digest", input_digest, METH_VARARGS,
-     "input_digest(rows, names, head) -> SHA-256, or None; see issuer.checking.input_digest."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 
+from issuer import compiled
 from ledger.private import PRIVATE_FILE, private_folder
 
 PRIVATE = PRIVATE_FILE  # documents hold personal data: readable by the agency's account only
@@ -30,17 +30,25 @@ def write_atomically(path: Path, data: bytes, mode: int = PRIVATE) -> None:
         raise
 
 
-def write_files(folder: int, names: Sequence[str], contents: Sequence[bytes], mode: int) -> None:
+def write_files(folder: int, names: list[str], contents: list[bytes], mode: int) -> None:
     """Create (or truncate) each named file in `folder`, a directory descriptor, and write it.
 
     Each file gets exactly `mode`: open's mode passes through the umask, and a file a
     killed run left behind keeps its old mode through O_TRUNC. OSError names the file.
-    No fsync here: publishing syncs a whole batch at once.
+    No fsync here: publishing syncs a whole batch at once. In C when it is built: its
+    loop holds no GIL, where from Python each system call takes the GIL back and, with
+    another thread running Python (the parent plans and anchors while it publishes),
+    waits up to a switch interval for it (scripts/bench_compiled).
     """
     if len(names) != len(contents):
         raise ValueError("need one content per file name")
     if any("\0" in name for name in names):
         raise ValueError("a file name holds a NUL character")  # before any file is made
+    if compiled.available():
+        from issuer import _wrap
+
+        _wrap.write_files(folder, names, contents, mode)
+        return
     for name, content in zip(names, contents, strict=True):
         fd = os.open(
             name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode, dir_fd=folder
@@ -54,7 +62,13 @@ def write_files(folder: int, names: Sequence[str], contents: Sequence[bytes], mo
             os.close(fd)
 
 
-def rename_files(source: int, target: int, names: Sequence[str]) -> None:
-    """Move each named file from folder `source` to folder `target` (directory descriptors)."""
+def rename_files(source: int, target: int, names: list[str]) -> None:
+    """Move each named file from folder `source` to folder `target` (directory
+    descriptors); in C when it is built, for the reason `write_files` gives."""
+    if compiled.available():
+        from issuer import _wrap
+
+        _wrap.rename_files(source, target, names)
+        return
     for name in names:
         os.rename(name, name, src_dir_fd=source, dst_dir_fd=target)

@@ -127,7 +127,7 @@ def create(
 
 
 def cipher_named(name: str) -> str:
-    """"aes" or "sm4" (a file's name for it, "aes-128-ctr" or "sm4-gcm", does as well)."""
+    """The cipher `name` means, "aes" or "sm4" (also for "aes-128-ctr" or "sm4-gcm")."""
     lowered = name.strip().lower()
     for short, long in _FILE_CIPHER.items():
         if lowered in (short, long):
