@@ -69,10 +69,10 @@ def load(
     server = target.start(port)
     try:
         wait_ready(url, server)
-        if target.name != "bare":
-            answer = post(url, bodies[0], target.key)
-            if answer.get("status") != "VALID":
-                raise SystemExit(f"{target.name}: the first licence is not VALID: {answer}")
+        for body in bodies:  # each load request is a whole verification that succeeds
+            answer = post(url, body, target.key)
+            if "status" not in answer or (target.name != "bare" and answer["status"] != "VALID"):
+                raise SystemExit(f"{target.name}: not a VALID verdict: {answer}")
         script = work / f"{target.name}.lua"
         script.write_text(
             LUA.format(bodies=", ".join(json.dumps(b) for b in bodies), key=target.key)
@@ -113,13 +113,20 @@ def post(url: str, body: str, key: str) -> dict[str, object]:
 
 
 def document_bodies(home: Path) -> list[str]:
-    """Every VALID demo licence, as the full document the issue's yardstick posts."""
-    from licence.payload import decode_payload
+    """Every demo licence as its full document (with its secret), the issue's yardstick
+    body; the revoked one is left out, so that every answer is a VALID verdict."""
+    from verifier.service.demo import DEMO_COUNT, REVOKED_INDEX, demo_rows
 
+    revoked = (
+        home / "demo" / "business" / f"{demo_rows(DEMO_COUNT)[REVOKED_INDEX]['licenceNumber']}.json"
+    )
     bodies = []
-    for path in sorted((home / "demo" / "qr").glob("*.el1")):
-        document = decode_payload(path.read_text().strip())
-        bodies.append(json.dumps({"document": document.to_json(), "purpose": "bench"}))
+    for path in sorted((home / "demo").glob("*/*.json")):
+        if path == revoked:
+            continue
+        document = json.loads(path.read_text("utf-8"))
+        if "secret" in document:  # a licence, not a batch manifest
+            bodies.append(json.dumps({"document": document, "purpose": "bench"}))
     return bodies
 
 
