@@ -42,6 +42,7 @@ from licence.fields import field_problems
 from licence.merkle import build_tree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' sample rows
+from tests.issuing_paths import issuing_path
 from tests.samples import business_licence
 
 BUSINESS = catalogue().get("business-licence")
@@ -318,19 +319,8 @@ def print_summary(results: list[tuple[str, dict[str, float]]]) -> None:
 
 def _python_only(function: Callable[..., Any], *args: Any) -> Any:
     # The module's function with the extension turned off for this call.
-    saved = os.environ.get("ELICENCE_PURE_PYTHON")
-    from issuer import compiled
-
-    os.environ["ELICENCE_PURE_PYTHON"] = "1"
-    compiled.available.cache_clear()
-    try:
+    with issuing_path("python"):
         return function(*args)
-    finally:
-        if saved is None:
-            del os.environ["ELICENCE_PURE_PYTHON"]
-        else:
-            os.environ["ELICENCE_PURE_PYTHON"] = saved
-        compiled.available.cache_clear()
 
 
 if __name__ == "__main__":

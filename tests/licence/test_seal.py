@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # GB/T 32918.5-2017 (GM/T 0003.5-2012) Annex A: a signature on the recommended curve
 # with ID "1234567812345678"; the same numbers are in OpenSSL's test/sm2_internal_test.c.
+# A test fixture: the standard's published example key pair, no agency's real key.
 VECTOR_PRIVATE = bytes.fromhex("3945208F7B2144B13F36E38AC6D39F95889393692860B51A42FB81EF4DF7C5B8")
 VECTOR_PUBLIC = bytes.fromhex(
     "09F9DF311E5421A150DD7D161E4BC5C672179FAD1833FC076BB08FF356F35020"
