@@ -73,6 +73,13 @@ interface ILicenceRegistry {
     error LicenceRegistryInvalidSealKeyBlock(uint64 validFrom, uint64 currentBlock);
     /// @notice An SM2 public key is two non-zero 32-byte coordinates.
     error LicenceRegistryInvalidSealKey();
+    /// @notice Agency `agencyId` has no `keyNumber`th SM2 seal key.
+    error LicenceRegistryUnknownSealKey(uint32 agencyId, uint32 keyNumber);
+    /// @notice Agency `agencyId`'s seal key `keyNumber` is reported compromised from block
+    /// `fromBlock` already; a new report may only move that block earlier.
+    error LicenceRegistrySealKeyAlreadyCompromised(
+        uint32 agencyId, uint32 keyNumber, uint64 fromBlock
+    );
 
     // ---- events -------------------------------------------------------------------
 
@@ -146,4 +153,7 @@ interface ILicenceRegistry {
         bytes32 y,
         uint64 validFrom
     );
+    /// @notice Agency `agencyId`'s `keyNumber`th SM2 seal key was reported compromised
+    /// from block `fromBlock`: seals of batches anchored from that block on do not count.
+    event SealKeyCompromised(uint32 indexed agencyId, uint32 keyNumber, uint64 fromBlock);
 }

@@ -84,6 +84,7 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
         bytes32 x;
         bytes32 y;
         uint64 validFrom;
+        uint64 compromisedFrom; // 0: not reported compromised
     }
 
     /// @notice Creates the registry with `governor` as its admin and first governor.
@@ -240,8 +241,35 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
         }
         keyNumber += 1;
         _sealKeyCounts[agencyId] = keyNumber;
-        _sealKeys[agencyId][keyNumber] = SealKey(x, y, validFrom);
+        _sealKeys[agencyId][keyNumber] = SealKey(x, y, validFrom, 0);
         emit SealKeyRegistered(agencyId, keyNumber, x, y, validFrom);
+    }
+
+    /// @notice Reports agency `agencyId`'s `keyNumber`th SM2 seal key compromised from block
+    /// `fromBlock` on: seals of batches anchored from that block on no longer count, so
+    /// verifiers refuse them; batches anchored before keep their seals.
+    /// @dev Requirements: caller has GOVERNOR_ROLE; the seal key exists (a retired agency's
+    /// too); 0 < `fromBlock` <= the current block; the key is not reported compromised
+    /// from `fromBlock` or earlier already (a new report may move the block earlier).
+    /// The agency goes on sealing with a new key once one is registered
+    /// ({registerSealKey}). Emits {SealKeyCompromised}.
+    function markSealKeyCompromised(uint32 agencyId, uint32 keyNumber, uint64 fromBlock)
+        external
+        onlyRole(GOVERNOR_ROLE)
+    {
+        if (keyNumber == 0 || keyNumber > _sealKeyCounts[agencyId]) {
+            revert LicenceRegistryUnknownSealKey(agencyId, keyNumber);
+        }
+        if (fromBlock == 0 || fromBlock > block.number) {
+            revert LicenceRegistryInvalidCompromiseBlock(fromBlock, uint64(block.number));
+        }
+        SealKey storage key = _sealKeys[agencyId][keyNumber];
+        uint64 known = key.compromisedFrom;
+        if (known != 0 && known <= fromBlock) {
+            revert LicenceRegistrySealKeyAlreadyCompromised(agencyId, keyNumber, known);
+        }
+        key.compromisedFrom = fromBlock;
+        emit SealKeyCompromised(agencyId, keyNumber, fromBlock);
     }
 
     // ---- anchoring --------------------------------------------------------------------
@@ -375,18 +403,21 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
     }
 
     /// @notice The SM2 seal key of agency `agencyId` for batches anchored in block
-    /// `blockNumber`: its number (0 = none), public key and first block.
+    /// `blockNumber`: its number (0 = none), public key, first block, and the block from
+    /// which it was reported compromised (0 = not reported).
     function sealKeyAt(uint32 agencyId, uint64 blockNumber)
         external
         view
-        returns (uint32 keyNumber, bytes32 x, bytes32 y, uint64 validFrom)
+        returns (uint32 keyNumber, bytes32 x, bytes32 y, uint64 validFrom, uint64 compromisedFrom)
     {
         // Newest first: agencies rotate seal keys rarely, so the loop is short.
         for (keyNumber = _sealKeyCounts[agencyId]; keyNumber != 0; --keyNumber) {
             SealKey storage key = _sealKeys[agencyId][keyNumber];
-            if (key.validFrom <= blockNumber) return (keyNumber, key.x, key.y, key.validFrom);
+            if (key.validFrom <= blockNumber) {
+                return (keyNumber, key.x, key.y, key.validFrom, key.compromisedFrom);
+            }
         }
-        return (0, bytes32(0), bytes32(0), 0);
+        return (0, bytes32(0), bytes32(0), 0, 0);
     }
 
     /// @notice How many seal keys agency `agencyId` has had (numbered 1 to this).

@@ -22,7 +22,9 @@ licence id an agency revoked stays revoked under any root that agency anchors, a
 root revoked as a whole (`BatchRevoked`) reads as revoked for every leaf whose own
 status is not final. Each anchor carries the number of the agency key that made it
 (counted from `AgencyRegistered` and `SignerRotated`), so that a `SignerCompromised`
-report names its anchors. The file records the version of these rules (`schema`); an
+report names its anchors. Each agency's SM2 seal keys (`seal_keys`, from
+`SealKeyRegistered` and `SealKeyCompromised`) answer which key sealed a batch anchored
+in a given block. The file records the version of these rules (`schema`); an
 index written under older rules is emptied and synced again from its start block.
 """
 
@@ -49,6 +51,7 @@ from ledger.registry import (
     Anchor,
     LeafState,
     Registry,
+    SealKey,
     licence_types_from_mask,
     licence_types_to_mask,
 )
@@ -59,7 +62,8 @@ from licence.statuses import FINAL, LeafStatus
 DEFAULT_STEP = MAX_SPAN
 # 2: statuses per (agency, leaf), batch revocations, key numbers and compromised keys.
 # 3: the state kept in tables beside the journal (opening reads them, not the journal).
-SCHEMA_VERSION = 3
+# 4: the agencies' SM2 seal keys and their compromises (`seal_keys`).
+SCHEMA_VERSION = 4
 KEEP_HASHES = 256  # how far back a reorganisation can be followed (in synced ranges)
 
 _TABLES = {
@@ -81,14 +85,25 @@ _TABLES = {
     "block_number INTEGER NOT NULL) WITHOUT ROWID",
     "compromises": "(agency_id INTEGER NOT NULL, key_number INTEGER NOT NULL, "
     "from_block INTEGER NOT NULL, PRIMARY KEY (agency_id, key_number)) WITHOUT ROWID",
+    "seal_keys": "(agency_id INTEGER NOT NULL, number INTEGER NOT NULL, "
+    "public_key BLOB NOT NULL, valid_from INTEGER NOT NULL, compromised_from INTEGER, "
+    "PRIMARY KEY (agency_id, number)) WITHOUT ROWID",
 }
-_STATE_TABLES = ("agencies", "anchors", "leaves", "batch_revocations", "compromises")
+_STATE_TABLES = (
+    "agencies",
+    "anchors",
+    "leaves",
+    "batch_revocations",
+    "compromises",
+    "seal_keys",
+)
 _UPSERT = {
     "agencies": "INSERT OR REPLACE INTO agencies VALUES (?, ?, ?, ?, ?, ?, ?)",
     "anchors": "INSERT OR REPLACE INTO anchors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     "leaves": "INSERT OR REPLACE INTO leaves VALUES (?, ?, ?, ?, ?, ?)",
     "batch_revocations": "INSERT OR REPLACE INTO batch_revocations VALUES (?, ?, ?)",
     "compromises": "INSERT OR REPLACE INTO compromises VALUES (?, ?, ?)",
+    "seal_keys": "INSERT OR REPLACE INTO seal_keys VALUES (?, ?, ?, ?, ?)",
 }
 
 
@@ -110,6 +125,8 @@ class _State:
     key_numbers: dict[int, int] = field(default_factory=dict)  # agency id -> current key
     batch_revocations: dict[bytes, LeafState] = field(default_factory=dict)
     compromises: dict[tuple[int, int], int] = field(default_factory=dict)  # -> from block
+    # agency id -> its seal keys, by number (key k at index k - 1)
+    seal_keys: dict[int, list[SealKey]] = field(default_factory=dict)
 
 
 class _Writes:
@@ -207,6 +224,19 @@ class RegistryIndex:
     def compromised_from(self, agency_id: int, key_number: int) -> int | None:
         """The block from which that agency key was reported compromised, or None."""
         return self._state.compromises.get((agency_id, key_number))
+
+    def seal_key_at(self, agency_id: int, block_number: int) -> SealKey | None:
+        """The agency's seal key for batches anchored in `block_number` (the newest valid
+        from that block or earlier), or None if it had none then."""
+        for key in reversed(self._state.seal_keys.get(agency_id, ())):
+            if key.valid_from <= block_number:
+                return key
+        return None
+
+    def seal_keys(self) -> list[SealKey]:
+        """Every agency's seal keys, by agency and number (a trust snapshot lists them)."""
+        keys = self._state.seal_keys
+        return [key for agency_id in sorted(keys) for key in keys[agency_id]]
 
     def anchor_transaction(self, root: bytes) -> str | None:
         """The hash of the transaction that anchored `root`, or None (a verdict names it
@@ -425,6 +455,13 @@ class RegistryIndex:
             (agency_id, key_number): from_block
             for agency_id, key_number, from_block in db.execute("SELECT * FROM compromises")
         }
+        for agency_id, number, public_key, valid_from, compromised_from in db.execute(
+            "SELECT agency_id, number, public_key, valid_from, compromised_from FROM seal_keys "
+            "ORDER BY agency_id, number"
+        ):
+            state.seal_keys.setdefault(agency_id, []).append(
+                SealKey(agency_id, number, bytes(public_key), valid_from, compromised_from)
+            )
         return state
 
     # -- bookkeeping ----------------------------------------------------------------------
@@ -614,6 +651,20 @@ def _apply(state: _State, event: RegistryEvent, writes: _Writes) -> None:
             key = (args["agencyId"], args["keyNumber"])
             state.compromises[key] = args["fromBlock"]
             writes.rows["compromises"].append((*key, args["fromBlock"]))
+        case "SealKeyRegistered":
+            sealed = SealKey(
+                args["agencyId"],
+                args["keyNumber"],
+                _b(args["x"]) + _b(args["y"]),
+                args["validFrom"],
+            )
+            state.seal_keys.setdefault(sealed.agency_id, []).append(sealed)
+            writes.rows["seal_keys"].append(_seal_key_row(sealed))
+        case "SealKeyCompromised":
+            keys = state.seal_keys[args["agencyId"]]
+            at = args["keyNumber"] - 1
+            keys[at] = replace(keys[at], compromised_from=args["fromBlock"])
+            writes.rows["seal_keys"].append(_seal_key_row(keys[at]))
         case "AgencyRegistered":
             state.key_numbers[args["agencyId"]] = 1
             _set_agency(
@@ -647,6 +698,10 @@ def _apply(state: _State, event: RegistryEvent, writes: _Writes) -> None:
             )
         case _:
             pass  # role grants and other events carry nothing verification reads
+
+
+def _seal_key_row(key: SealKey) -> tuple[Any, ...]:
+    return (key.agency_id, key.number, key.public_key, key.valid_from, key.compromised_from)
 
 
 def _set_agency(state: _State, writes: _Writes, agency: Agency) -> None:

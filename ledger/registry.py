@@ -70,12 +70,15 @@ class Agency:
 class SealKey:
     """An agency's SM2 seal key (licence.seal) as the registry records it: the
     ``number``th (from 1), public key X || Y (64 bytes), sealing the batches the agency
-    anchors from block ``valid_from`` until its next seal key's ``valid_from``."""
+    anchors from block ``valid_from`` until its next seal key's ``valid_from``;
+    ``compromised_from``: the block from which it was reported compromised (seals of
+    batches anchored from then on do not count), None if it was not."""
 
     agency_id: int
     number: int
     public_key: bytes
     valid_from: int
+    compromised_from: int | None = None
 
 
 @dataclass(frozen=True)
@@ -228,6 +231,20 @@ class Registry:
             _uint("valid_from", valid_from, 64),
         )
 
+    def mark_seal_key_compromised(
+        self, sender: LocalAccount, agency_id: int, key_number: int, from_block: int
+    ) -> Sent:
+        """Report agency ``agency_id``'s ``key_number``th seal key compromised from block
+        ``from_block`` on (the governor's): seals of batches anchored from that block on
+        no longer count."""
+        return self._send(
+            sender,
+            "markSealKeyCompromised",
+            _uint("agency_id", agency_id, 32),
+            _uint("key_number", key_number, 32),
+            _uint("from_block", from_block, 64),
+        )
+
     # ---- anchoring and statuses ------------------------------------------------------
 
     def anchor(self, sender: LocalAccount, root: bytes, licence_type: int, count: int) -> Sent:
@@ -327,12 +344,18 @@ class Registry:
     def seal_key_at(self, agency_id: int, block_number: int) -> SealKey | None:
         """Agency ``agency_id``'s seal key for batches anchored in block ``block_number``,
         or None if it had none then."""
-        number, x, y, valid_from = self._call(
+        number, x, y, valid_from, compromised = self._call(
             "sealKeyAt", _uint("agency_id", agency_id, 32), _uint("block", block_number, 64)
         )
         if not number:
             return None
-        return SealKey(int(agency_id), int(number), bytes(x) + bytes(y), int(valid_from))
+        return SealKey(
+            int(agency_id),
+            int(number),
+            bytes(x) + bytes(y),
+            int(valid_from),
+            int(compromised) or None,  # 0: the registry's "not reported"
+        )
 
     def agency(self, agency_id: int) -> Agency:
         """Agency ``agency_id``; RegistryRejected (LicenceRegistryUnknownAgency) if none."""

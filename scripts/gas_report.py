@@ -181,6 +181,29 @@ def governance(bench: Bench) -> None:
     bench.record("retireAgency", registry.retire_agency(governor, 3), "by the governor")
 
 
+def seal_keys(bench: Bench) -> None:
+    """registerSealKey (first key, rotation) and markSealKeyCompromised, for agency 1."""
+    registry, governor = bench.registry, bench.governor
+    first, second = _sha256("seal key x") + _sha256("seal key y"), _sha256("x2") + _sha256("y2")
+    start = bench.chain.block_number() + 1
+    bench.record(
+        "registerSealKey",
+        registry.register_seal_key(governor, 1, first, start),
+        "by the governor; an agency's first SM2 seal key (x, y, first block, key count: four "
+        "new slots)",
+    )
+    bench.record(
+        "registerSealKey, rotation",
+        registry.register_seal_key(governor, 1, second, start + 10),
+        "by the governor; the agency's second seal key",
+    )
+    bench.record(
+        "markSealKeyCompromised",
+        registry.mark_seal_key_compromised(governor, 1, 1, bench.chain.block_number()),
+        "by the governor; rewrites the key's slot of first block and compromise block",
+    )
+
+
 def lifecycle(bench: Bench, root: bytes) -> dict[str, Sent]:
     """One-leaf status changes, each on a leaf in the state it needs."""
     registry, agency = bench.registry, bench.agency
@@ -311,6 +334,7 @@ def measure() -> tuple[list[Row], dict[str, Any]]:
     """Run every measurement; return the rows and the figures the document quotes."""
     bench = deploy()
     governance(bench)
+    seal_keys(bench)
     root = h("batch root")
     anchored = bench.record(
         "anchor", bench.registry.anchor(bench.agency, root, 1, 500), "one root, 500 licences"
@@ -665,7 +689,10 @@ look inside `leaves`.
 reason, block) and emits `BatchRevoked`: a whole batch for about the price of one
 licence. `markSignerCompromised(signer, fromBlock)` rewrites the key's signer record
 (spent, compromised) and creates one compromise record per (agency, key number); the
-anchors stay untouched, so a report costs the same whatever the key anchored. Anchors
+anchors stay untouched, so a report costs the same whatever the key anchored.
+`markSealKeyCompromised(agencyId, keyNumber, fromBlock)` rewrites one slot of the SM2
+seal key (its first block and its compromise block share it) and emits
+`SealKeyCompromised`. Anchors
 now record the anchoring key's number (1 for the key an agency was registered with, +1
 per rotation) in the free bits of their one slot, so `anchor` writes no more slots than
 before: {anchor_change}.

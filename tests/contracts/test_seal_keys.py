@@ -81,3 +81,77 @@ def test_a_zero_seal_key_or_an_unknown_agency_is_refused(
     with pytest.raises(RegistryRejected) as caught:
         registry.register_seal_key(governor, 99, new_public_key(), start)
     assert caught.value.error_name == "LicenceRegistryUnknownAgency"
+
+
+# ---- markSealKeyCompromised ----------------------------------------------------------
+
+
+def test_a_seal_key_reported_compromised_says_from_which_block(
+    registry: Registry, governor: LocalAccount
+) -> None:
+    public = new_public_key()
+    start = registry.chain.block_number() + 1
+    registry.register_seal_key(governor, AGENCY_ID, public, start)
+    since = registry.chain.block_number()
+    sent = registry.mark_seal_key_compromised(governor, AGENCY_ID, 1, since)
+    found = registry.seal_key_at(AGENCY_ID, since)
+    assert found is not None
+    assert (found.number, found.public_key, found.compromised_from) == (1, public, since)
+    receipt = registry.chain.w3.eth.get_transaction_receipt(sent.tx_hash)
+    (event,) = registry._contract.events.SealKeyCompromised().process_receipt(receipt)
+    assert dict(event["args"]) == {"agencyId": AGENCY_ID, "keyNumber": 1, "fromBlock": since}
+
+
+def test_an_uncompromised_seal_key_reads_as_not_compromised(
+    registry: Registry, governor: LocalAccount
+) -> None:
+    registry.register_seal_key(
+        governor, AGENCY_ID, new_public_key(), registry.chain.block_number() + 1
+    )
+    found = registry.seal_key_at(AGENCY_ID, 2**40)
+    assert found is not None and found.compromised_from is None
+
+
+def test_only_a_governor_reports_a_seal_key_compromised(
+    registry: Registry, governor: LocalAccount, agency_key: LocalAccount, outsider: LocalAccount
+) -> None:
+    registry.register_seal_key(
+        governor, AGENCY_ID, new_public_key(), registry.chain.block_number() + 1
+    )
+    for caller in (agency_key, outsider):
+        with pytest.raises(RegistryUnauthorised):
+            registry.mark_seal_key_compromised(caller, AGENCY_ID, 1, 1)
+    assert registry.seal_key_at(AGENCY_ID, 2**40).compromised_from is None  # type: ignore[union-attr]
+
+
+def test_a_compromise_report_names_an_existing_key_and_a_block_not_in_the_future(
+    registry: Registry, governor: LocalAccount
+) -> None:
+    registry.register_seal_key(
+        governor, AGENCY_ID, new_public_key(), registry.chain.block_number() + 1
+    )
+    now = registry.chain.block_number()
+    for agency_id, number in ((AGENCY_ID, 0), (AGENCY_ID, 2), (OTHER_AGENCY_ID, 1), (99, 1)):
+        with pytest.raises(RegistryRejected) as caught:
+            registry.mark_seal_key_compromised(governor, agency_id, number, now)
+        assert caught.value.error_name == "LicenceRegistryUnknownSealKey"
+    for block in (0, now + 5):
+        with pytest.raises(RegistryRejected) as caught:
+            registry.mark_seal_key_compromised(governor, AGENCY_ID, 1, block)
+        assert caught.value.error_name == "LicenceRegistryInvalidCompromiseBlock"
+
+
+def test_a_second_report_may_only_move_the_compromise_earlier(
+    registry: Registry, governor: LocalAccount
+) -> None:
+    registry.register_seal_key(
+        governor, AGENCY_ID, new_public_key(), registry.chain.block_number() + 1
+    )
+    now = registry.chain.block_number()
+    registry.mark_seal_key_compromised(governor, AGENCY_ID, 1, now)
+    for block in (now, registry.chain.block_number()):
+        with pytest.raises(RegistryRejected) as caught:
+            registry.mark_seal_key_compromised(governor, AGENCY_ID, 1, block)
+        assert caught.value.error_name == "LicenceRegistrySealKeyAlreadyCompromised"
+    registry.mark_seal_key_compromised(governor, AGENCY_ID, 1, now - 1)
+    assert registry.seal_key_at(AGENCY_ID, now).compromised_from == now - 1  # type: ignore[union-attr]

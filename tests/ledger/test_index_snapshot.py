@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from cli.app import app
 from ledger import Registry, connect
 from ledger.errors import IndexMismatch, SnapshotRefused
-from ledger.index import RegistryIndex
+from ledger.index import SCHEMA_VERSION, RegistryIndex
 from ledger.snapshot import MAGIC, export_snapshot, import_snapshot
 from licence.statuses import LeafStatus
 from tests.conftest import ANVIL_FAUCET_KEY, key_for
@@ -54,7 +54,10 @@ def test_imported_snapshot_has_the_state_and_syncs_only_what_came_after(
         (lambda data: data + b"x", "past its payload"),
         (lambda data: b"PK\x03\x04" + data[4:], "not an elicence index snapshot"),
         (lambda data: data[: len(MAGIC) + 20], "header is damaged"),
-        (lambda data: data.replace(b'"schema":3', b'"schema":9', 1), "schema 9"),
+        (
+            lambda data: data.replace(b'"schema":%d' % SCHEMA_VERSION, b'"schema":9', 1),
+            "schema 9",
+        ),
     ],
 )
 def test_damaged_snapshot_is_refused_and_nothing_is_written(
