@@ -37,16 +37,21 @@ MAX_DOCUMENT_BYTES = 64 * 1024
 MAX_PROOF_LENGTH = 40  # a 2^40-licence batch is far beyond any province
 _HEX_DIGEST = re.compile(rf"0x[0-9a-f]{{{2 * DIGEST_BYTES}}}")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_HEX_SEAL = re.compile(r"0x[0-9a-f]{128}")
+SEAL_BYTES = 64  # licence.seal.SEAL_BYTES: an SM2 signature r || s
 
 
 @dataclass(frozen=True)
 class AnchorRef:
-    """Where the licence's batch root is anchored, and the licence's path to it."""
+    """Where the licence's batch root is anchored, the licence's path to it, and the
+    agency's SM2 seal over the root (licence.seal; None for a batch anchored before its
+    agency had a seal key)."""
 
     chain_id: int
     registry: str
     root: bytes
     proof: tuple[bytes, ...]
+    seal: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -112,12 +117,16 @@ class LicenceDocument:
         else:
             doc["salts"] = {n: _hex(self.salts[n]) for n in names if n in self.salts}
             doc["hidden"] = {n: _hex(self.hidden[n]) for n in names if n in self.hidden}
-        doc["anchor"] = {
+        anchor: dict[str, Any] = {
             "chainId": self.anchor.chain_id,
             "registry": self.anchor.registry,
             "root": _hex(self.anchor.root),
-            "proof": [_hex(p) for p in self.anchor.proof],
         }
+        # Before the proof: issuing writes everything up to the proof once per batch.
+        if self.anchor.seal is not None:
+            anchor["seal"] = _hex(self.anchor.seal)
+        anchor["proof"] = [_hex(p) for p in self.anchor.proof]
+        doc["anchor"] = anchor
         return doc
 
     def to_bytes(self) -> bytes:
@@ -266,7 +275,9 @@ def _secret_or_salts(
 
 def _anchor(raw: object) -> AnchorRef:
     obj = _object(raw, "anchor")
-    _only_members(obj, "anchor", required={"chainId", "registry", "root", "proof"}, optional=set())
+    _only_members(
+        obj, "anchor", required={"chainId", "registry", "root", "proof"}, optional={"seal"}
+    )
     chain_id = obj["chainId"]
     if not isinstance(chain_id, int) or isinstance(chain_id, bool) or chain_id <= 0:
         raise DocumentError("anchor.chainId", "must be a positive whole number")
@@ -285,7 +296,19 @@ def _anchor(raw: object) -> AnchorRef:
         registry=_checksummed(registry.lower()),
         root=_digest(obj["root"], "anchor.root"),
         proof=tuple(_digest(p, f"anchor.proof[{i}]") for i, p in enumerate(proof)),
+        seal=_seal(obj["seal"]) if "seal" in obj else None,
     )
+
+
+def _seal(raw: object) -> bytes:
+    # Only the form is checked here; whether r and s are in range, and the seal verifies,
+    # is the verifier's `seal` check, so that a bad seal is a verdict, not a parse error.
+    text = _string(raw, "anchor.seal")
+    if not _HEX_SEAL.fullmatch(text):
+        raise DocumentError(
+            "anchor.seal", f"must be 0x followed by {2 * SEAL_BYTES} lowercase hex digits"
+        )
+    return bytes.fromhex(text[2:])
 
 
 @lru_cache(maxsize=256)

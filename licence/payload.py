@@ -15,7 +15,8 @@ commitments, proof, anchor), so checking it needs the chain and nothing else.
   where clearing one of them decodes the same, so that no bit of a payload can change
   without changing what it says or being refused.
 - CBOR is RFC 8949 with the deterministic encoding of section 4.2.1 (shortest heads,
-  definite lengths, no tags). P is an array of exactly eight items:
+  definite lengths, no tags). P is an array of eight items, or nine when the batch is
+  sealed:
 
       [0] version      unsigned integer: this layout and the document's hash suite,
                        1 = sha256-128, 2 = sm3-128 (one byte either way)
@@ -32,6 +33,9 @@ commitments, proof, anchor), so checking it needs the chain and nothing else.
                        text string   the disclosed value
                        byte string   of 16: the commitment of a hidden field
                        null          the licence does not have this field
+      [8] seal         byte string of 64: the agency's SM2 seal of the root
+                       (licence.seal, r || s); absent for a batch anchored before its
+                       agency had a seal key (an array of eight items)
 
 The catalogue code and field order are those of `licence/licence_types/*.json`: a field
 name is its position. Decoding builds the JSON document of docs/format.md and parses it
@@ -74,7 +78,8 @@ MAX_CBOR_BYTES = 16 * 1024
 
 _ZLIB_HEADER = b"\x78\xda"
 _BASE45 = re.compile(r"[0-9A-Z $%*+\-./:]*")
-_LAYOUT_ITEMS = 8
+_LAYOUT_ITEMS = 8  # unsealed; a sealed payload has one item more, the seal
+_SEAL = 64
 _HASH = DIGEST_BYTES
 _ADDRESS = 20
 
@@ -143,6 +148,8 @@ def _cbor_of(document: LicenceDocument) -> bytes:
         keys,
         fields,
     ]
+    if anchor.seal is not None:
+        items.append(anchor.seal)
     return cbor2.dumps(items, canonical=True)
 
 
@@ -249,17 +256,20 @@ def _cbor_items(raw: bytes) -> list[Any]:
     if stream.tell() != len(raw):
         raise PayloadError("cbor", f"{len(raw) - stream.tell()} bytes after the CBOR item")
     if not isinstance(value, list) or not value:
-        raise PayloadError("layout", "the CBOR item must be an array of 8 items")
+        raise PayloadError("layout", "the CBOR item must be an array of 8 or 9 items")
     if type(value[0]) is not int or value[0] not in SUITE_OF_VERSION:
         known = ", ".join(map(str, SUITE_OF_VERSION))
         raise PayloadError("version", f"unknown payload version {value[0]!r} (this reads {known})")
-    if len(value) != _LAYOUT_ITEMS:
-        raise PayloadError("layout", f"the array has {len(value)} items, not {_LAYOUT_ITEMS}")
+    if len(value) not in (_LAYOUT_ITEMS, _LAYOUT_ITEMS + 1):
+        raise PayloadError(
+            "layout", f"the array has {len(value)} items, not {_LAYOUT_ITEMS} or 9 (sealed)"
+        )
     return value
 
 
 def _json_of(items: list[Any]) -> dict[str, Any]:
-    version, code, chain_id, registry, root, proof, keys, fields = items
+    version, code, chain_id, registry, root, proof, keys, fields = items[:_LAYOUT_ITEMS]
+    sealed = len(items) > _LAYOUT_ITEMS
     licence_type = _licence_type(code)
     if type(chain_id) is not int or not 0 < chain_id < 2**64:
         raise PayloadError("layout", "[2] chainId must be an integer in 1..2**64-1")
@@ -293,6 +303,8 @@ def _json_of(items: list[Any]) -> dict[str, Any]:
             "proof": [_hex(proof[i : i + _HASH]) for i in range(0, len(proof), _HASH)],
         },
     }
+    if sealed:
+        doc["anchor"]["seal"] = _hex(_bytes(items[_LAYOUT_ITEMS], _SEAL, "[8] seal"))
     if type(keys) is bytes:
         if hidden:
             raise PayloadError("layout", "[6] a full document (secret) hides no field")

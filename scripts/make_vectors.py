@@ -11,7 +11,9 @@ files. Bytes are written as 0x-prefixed lower-case hex, text as JSON strings.
                       for SM3, FIPS 180-2's and RFC 4231's for SHA-256), before truncation
     commitments.json  licences: secret -> salt of each field -> commitment -> licence id
     merkle.json       trees of 1, 2, 3 and 5 leaves: root and every leaf's proof
-    payload.json      EL1: payloads (a full licence, a presentation) and their documents
+    payload.json      EL1: payloads (a full licence, a presentation) and their documents,
+                      unsealed (8 items) and sealed (9 items, the seal of seal.json)
+    seal.json         agency seals (SM2, licence/seal.py): key pair, message, seal
 
 The last three have cases in each hash suite (`hashSuite`: sha256-128, sm3-128).
 """
@@ -28,6 +30,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from licence import seal as sm2_seal  # noqa: E402
 from licence.canonical import canonical_json  # noqa: E402  (needs the repository on sys.path)
 from licence.catalogue import catalogue  # noqa: E402
 from licence.digest import (  # noqa: E402
@@ -181,6 +184,32 @@ def merkle() -> dict[str, Any]:
     }
 
 
+# The seal vectors' key, made up for them: SHA-256 of a label, below the curve order.
+SEAL_KEY = hashlib.sha256(b"elicence vector seal key").digest()
+CHAIN_ID = 31337
+
+
+def _seal(root: bytes) -> bytes:
+    """The vectors' seal of `root`: the one seal.json already holds when it verifies, else
+    a new one. SM2 signing draws a random nonce, so a seal is made once and kept, and
+    running this again writes the same files."""
+    message = sm2_seal.seal_message(CHAIN_ID, bytes.fromhex(REGISTRY[2:]), root)
+    public = sm2_seal.public_key(SEAL_KEY)
+    try:
+        kept = json.loads((OUT / "seal.json").read_text(encoding="utf-8"))["cases"]
+    except (OSError, ValueError, KeyError):
+        kept = []
+    for case in kept:
+        if case.get("message") == _hex(message):
+            found = bytes.fromhex(case["seal"][2:])
+            try:
+                sm2_seal.verify(public, message, found)
+            except sm2_seal.SealError:
+                break
+            return found
+    return sm2_seal.sign(SEAL_KEY, message)
+
+
 def _full_document(suite: str = DEFAULT_SUITE) -> LicenceDocument:
     business = catalogue().get("business-licence")
     secret = _secret("payload")
@@ -197,7 +226,9 @@ def payload() -> dict[str, Any]:
     for suite in SUITES:
         full = _full_document(suite)
         shown = present(full, ["registeredCapital"])
-        # The first suite's cases keep the names they had before there was a second.
+        sealed = _sealed(full)
+        # The first suite's cases keep the names they had before there was a second, and
+        # the unsealed ones those they had before seals.
         tag = "" if suite == DEFAULT_SUITE else f" ({suite})"
         cases += [
             {
@@ -207,11 +238,54 @@ def payload() -> dict[str, Any]:
                 "licenceId": _hex(document.licence_id),
                 "root": _hex(document.computed_root()),
             }
-            for name, document in (("full licence", full), ("presentation", shown))
+            for name, document in (
+                ("full licence", full),
+                ("presentation", shown),
+                ("sealed full licence", sealed),
+                ("sealed presentation", present(sealed, ["registeredCapital"])),
+            )
         ]
     return {
         "description": 'payload = "EL1:" || Base45(zlib(CBOR(P))); see docs/format.md.'
         + FIXTURE_NOTE,
+        "cases": cases,
+    }
+
+
+def _sealed(document: LicenceDocument) -> LicenceDocument:
+    anchor = document.anchor
+    sealed = AnchorRef(
+        anchor.chain_id, anchor.registry, anchor.root, anchor.proof, _seal(anchor.root)
+    )
+    return LicenceDocument(
+        document.licence_type, document.fields, sealed, document.suite, secret=document.secret
+    )
+
+
+def seal() -> dict[str, Any]:
+    public = sm2_seal.public_key(SEAL_KEY)
+    cases = []
+    for suite in SUITES:
+        root = _full_document(suite).anchor.root
+        message = sm2_seal.seal_message(CHAIN_ID, bytes.fromhex(REGISTRY[2:]), root)
+        cases.append(
+            {
+                "name": f"the root of the payload vectors ({suite})",
+                "privateKey": _hex(SEAL_KEY),
+                "publicKey": _hex(public),
+                "chainId": CHAIN_ID,
+                "registry": REGISTRY,
+                "root": _hex(root),
+                "message": _hex(message),
+                "seal": _hex(_seal(root)),
+            }
+        )
+    return {
+        "description": "seal = SM2 signature r || s (GB/T 32918.2, SM3, identifier "
+        "1234567812345678) of message = 'elicence/1 seal' || chainId (8 bytes) || registry "
+        "(20) || root (16); see docs/format.md, 'Agency seal'. SM2 signatures are "
+        "randomised: a verifier checks these, an implementation's own seals differ. The key "
+        "is SHA-256('elicence vector seal key'), made up for these vectors.",
         "cases": cases,
     }
 
@@ -253,6 +327,7 @@ def main() -> None:
         ("hashes", hashes),
         ("commitments", commitments),
         ("merkle", merkle),
+        ("seal", seal),
         ("payload", payload),
     ):
         text = json.dumps(make(), ensure_ascii=False, indent=2) + "\n"

@@ -104,4 +104,5 @@ def test_every_vector_file_is_checked():
         "commitments",
         "merkle",
         "payload",
+        "seal",  # tests/licence/test_seal_vectors.py
     }

@@ -10,8 +10,9 @@
 //   salt(name)              = HMAC-H*(secret, UTF-8(name))[0:16]
 //   commitment(name, value) = H*(0x02 || salt || JCS([name, value]))[0:16]
 //   payload                 = "EL1:" || Base45(zlib(CBOR([version, code, chainId,
-//                                  registry, root, proof, keys, fields])))
-// where the version names the suite too (1 sha256-128, 2 sm3-128).
+//                                  registry, root, proof, keys, fields(, seal)])))
+// where the version names the suite too (1 sha256-128, 2 sm3-128), and item 8, the
+// agency's 64-byte SM2 seal of the root, is there only when the licence has one.
 //
 // The service's decoder (licence/payload.py) is strict: deterministic CBOR, zlib header 78 DA,
 // nothing after the stream. tests/web feeds this module's payloads to it.
@@ -21,6 +22,7 @@ const DEFAULT_SUITE = "sha256-128";
 const PREFIX = "EL1:";
 const MAX_PAYLOAD_CHARS = 4296; // the largest alphanumeric QR code (version 40-L)
 const HEX16 = /^0x[0-9a-f]{32}$/;
+const HEX_SEAL = /^0x[0-9a-f]{128}$/; // anchor.seal: SM2 r || s
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 const utf8 = new TextEncoder();
 
@@ -170,6 +172,9 @@ export function readLicence(text, catalogue) {
     throw new FormatError("err-member", "anchor.proof");
   }
   anchor.proof.forEach((h, i) => expectHex(h, `anchor.proof[${i}]`));
+  if ("seal" in anchor && (typeof anchor.seal !== "string" || !HEX_SEAL.test(anchor.seal))) {
+    throw new FormatError("err-member", "anchor.seal");
+  }
 
   const licence = { type, suite, fields: raw.fields, anchor, secret: null, salts: {}, hidden: {} };
   if ("secret" in raw) {
@@ -339,7 +344,7 @@ export function payloadItems(document, type) {
     return null;
   });
   const { anchor } = document;
-  return [
+  const items = [
     suiteNamed(document.hashSuite ?? DEFAULT_SUITE).version,
     type.code,
     BigInt(anchor.chainId),
@@ -349,6 +354,10 @@ export function payloadItems(document, type) {
     keys,
     fields,
   ];
+  // A presentation keeps its licence's seal: the verifier refuses a sealed batch's
+  // licence without it.
+  if (anchor.seal !== undefined) items.push(hexToBytes(anchor.seal));
+  return items;
 }
 
 /** The EL1: text of a document: "EL1:" + Base45(zlib level 9 (CBOR(P))). */
