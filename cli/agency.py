@@ -289,6 +289,62 @@ def seal_key_register(
     )
 
 
+@seal_key_app.command("compromised")
+def seal_key_compromised(
+    *,
+    agency_id: Annotated[int, typer.Option("--id", help="The agency's id.", min=1)],
+    key_number: Annotated[
+        int | None,
+        typer.Option(
+            "--key",
+            help="Which of its seal keys leaked, by number (default: the one valid now).",
+            min=1,
+            show_default=False,
+        ),
+    ] = None,
+    from_block: Annotated[
+        int,
+        typer.Option(
+            help="The first block whose batches' seals by that key must not count.", min=1
+        ),
+    ],
+    home: HomeOption = None,
+    chain: ChainOption = None,
+    registry: RegistryOption = None,
+    passphrase_fd: PassphraseFdOption = None,
+    passphrase_file: PassphraseFileOption = None,
+) -> None:
+    """Report an agency's SM2 seal key compromised from a block on (the governor's key).
+
+    Batches anchored from that block on whose seal is by that key verify as
+    ISSUER_NOT_AUTHORISED (seal.key-compromised); earlier ones keep their seals. The
+    agency issues nothing sealed with it any more: register a new seal key next
+    (`elicence agency seal-key register --id N --public-key 0x...`).
+
+    Example: [bold]elicence agency seal-key compromised --id 1 --from-block 1200[/]
+    """
+    folder = home_of(home)
+    governor = open_key(folder, GOVERNOR_KEYSTORE, "governor")
+    with reported():
+        bound = open_registry(folder, chain, registry)
+        number = key_number
+        if number is None:
+            current = bound.seal_key_at(agency_id, bound.chain.block_number())
+            if current is None:
+                fail(
+                    f"agency {agency_id} has no seal key valid now: name one with --key",
+                    EXIT_UNUSABLE,
+                )
+            number = current.number
+        sent = bound.mark_seal_key_compromised(governor, agency_id, number, from_block)
+    console.print(
+        f"seal key {number} of agency {agency_id} reported compromised from block "
+        f"{from_block}: seals by it of batches anchored from then on no longer count; "
+        f"transaction {sent.tx_hash}",
+        highlight=False,
+    )
+
+
 @agency_app.command("authorise")
 def authorise(
     *,
@@ -514,9 +570,7 @@ def rekey_command(
     with reported():
         account = rekey(path, old, new, cipher=cipher)
         now = cipher_of(path)
-    console.print(
-        f"{key} key {account.address} re-encrypted ({now}) in {path}", highlight=False
-    )
+    console.print(f"{key} key {account.address} re-encrypted ({now}) in {path}", highlight=False)
 
 
 def _new_passphrase(fd: int | None, file: Path | None) -> str:

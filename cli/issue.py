@@ -28,6 +28,7 @@ from cli.support import (
     open_key,
     open_registry,
     parse_reason,
+    passphrase,
     reported,
 )
 from issuer.keystore import AGENCY_KEYSTORE
@@ -147,7 +148,7 @@ def issue(
     with reported():
         hash_suite = issuing_suite(folder, kind.id, suite)
     options = IssueOptions(batch_size, qr, skip_invalid, workers, hash_suite)
-    with _agency(folder, chain, registry) as context, _output_folder(out):
+    with _agency(folder, chain, registry, sealing=True) as context, _output_folder(out):
         if source.count < _PROGRESS_FROM:
             report = issue_file(context, kind, source, out, options=options)
         else:
@@ -307,15 +308,42 @@ def _references(licences: list[str] | None, from_file: Path | None) -> list[str]
 
 
 @contextmanager
-def _agency(folder: Path, chain: str | None, registry: str | None) -> Iterator[AgencyContext]:
+def _agency(
+    folder: Path, chain: str | None, registry: str | None, *, sealing: bool = False
+) -> Iterator[AgencyContext]:
     """The agency's key, records and registry for a command that issues or changes what it
-    issued; domain errors in the body become one-line messages (`reported`)."""
+    issued (with `sealing`, also its SM2 seal key when the home has one); domain errors in
+    the body become one-line messages (`reported`)."""
     from issuer.agency import AgencyContext
     from issuer.records import Records
 
     key = open_key(folder, AGENCY_KEYSTORE, "agency")
+    seal_key = _seal_key(folder) if sealing else None
     with reported(), Records.of_home(folder) as records:
-        yield AgencyContext(open_registry(folder, chain, registry), key, records)
+        yield AgencyContext(open_registry(folder, chain, registry), key, records, seal_key)
+
+
+def _seal_key(folder: Path) -> bytes | None:
+    """The agency's SM2 seal key (HOME/keys/seal.json), opened with the same passphrase
+    as its chain key; None when the home has none (issuing then refuses if the registry
+    names a seal key for the agency)."""
+    from issuer.keystore import (
+        SEAL_KEYSTORE,
+        KeystoreError,
+        WrongPassphrase,
+        keystore_path,
+        load_seal_key,
+    )
+
+    path = keystore_path(folder, SEAL_KEYSTORE)
+    if not path.exists():
+        return None
+    try:
+        return load_seal_key(path, passphrase(confirm=False))
+    except WrongPassphrase:
+        fail(f"wrong passphrase for the seal key {path}", EXIT_UNUSABLE)
+    except KeystoreError as exc:
+        fail(str(exc), EXIT_UNUSABLE)
 
 
 def _status_command(status: LeafStatus, verb: str, word: str) -> Callable[..., None]:

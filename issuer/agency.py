@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
@@ -34,11 +34,13 @@ class NotAnAgency(IssuerError):
 
 @dataclass(frozen=True)
 class AgencyContext:
-    """An agency at work: the registry, its signing key and its records."""
+    """An agency at work: the registry, its signing key, its records and its SM2 seal key
+    (the 32-byte private key of keys/seal.json; None when the home has none)."""
 
     registry: Registry
     key: LocalAccount
     records: Records
+    seal_key: bytes | None = field(default=None, repr=False)
 
 
 def issuing_suite(home: Path, licence_type: str, chosen: str | None = None) -> str:

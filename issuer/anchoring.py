@@ -4,12 +4,18 @@ A batch is recorded PLANNED (its root and every licence's secret, one SQLite
 transaction) before its anchoring transaction is sent, and ANCHORED once it is mined.
 A resumed batch is anchored only if the chain does not have its root already: an
 earlier run's transaction may have landed after the run was killed. The agency's
-authorisation for the licence type is checked before any work.
+authorisation for the licence type, and its seal key, are checked before any work.
+
+Sealing: when the registry names a seal key for the agency at the block the batches will
+be anchored in (the next block), every batch root is sealed with it (licence.seal), and
+the home's keys/seal.json must hold that key; an agency with no registered seal key
+issues unsealed batches. After anchoring, the key valid at the anchoring block is read
+again, so that a rotation that took effect in between cannot publish a wrong seal.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
@@ -25,6 +31,7 @@ from issuer.staging import Staged
 from ledger.chain import translate_errors
 from ledger.errors import LedgerError, RegistryRejected
 from ledger.registry import Registry
+from licence import seal as sm2_seal
 from licence.catalogue import LicenceType
 
 _BATCH_ANCHORED = Web3.keccak(text="BatchAnchored(bytes16,uint32,uint8,uint32)")
@@ -55,6 +62,77 @@ def authorised_agency(registry: Registry, agency: LocalAccount, licence_type: Li
 
 
 @dataclass(frozen=True)
+class SealingKey:
+    """The agency's seal key as issuing uses it: the private key of keys/seal.json, which
+    is the registry's seal key number `number` for the agency."""
+
+    private: bytes = field(repr=False)
+    public: bytes
+    number: int
+
+
+def sealing_key(
+    registry: Registry, agency_id: int, local: bytes | None, *, home_file: str = "keys/seal.json"
+) -> SealingKey | None:
+    """The key to seal this run's batches with, or None when the agency has no seal key
+    for the next block (it issues unsealed, as before seals).
+
+    Raises:
+        IssuingError: the agency has a seal key there but `local` is missing or another
+            key, or that key is reported compromised.
+    """
+    try:
+        block = registry.chain.block_number() + 1  # the first block a batch can land in
+        registered = registry.seal_key_at(agency_id, block)
+    except LedgerError as exc:
+        raise IssuingError(f"cannot read the agency's seal key from the registry: {exc}") from exc
+    if registered is None:
+        return None
+    named = f"seal key {registered.number} (0x{registered.public_key.hex()})"
+    if local is None:
+        raise IssuingError(
+            f"agency {agency_id} seals its batches with {named}, but this home has no SM2 "
+            f"seal key ({home_file} is missing): put the agency's seal keystore there; "
+            "nothing was issued"
+        )
+    public = sm2_seal.public_key(local)
+    if public != registered.public_key:
+        raise IssuingError(
+            f"{home_file} holds the SM2 key 0x{public.hex()}, but agency {agency_id} seals "
+            f"with {named} from block {registered.valid_from}: use the keystore of that "
+            "key, or have the governor register this one; nothing was issued"
+        )
+    if registered.compromised_from is not None and block >= registered.compromised_from:
+        raise IssuingError(
+            f"agency {agency_id}'s {named} is reported compromised from block "
+            f"{registered.compromised_from}: seals made with it do not count; the governor "
+            "must register a new seal key (`elicence agency seal-key register`); nothing was "
+            "issued"
+        )
+    return SealingKey(local, public, registered.number)
+
+
+def _check_sealed_at(
+    registry: Registry, agency_id: int, block: int, staged: Staged, sealing: SealingKey | None
+) -> None:
+    # The key valid at the anchoring block decides; it can differ from the one this run
+    # sealed with only if a rotation took effect between the check and the anchor.
+    try:
+        key = registry.seal_key_at(agency_id, block)
+    except LedgerError as exc:
+        raise IssuingError(f"cannot read the agency's seal key from the registry: {exc}") from exc
+    expected = None if key is None else key.public_key
+    used = None if staged.seal is None or sealing is None else sealing.public
+    if expected != used:
+        wanted = "no seal" if key is None else f"a seal by seal key {key.number}"
+        raise IssuingError(
+            f"batch 0x{staged.root.hex()} was anchored in block {block}, where the agency's "
+            f"batches carry {wanted}, but its documents were sealed otherwise; its files are "
+            "kept unpublished: run the same input again with the seal key of that block"
+        )
+
+
+@dataclass(frozen=True)
 class Anchored:
     """A batch planned and anchored, not yet published."""
 
@@ -72,8 +150,10 @@ def plan_and_anchor(
     digest: bytes,
     record: BatchRecord | None,
     out_dir: Path,
+    sealing: SealingKey | None = None,
 ) -> Anchored:
-    """Plan (if new) and anchor (if not yet on chain) one staged batch."""
+    """Plan (if new) and anchor (if not yet on chain) one staged batch; then check that its
+    seal (or none) is what the agency's seal key at the anchoring block asks for."""
     registry, records = agency.registry, agency.records
     resumed = record.state if record is not None else None
     if record is None:
@@ -99,6 +179,8 @@ def plan_and_anchor(
         )
         records.mark_anchored(record.id, tx_hash, block)
         record = records.batch(record.id)
+    if record.block is not None:
+        _check_sealed_at(agency.registry, agency_id, record.block, staged, sealing)
     return Anchored(record, resumed, anchored_now)
 
 

@@ -9,7 +9,7 @@ same documents directly as the bytes written to their files.
 from __future__ import annotations
 
 import secrets as random_source
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from issuer.encoder import FullDocumentWriter, LicenceIds
@@ -20,6 +20,10 @@ from licence.digest import DEFAULT_SUITE, SECRET_BYTES
 from licence.document import AnchorRef, LicenceDocument
 from licence.fields import FieldProblem, field_problems
 from licence.merkle import MerkleTree, build_tree
+
+# What seals a batch: its root -> the agency's SM2 seal of it (licence.seal.seal_root with
+# the agency's key, chain and registry bound in). Called once per batch.
+Sealer = Callable[[bytes], bytes]
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,9 @@ def wrap_batch(
     registry: str,
     secrets: Sequence[bytes] | None = None,
     suite: str = DEFAULT_SUITE,
+    sealer: Sealer | None = None,
 ) -> WrappedBatch:
-    """Validate every row, then wrap them into one batch.
+    """Validate every row, then wrap them into one batch (sealed by `sealer` if given).
 
     Raises LicenceValidationError listing every problem of every row.
     """
@@ -81,12 +86,13 @@ def wrap_batch(
     secrets = _secrets(rows, secrets)
     _, leaves = _leaves(licence_type, rows, secrets, suite)
     tree = build_tree(leaves, suite)
+    seal = sealer(tree.root) if sealer is not None else None
     names = licence_type.field_names
     documents = tuple(
         LicenceDocument(
             licence_type=licence_type,
             fields={n: row[n] for n in names if n in row},
-            anchor=AnchorRef(chain_id, registry, tree.root, tuple(tree.proof(i))),
+            anchor=AnchorRef(chain_id, registry, tree.root, tuple(tree.proof(i)), seal),
             suite=suite,
             secret=secret,
         )
@@ -103,6 +109,7 @@ class EncodedBatch:
     licence_ids: list[bytes]
     secrets: list[bytes]
     documents: list[bytes]  # each what LicenceDocument.to_bytes() gives
+    seal: bytes | None = None  # the agency's seal of the root, in every document
 
 
 def encode_batch(
@@ -113,6 +120,7 @@ def encode_batch(
     registry: str,
     secrets: Sequence[bytes] | None = None,
     suite: str = DEFAULT_SUITE,
+    sealer: Sealer | None = None,
 ) -> EncodedBatch:
     """The documents `wrap_batch` makes, as their `to_bytes()`, for rows already checked.
 
@@ -125,8 +133,11 @@ def encode_batch(
     secrets = _secrets(rows, secrets)
     texts, leaves = _leaves(licence_type, rows, secrets, suite)
     tree = build_tree(leaves, suite)
-    writer = FullDocumentWriter(licence_type, AnchorRef(chain_id, registry, tree.root, ()), suite)
-    return EncodedBatch(tree.root, leaves, secrets, writer.write_batch(texts, secrets, tree.levels))
+    seal = sealer(tree.root) if sealer is not None else None
+    anchor = AnchorRef(chain_id, registry, tree.root, (), seal)
+    writer = FullDocumentWriter(licence_type, anchor, suite)
+    documents = writer.write_batch(texts, secrets, tree.levels)
+    return EncodedBatch(tree.root, leaves, secrets, documents, seal)
 
 
 def _secrets(rows: Sequence[object], given: Sequence[bytes] | None) -> list[bytes]:

@@ -82,10 +82,14 @@ class FullDocumentWriter:
             dumps(suite),
             dumps(licence_type.id),
         )
-        self._anchor = b'","anchor":{"chainId":%b,"registry":%b,"root":%b,"proof":' % (
+        # The seal is the same in every document of a batch, so it goes in this part
+        # made once (to_json() writes it before the proof for that reason).
+        seal = b',"seal":%b' % dumps(_hex(anchor.seal)) if anchor.seal is not None else b""
+        self._anchor = b'","anchor":{"chainId":%b,"registry":%b,"root":%b%b,"proof":' % (
             dumps(anchor.chain_id),
             dumps(anchor.registry),
             dumps(_hex(anchor.root)),
+            seal,
         )
 
     def write_batch(

@@ -46,7 +46,13 @@ from functools import partial
 from pathlib import Path
 
 from issuer.agency import AgencyContext
-from issuer.anchoring import Anchored, authorised_agency, plan_and_anchor
+from issuer.anchoring import (
+    Anchored,
+    SealingKey,
+    authorised_agency,
+    plan_and_anchor,
+    sealing_key,
+)
 from issuer.checking import AlreadyIssued, Checked, already_issued, checked_rows
 from issuer.errors import IssuingError, LicenceValidationError
 from issuer.manifest import manifest_name
@@ -142,7 +148,10 @@ def issue_file(
     """
     hash_function(options.suite)  # UnsupportedHashSuite before anything is read or sent
     agency_id = authorised_agency(agency.registry, agency.key, licence_type)
-    run = partial(_issue, agency, licence_type, out_dir=out_dir, agency_id=agency_id)
+    sealing = sealing_key(agency.registry, agency_id, agency.seal_key)
+    run = partial(
+        _issue, agency, licence_type, out_dir=out_dir, agency_id=agency_id, sealing=sealing
+    )
     if isinstance(source, CsvChunks):
         if (
             source.chunk_records == options.batch_size
@@ -193,6 +202,7 @@ def _issue(
     out_dir: Path,
     *,
     agency_id: int,
+    sealing: SealingKey | None,
     options: IssueOptions,
     progress: Progress | None,
 ) -> IssueReport:
@@ -281,6 +291,7 @@ def _issue(
                     staging=str(out_dir / f".staging-{digest.hex()[:32]}"),
                     qr=options.qr,
                     suite=options.suite,
+                    seal_key=None if sealing is None else sealing.private,
                 )
             )
         done |= _anchor_and_publish(
@@ -289,6 +300,7 @@ def _issue(
             zip(jobs, workers.stage(jobs), strict=True),
             total=sum(len(job.positions) for job in jobs),
             agency_id=agency_id,
+            sealing=sealing,
             digests=digests,
             existing=existing,
             out_dir=out_dir,
@@ -312,6 +324,7 @@ def _anchor_and_publish(
     *,
     total: int,
     agency_id: int,
+    sealing: SealingKey | None,
     digests: list[bytes],
     existing: list[BatchRecord | None],
     out_dir: Path,
@@ -350,6 +363,7 @@ def _anchor_and_publish(
                 digest=digests[job.index],
                 record=existing[job.index],
                 out_dir=out_dir,
+                sealing=sealing,
             )
             advance(Stage.ANCHORING, len(staged.licences.numbers))
             while len(publishing) >= _PUBLISHERS:

@@ -1,7 +1,8 @@
 """The manifest of a batch: `batch-<root>.json` beside its documents.
 
 It names the batch's root, licence type, chain, registry, anchoring transaction and
-block, and each licence's number, licence id and file. Written last when a batch is
+block, the agency's SM2 seal of the root (`seal`, when the batch is sealed), and each
+licence's number, licence id and file. Written last when a batch is
 published (issuer.publishing); `load_batch` reads a batch back from it.
 """
 
@@ -51,6 +52,7 @@ class IssuedBatch:
     documents: tuple[LicenceDocument, ...]
     paths: tuple[Path, ...]
     manifest: Path
+    seal: bytes | None = None
 
 
 def load_batch(manifest: Path) -> IssuedBatch:
@@ -67,4 +69,5 @@ def load_batch(manifest: Path) -> IssuedBatch:
         documents=tuple(loads_document(path.read_bytes()) for path in paths),
         paths=paths,
         manifest=manifest,
+        seal=bytes.fromhex(summary["seal"][2:]) if "seal" in summary else None,
     )

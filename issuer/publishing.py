@@ -54,6 +54,8 @@ def publish(
         "transaction": record.tx_hash,
         "block": record.block,
     }
+    if staged.seal is not None:
+        summary["seal"] = "0x" + staged.seal.hex()
     entries = zip(
         licences.numbers,
         ["0x" + licence_id.hex() for licence_id in licences.licence_ids],

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
@@ -21,6 +21,7 @@ from issuer.files import PRIVATE, write_files
 from issuer.qr import qr_png_bytes
 from issuer.records import PlannedLicences
 from ledger.private import private_folder
+from licence import seal as sm2_seal
 from licence.catalogue import LicenceType, catalogue
 from licence.digest import DEFAULT_SUITE
 from licence.payload import encode_payload
@@ -47,6 +48,9 @@ class Job:
     staging: str
     qr: bool
     suite: str = DEFAULT_SUITE
+    # The agency's SM2 seal key (issuer.anchoring.sealing_key): the batch root is sealed
+    # with it once the batch is wrapped. None: the agency does not seal (yet).
+    seal_key: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class Staged:
     root: bytes
     licences: PlannedLicences
     files: list[str]
+    seal: bytes | None = None  # the agency's seal of the root, in every document
 
 
 def stage_batch(job: Job, fields: Sequence[Mapping[str, object]]) -> Staged:
@@ -78,6 +83,7 @@ def stage_batch(job: Job, fields: Sequence[Mapping[str, object]]) -> Staged:
         registry=job.registry,
         secrets=job.secrets,
         suite=job.suite,
+        sealer=_sealer(job),
     )
     numbers = [row["licenceNumber"] for row in rows]
     names = [_filename(n, i) for n, i in zip(numbers, batch.licence_ids, strict=True)]
@@ -89,7 +95,13 @@ def stage_batch(job: Job, fields: Sequence[Mapping[str, object]]) -> Staged:
         write_files(folder, names, batch.documents, PRIVATE)
         if job.qr:
             files = _stage_images(
-                job, licence_type, rows, secrets=batch.secrets, names=names, folder=folder
+                job,
+                licence_type,
+                rows,
+                secrets=batch.secrets,
+                seal=batch.seal,
+                names=names,
+                folder=folder,
             )
     finally:
         os.close(folder)
@@ -99,7 +111,15 @@ def stage_batch(job: Job, fields: Sequence[Mapping[str, object]]) -> Staged:
         secrets=batch.secrets,
         holder_codes=[row.get("unifiedSocialCreditCode") for row in rows],
     )
-    return Staged(job.index, batch.root, licences, files)
+    return Staged(job.index, batch.root, licences, files, batch.seal)
+
+
+def _sealer(job: Job) -> Callable[[bytes], bytes] | None:
+    key = job.seal_key
+    if key is None:
+        return None
+    registry = bytes.fromhex(job.registry[2:])
+    return lambda root: sm2_seal.seal_root(key, job.chain_id, registry, root)
 
 
 def _stage_images(
@@ -108,6 +128,7 @@ def _stage_images(
     rows: Sequence[Mapping[str, str]],
     *,
     secrets: list[bytes],
+    seal: bytes | None,
     names: list[str],
     folder: int,
 ) -> list[str]:
@@ -120,6 +141,9 @@ def _stage_images(
         registry=job.registry,
         secrets=secrets,
         suite=job.suite,
+        # The seal made for the documents: SM2 seals are randomised, so sealing again
+        # would give the QR codes another (equally valid) seal than the files.
+        sealer=None if seal is None else lambda root: seal,
     ).documents
     stems = [name.removesuffix(".json") for name in names]
     payloads = [encode_payload(document) for document in documents]
