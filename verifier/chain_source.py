@@ -7,7 +7,7 @@ from functools import cached_property
 from typing import TypeVar
 
 from ledger.errors import ChainUnreachable
-from ledger.registry import Agency, Anchor, LeafState, Registry
+from ledger.registry import Agency, Anchor, LeafState, Registry, SealKey
 from verifier.errors import CouldNotCheck
 
 T = TypeVar("T")
@@ -64,3 +64,9 @@ class RegistrySource:
         """The block from which an agency key was reported compromised, or None (asked
         every time: a report can come at any moment)."""
         return _reading(lambda: self._registry.compromised_from(agency_id, key_number))
+
+    def seal_key_at(self, agency_id: int, block_number: int) -> SealKey | None:
+        """The agency's seal key for batches anchored in `block_number`, or None (asked
+        every time, as `compromised_from`: a compromise can be reported at any moment;
+        the costly part, verifying a seal, is cached per root by verifier.checks)."""
+        return _reading(lambda: self._registry.seal_key_at(agency_id, block_number))

@@ -6,8 +6,12 @@
 3. issuer     the batch was anchored for this licence type by an agency authorised for
               it at that block (the registry refuses anchors from anyone else), and the
               issuing authority the licence names is that agency else ISSUER_NOT_AUTHORISED
-4. status     the licence is not revoked, cancelled, superseded or suspended
-5. validity   today (China Standard Time) lies in [validFrom, validUntil]
+4. seal       the batch root carries the agency's SM2 seal (licence.seal), verified with
+              the seal key the registry names for the agency at the anchoring block; a
+              batch anchored before the agency had a seal key needs none
+                                 else TAMPERED / ISSUER_NOT_AUTHORISED (key compromised)
+5. status     the licence is not revoked, cancelled, superseded or suspended
+6. validity   today (China Standard Time) lies in [validFrom, validUntil]
                                                                 else EXPIRED / NOT_YET_VALID
 
 Once integrity or anchor fails the later checks are skipped: nothing the document says
@@ -20,13 +24,15 @@ import datetime as dt
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from licence import seal as sm2_seal
 from licence.digest import hash_function
 from licence.document import LicenceDocument
 from licence.errors import LicenceFormatError
 from licence.fields import field_problems, parse_date
 from licence.reasons import describe
 from licence.statuses import LeafStatus
-from verifier.source import AgencyView, AnchorView, LedgerSource
+from verifier.errors import CouldNotCheck
+from verifier.source import AgencyView, AnchorView, LedgerSource, SealKeyView
 from verifier.verdict import (
     AUTHORITY_FIELD,
     AnchorInfo,
@@ -115,6 +121,7 @@ def verify(
         agency = ledger.agency(anchor.agency_id)
         issuer = IssuerInfo(agency.id, agency.name, agency.code, agency.signer)
         checks.append(_issuer(document, anchor, agency))
+        checks.append(_checked_seal(document, anchor, ledger))
         status_check, status_reason, successor = _status(document, ledger)
         checks.append(status_check)
         checks.append(_validity(document, today))
@@ -286,6 +293,74 @@ def _issuer(document: LicenceDocument, anchor: AnchorView, agency: AgencyView) -
         reveals=authority,
         redacted=Wording("issuer.ok-redacted", authorised),
     )
+
+
+def _checked_seal(document: LicenceDocument, anchor: AnchorView, ledger: LedgerSource) -> Check:
+    try:
+        return _seal(document, anchor, ledger)
+    except sm2_seal.SealUnavailable as exc:
+        # No SM2 here: the licence may be genuine, so no verdict rather than a wrong one.
+        raise CouldNotCheck(f"could not check the agency's seal: {exc}") from exc
+
+
+def _seal(document: LicenceDocument, anchor: AnchorView, ledger: LedgerSource) -> Check:
+    """The seal check (docs/format.md, "Verifying"): the first matching outcome wins."""
+    key = ledger.seal_key_at(anchor.agency_id, anchor.block_number)
+    seal = document.anchor.seal
+    if key is None:
+        if seal is None:
+            return _passed(CheckName.SEAL, _SEAL_NOT_REQUIRED)
+        return _failed(CheckName.SEAL, Status.TAMPERED, _SEAL_UNEXPECTED)
+    if seal is None:
+        return _failed(CheckName.SEAL, Status.TAMPERED, _SEAL_MISSING)
+    if not _is_seal_key(key.public_key):
+        return _failed(CheckName.SEAL, Status.ISSUER_NOT_AUTHORISED, _SEAL_KEY_MALFORMED)
+    since = key.compromised_from
+    if since is not None and anchor.block_number >= since:
+        return _failed(
+            CheckName.SEAL,
+            Status.ISSUER_NOT_AUTHORISED,
+            Wording("seal.key-compromised", {"block": since}),
+        )
+    ref = document.anchor
+    if not _seal_verifies(key.public_key, ref.chain_id, ref.registry, ref.root, seal):
+        return _failed(CheckName.SEAL, Status.TAMPERED, _SEAL_MISMATCH)
+    return _sealed(key)
+
+
+_SEAL_NOT_REQUIRED = Wording("seal.not-required")
+_SEAL_UNEXPECTED = Wording("seal.unexpected")
+_SEAL_MISSING = Wording("seal.missing")
+_SEAL_KEY_MALFORMED = Wording("seal.key-malformed")
+_SEAL_MISMATCH = Wording("seal.mismatch")
+
+
+def _sealed(key: SealKeyView) -> Check:
+    return _passed(CheckName.SEAL, Wording("seal.ok", {"keyNumber": key.number}))
+
+
+@lru_cache(maxsize=256)
+def _is_seal_key(public_key: bytes) -> bool:
+    try:
+        sm2_seal.check_public_key(public_key)
+    except sm2_seal.MalformedSealKey:
+        return False
+    return True
+
+
+# Once per root: every licence of a batch carries the same seal, and an SM2 verification
+# costs far more than the rest of a verdict. Keyed by everything the answer depends on, so
+# a changed seal or key is verified anew. SealUnavailable (no SM2 in this OpenSSL) is
+# raised, never cached (`_checked_seal`).
+@lru_cache(maxsize=4096)
+def _seal_verifies(
+    public_key: bytes, chain_id: int, registry: str, root: bytes, seal: bytes
+) -> bool:
+    try:
+        sm2_seal.check_seal(public_key, chain_id, bytes.fromhex(registry[2:]), root, seal)
+    except (sm2_seal.MalformedSeal, sm2_seal.SealMismatch):
+        return False
+    return True
 
 
 def _status(

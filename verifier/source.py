@@ -41,6 +41,21 @@ class AgencyView(Protocol):
     def retired(self) -> bool: ...
 
 
+class SealKeyView(Protocol):
+    """An agency's SM2 seal key as the registry records it (ledger.registry.SealKey):
+    the ``number``th, public key X || Y, first block, and the block from which it was
+    reported compromised (None if it was not)."""
+
+    @property
+    def number(self) -> int: ...
+    @property
+    def public_key(self) -> bytes: ...
+    @property
+    def valid_from(self) -> int: ...
+    @property
+    def compromised_from(self) -> int | None: ...
+
+
 class LeafView(Protocol):
     """A licence's status under its batch root (status 0 = active), as the registry's
     `statusOf` answers: the one the anchoring agency recorded for the licence id, or the
@@ -70,3 +85,7 @@ class LedgerSource(Protocol):
     def agency(self, agency_id: int) -> AgencyView: ...
     def status_of(self, root: bytes, leaf: bytes) -> LeafView: ...
     def compromised_from(self, agency_id: int, key_number: int) -> int | None: ...
+    def seal_key_at(self, agency_id: int, block_number: int) -> SealKeyView | None:
+        """The agency's seal key for batches anchored in `block_number` (the newest key
+        valid from that block or earlier), or None if it had none then."""
+        ...

@@ -58,6 +58,7 @@ class CheckName(StrEnum):
     INTEGRITY = "integrity"
     ANCHOR = "anchor"
     ISSUER = "issuer"
+    SEAL = "seal"
     STATUS = "status"
     VALIDITY = "validity"
 
@@ -134,6 +135,39 @@ REASON_TEXTS: dict[str, Label] = {
     "issuer.ok-redacted": Label(
         "由机构 {agencyCode} 上链，该机构在区块 {block} 时有权签发{licenceType|type}",
         "anchored by agency {agencyCode}, authorised for {licenceType|type} at block {block}",
+    ),
+    "seal.ok": Label(
+        "批次根带有发证机关的 SM2 电子印章，经其第 {keyNumber} 号印章密钥验证无误",
+        "the batch root carries the agency's SM2 seal, verified with its seal key {keyNumber}",
+    ),
+    "seal.not-required": Label(
+        "该批次上链时发证机关尚未登记 SM2 印章密钥，无需印章",
+        "the agency had no SM2 seal key when the batch was anchored: no seal is required",
+    ),
+    "seal.unexpected": Label(
+        "证照带有印章，但该批次上链时发证机关没有登记 SM2 印章密钥：印章是伪造的",
+        "the document carries a seal, but the agency had no SM2 seal key when the batch was "
+        "anchored: the seal is forged",
+    ),
+    "seal.missing": Label(
+        "该批次上链时发证机关已登记 SM2 印章密钥，但证照不带印章：印章已被去除",
+        "the agency sealed its batches when this one was anchored, but the document carries "
+        "no seal: it was removed",
+    ),
+    "seal.key-malformed": Label(
+        "登记合约中发证机关的 SM2 印章密钥不是 SM2 曲线上的点，无法验证印章",
+        "the agency's registered SM2 seal key is not a point on the SM2 curve: no seal can "
+        "be verified with it",
+    ),
+    "seal.key-compromised": Label(
+        "发证机关的 SM2 印章密钥已报告自区块 {block} 起泄露，而该批次在此之后上链",
+        "the agency's SM2 seal key was reported compromised from block {block}, and the "
+        "batch was anchored from then on",
+    ),
+    "seal.mismatch": Label(
+        "印章与发证机关登记的 SM2 印章密钥不符：印章或批次根已被改动",
+        "the seal does not verify with the agency's registered SM2 seal key: the seal or "
+        "the root was changed",
     ),
     "status.ok": Label(
         "现行有效：未被吊销、暂扣或替代", "in force: not revoked, suspended or superseded"

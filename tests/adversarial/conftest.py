@@ -20,6 +20,7 @@ from issuer.batch import WrappedBatch, wrap_batch
 from ledger import Chain, Registry, connect
 from ledger.errors import RegistryRejected
 from ledger.index import RegistryIndex
+from licence import seal
 from licence.catalogue import catalogue
 from licence.document import AnchorRef, LicenceDocument
 from licence.merkle import node_hash
@@ -43,6 +44,8 @@ RETIRING_NAME = "北京市朝阳区市场监督管理局"
 RETIRING_CODE = credit_code(90_001)
 ROTATING_NAME = "北京市西城区市场监督管理局"
 ROTATING_CODE = credit_code(90_002)
+SEALING_NAME = "北京市东城区市场监督管理局"
+SEALING_CODE = credit_code(90_003)
 
 
 @dataclass
@@ -65,20 +68,31 @@ class World:
         return index
 
     def wrap(
-        self, licence_type, rows, secrets=None, registry: Registry | None = None
+        self,
+        licence_type,
+        rows,
+        secrets=None,
+        registry: Registry | None = None,
+        seal_key: bytes | None = None,
     ) -> WrappedBatch:
         target = registry or self.registry
+        address = bytes.fromhex(target.address[2:])
         return wrap_batch(
             licence_type,
             rows,
             chain_id=self.chain.chain_id,
             registry=target.address,
             secrets=secrets,
+            sealer=None
+            if seal_key is None
+            else lambda root: seal.seal_root(seal_key, self.chain.chain_id, address, root),
         )
 
-    def issue(self, who: str, licence_type, rows, secrets=None, declared_type=None) -> WrappedBatch:
-        """Wrap and anchor rows as one batch of agency `who`."""
-        batch = self.wrap(licence_type, rows, secrets)
+    def issue(
+        self, who: str, licence_type, rows, secrets=None, declared_type=None, seal_key=None
+    ) -> WrappedBatch:
+        """Wrap and anchor rows as one batch of agency `who` (sealed with `seal_key`)."""
+        batch = self.wrap(licence_type, rows, secrets, seal_key=seal_key)
         code = licence_type.code if declared_type is None else declared_type
         self.registry.anchor(self.agencies[who], batch.root, code, len(batch.documents))
         return batch
@@ -132,6 +146,7 @@ def build_world() -> World:
             "rotating",
             "rotated-to",
             "stranger",
+            "sealing",
         )
     }
     for account in people.values():
@@ -296,7 +311,66 @@ def build_world() -> World:
     with pytest.raises(RegistryRejected):
         registry.anchor(stranger, forged.root, BUSINESS.code, 2)
     world.refused_anchors.append("stranger anchoring in the trusted registry")
+    _seal_world(world)
     return world
+
+
+def _seal_world(world: World) -> None:
+    """An agency that seals its batches (SM2), its genuine batches before and after its
+    seal key, and the seal forgeries that need the chain: a thief of its chain key
+    without its seal key, and with it once the seal key is reported compromised."""
+    registry, governor = world.registry, world.governor
+    world.agency_ids["sealing"], _ = registry.register_agency(
+        governor, SEALING_CODE, SEALING_NAME, world.agencies["sealing"].address, {1}
+    )
+    rows = iter(_business(i, SEALING_NAME) for i in range(800, 900))
+
+    def batch(n: int, seal_key: bytes | None = None) -> WrappedBatch:
+        return world.issue("sealing", BUSINESS, [next(rows) for _ in range(n)], seal_key=seal_key)
+
+    before = batch(3)  # anchored before the agency had a seal key: needs none
+    key = seal.new_private_key()
+    start = registry.chain.block_number() + 1
+    registry.register_seal_key(governor, world.agency_ids["sealing"], seal.public_key(key), start)
+    sealed = batch(5, key)
+    world.genuine += [*before.documents, *sealed.documents, *batch(2, key).documents]
+
+    # Whoever holds the agency's chain key but not its seal key cannot seal.
+    world.add("seal-by-another-key", {"TAMPERED"}, batch(2, seal.new_private_key()).documents)
+    world.add("seal-missing-after-the-seal-key", {"TAMPERED"}, batch(2).documents)
+    # A valid signature by the seal key, over a root it never sealed for this registry.
+    elsewhere = seal.seal_root(key, world.chain.chain_id, b"\x11" * 20, sealed.root)
+    world.add(
+        "seal-for-another-registry",
+        {"TAMPERED"},
+        [replace(d, anchor=replace(d.anchor, seal=elsewhere)) for d in sealed.documents[:2]],
+    )
+    # ... and over a batch anchored before seals, where no seal is expected.
+    world.add(
+        "seal-on-a-batch-before-seals",
+        {"TAMPERED"},
+        [
+            replace(
+                d,
+                anchor=replace(
+                    d.anchor,
+                    seal=seal.seal_root(
+                        key,
+                        world.chain.chain_id,
+                        bytes.fromhex(registry.address[2:]),
+                        before.root,
+                    ),
+                ),
+            )
+            for d in before.documents[:2]
+        ],
+    )
+    # With both keys stolen: once the seal key is reported compromised, what it seals from
+    # that block on does not count (what it sealed before does).
+    since = registry.chain.block_number() + 1
+    stolen = batch(2, key)
+    registry.mark_seal_key_compromised(governor, world.agency_ids["sealing"], 1, since)
+    world.add("seal-by-a-compromised-key", {"ISSUER_NOT_AUTHORISED"}, stolen.documents)
 
 
 @pytest.fixture(scope="module")

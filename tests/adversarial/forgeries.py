@@ -180,6 +180,7 @@ class Forger:
                 self._field_forgeries(form_name, form, other)
                 self._proof_forgeries(form_name, form, other)
                 self._anchor_forgeries(form_name, form, other)
+                self._seal_forgeries(form_name, form)
             self._secret_forgeries(document, other)
             self._presentation_forgeries(minimal, everything, present(other, []))
             self._structure_forgeries(document, minimal)
@@ -326,6 +327,37 @@ class Forger:
             with_anchor("registry-edit", NOT_ANCHORED, registry=value)
         for value in (registry[:-1], registry + "0", registry.swapcase(), "", None):
             with_anchor("registry-malformed", REFUSED_ONLY, registry=value)
+
+    # -- seals (the agency's SM2 seal of the root) ---------------------------------------
+
+    def _seal_forgeries(self, form_name: str, document: LicenceDocument) -> None:
+        base = document.to_json()
+
+        def with_seal(kind: str, expected: frozenset[str], value: object) -> None:
+            doc = copy.deepcopy(base)
+            doc["anchor"]["seal"] = value
+            self._add(f"seal-{kind}:{form_name}", expected, doc)
+
+        seal = base["anchor"].get("seal")
+        if seal is None:
+            # A seal on a batch whose agency had no seal key then: made up, so refused.
+            with_seal("added", TAMPERED, "0x" + self.random.randbytes(64).hex())
+            return
+        doc = copy.deepcopy(base)
+        del doc["anchor"]["seal"]
+        self._add(f"seal-stripped:{form_name}", TAMPERED, doc)
+        for bit in (0, 255, 256, 511):
+            with_seal("flipped-bit", TAMPERED, _flip(seal, bit))
+        with_seal("zero", TAMPERED, "0x" + "00" * 64)
+        with_seal("random", TAMPERED, "0x" + self.random.randbytes(64).hex())
+        with_seal("r-and-s-swapped", TAMPERED, "0x" + seal[66:] + seal[2:66])
+        for other in self.genuine:
+            if other.anchor.seal is not None and other.anchor.root != document.anchor.root:
+                with_seal("of-another-batch", TAMPERED, "0x" + other.anchor.seal.hex())
+                break
+        with_seal("upper-case-hex", REFUSED_ONLY, "0x" + seal[2:].upper())
+        with_seal("short", REFUSED_ONLY, seal[:-2])
+        with_seal("not-a-string", REFUSED_ONLY, 7)
 
     # -- secrets, salts, hidden commitments ----------------------------------------------
 

@@ -96,7 +96,7 @@ def test_qr_text_gets_a_typed_valid_verdict(served: Served) -> None:
     assert verdict.status is Status.VALID and verdict.is_valid
     assert verdict.failed_check is None
     assert [(x.name, x.outcome) for x in verdict.checks] == [
-        (name, "passed") for name in ("integrity", "anchor", "issuer", "status", "validity")
+        (name, "passed") for name in ("integrity", "anchor", "issuer", "seal", "status", "validity")
     ]
     assert verdict.checks[0].code == "integrity.ok"
     assert verdict.checks[0].params["root"] == "0x" + served.batch.documents[0].anchor.root.hex()

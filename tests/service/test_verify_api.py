@@ -25,6 +25,7 @@ def test_valid_licence_gets_every_part_of_the_verdict(service):
         "integrity",
         "anchor",
         "issuer",
+        "seal",
         "status",
         "validity",
     ]
@@ -61,7 +62,7 @@ def test_revocation_is_seen_by_the_next_verification(service):
     body = service.verify(document).json()
     assert body["status"] == "REVOKED"
     assert body["statusReason"]
-    assert [c["outcome"] for c in body["checks"]][3] == "failed"
+    assert [c["outcome"] for c in body["checks"]][4] == "failed"  # status
 
 
 def test_altered_field_is_a_tampered_verdict_not_an_error(service):

@@ -112,7 +112,7 @@ def test_a_caller_limited_in_fields_gets_the_redacted_code_and_no_field_in_param
 
 
 def test_revoked_status_reason_code_is_a_parameter(verdicts):
-    status = verdicts["revoked"].to_json()["checks"][3]
+    status = verdicts["revoked"].to_json()["checks"][4]
     assert status["code"] == "status.revoked"
     assert status["params"]["reason"] == int(Reason.FRAUD)
     assert word(status["code"], status["params"], "zh").endswith("以欺骗、贿赂等不正当手段取得")

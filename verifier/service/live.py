@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from ledger.errors import ChainUnreachable, LedgerError
 from ledger.index import RegistryIndex
-from ledger.registry import Agency, Anchor, LeafState, Registry
+from ledger.registry import Agency, Anchor, LeafState, Registry, SealKey
 from verifier.errors import CouldNotCheck
 
 OpenRegistry = Callable[[], Registry]
@@ -179,6 +179,10 @@ class IndexView:
     def compromised_from(self, agency_id: int, key_number: int) -> int | None:
         """The block from which an agency key was reported compromised, or None."""
         return self.index.compromised_from(agency_id, key_number)
+
+    def seal_key_at(self, agency_id: int, block_number: int) -> SealKey | None:
+        """The agency's seal key for batches anchored in `block_number`, or None."""
+        return self.index.seal_key_at(agency_id, block_number)
 
 
 class LiveIndex:
