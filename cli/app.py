@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from cli import agency, doctor, index, issue, ledger, present, records, service, snapshot, verify
+from cli import (
+    agency,
+    catalogue,
+    doctor,
+    index,
+    issue,
+    ledger,
+    present,
+    records,
+    service,
+    snapshot,
+    verify,
+)
 from cli.support import PlainHelp
 
 app = typer.Typer(
@@ -19,7 +31,7 @@ app = typer.Typer(
 # The verifier's and the holder's commands.
 app.command("verify")(verify.verify)
 app.command("demo")(verify.demo)
-app.command("catalogue")(verify.show_catalogue)
+app.add_typer(catalogue.catalogue_app, name="catalogue")
 app.command("present")(present.present_command)
 # The governor's and the agency's.
 app.add_typer(agency.registry_app, name="registry")

@@ -1,5 +1,6 @@
 """`elicence snapshot export`: a trust snapshot, signed by the governor, for verifying
-with no chain (`elicence verify FILE --snapshot S`); over verifier.trust_snapshot."""
+with no chain (`elicence verify FILE --snapshot S`); `elicence snapshot seal-key new`:
+the governor's SM2 key that co-signs it. Over verifier.trust_snapshot."""
 
 from __future__ import annotations
 
@@ -19,13 +20,18 @@ from cli.support import (
     PassphraseFileOption,
     RegistryOption,
     console,
+    errors,
     fail,
     home_of,
     open_key,
     open_registry,
+    passphrase,
     reported,
 )
-from issuer.keystore import GOVERNOR_KEYSTORE
+from issuer.keystore import GOVERNOR_KEYSTORE, keystore_path
+
+# The governor's SM2 key (licence.seal), beside its chain key, encrypted as it is.
+GOVERNOR_SEAL_KEYSTORE = "governor-seal.json"
 
 snapshot_app = typer.Typer(
     help="Trust snapshots: the registry's state signed by its governor, for offline verification.",
@@ -58,10 +64,12 @@ def export(
 
     The snapshot holds the chain id, the registry, the block it is as of (number, hash,
     time), every agency with its keys' validity, retirement and compromise blocks, every
-    anchored root and every licence status that is not active. It is signed with the
-    governor's chain key (HOME/keys/governor.json), so a copy from anywhere can be
-    trusted by a verifier that pins the governor's address. Verify with it, offline:
-    `elicence verify FILE --snapshot SNAPSHOT --governor 0x…`.
+    anchored root, every agency's SM2 seal keys and every licence status that is not
+    active. It is signed with the governor's chain key (HOME/keys/governor.json) and
+    co-signed with its SM2 key (HOME/keys/governor-seal.json, `elicence snapshot
+    seal-key new`), so a copy from anywhere can be trusted by a verifier that pins the
+    governor's address and SM2 key. Verify with it, offline: `elicence verify FILE
+    --snapshot SNAPSHOT --governor 0x… --governor-seal-key <128 hex>`.
 
     Example: [bold]elicence snapshot export trust-2026-12-02.snapshot[/]
     """
@@ -71,6 +79,7 @@ def export(
 
     folder = home_of(home)
     governor = open_key(folder, GOVERNOR_KEYSTORE, "governor")
+    seal_key = _governor_seal_key(folder)
     index_path = folder / index_file(0)
     started = time.perf_counter()
     with reported():
@@ -81,7 +90,7 @@ def export(
         finally:
             index.close()
         try:
-            snapshot = export_snapshot(index_path, bound, governor, file)
+            snapshot = export_snapshot(index_path, bound, governor, file, seal_key=seal_key)
         except SnapshotRefused as exc:
             fail(str(exc), EXIT_UNUSABLE)
     counts = snapshot.counts()
@@ -90,6 +99,109 @@ def export(
         f"({snapshot.block_time.isoformat(timespec='seconds')}): {counts['agencies']} "
         f"agencies, {counts['anchors']} roots, {counts['statuses']} changed statuses; "
         f"{file.stat().st_size:,} bytes in {time.perf_counter() - started:.1f} s; "
-        f"signed by {snapshot.governor}; sha256 of its content {snapshot.sha256}",
+        f"signed by {snapshot.governor}"
+        + ("" if seal_key is None else " and its SM2 key")
+        + f"; sha256 of its content {snapshot.sha256}",
         highlight=False,
     )
+
+
+def _governor_seal_key(home: Path) -> bytes | None:
+    """The governor's SM2 private key, opened with the passphrase; None (and a warning)
+    when the home has none: the snapshot then has no SM2 co-signature, which verifiers
+    that pin the governor's SM2 key refuse."""
+    from issuer.keystore import KeystoreError, WrongPassphrase, load_seal_key
+
+    path = keystore_path(home, GOVERNOR_SEAL_KEYSTORE)
+    if not path.exists():
+        errors.print(
+            f"warning: no governor SM2 key ({path}): the snapshot is signed by the chain "
+            "key only, and verifiers that pin an SM2 key will refuse it; create one with "
+            "`elicence snapshot seal-key new`",
+            highlight=False,
+            markup=False,
+        )
+        return None
+    try:
+        return load_seal_key(path, passphrase(confirm=False))
+    except WrongPassphrase:
+        fail(f"wrong passphrase for the governor's SM2 key {path}", EXIT_UNUSABLE)
+    except KeystoreError as exc:
+        fail(str(exc), EXIT_UNUSABLE)
+
+
+seal_key_app = typer.Typer(
+    help="The governor's SM2 key (GB/T 32918.2), which co-signs trust snapshots.",
+    no_args_is_help=True,
+)
+snapshot_app.add_typer(seal_key_app, name="seal-key")
+
+
+@seal_key_app.command("new")
+def seal_key_new(
+    *,
+    home: HomeOption = None,
+    cipher: Annotated[
+        str | None,
+        typer.Option(
+            "--cipher",
+            help="Keystore cipher: aes or sm4 (default: the home's config.json "
+            '"keys": {"cipher": ...}).',
+            show_default=False,
+        ),
+    ] = None,
+    passphrase_fd: PassphraseFdOption = None,
+    passphrase_file: PassphraseFileOption = None,
+) -> None:
+    """Create the governor's SM2 key (HOME/keys/governor-seal.json, encrypted, mode
+    0600), print its public key and pin it in HOME/config.json ("governorSealKey").
+
+    `elicence snapshot export` co-signs with it from then on. Give the printed public
+    key to every verifier (--governor-seal-key, ELICENCE_GOVERNOR_SEAL_KEY or
+    "governorSealKey" in its config.json), as you give them the governor's address.
+
+    Example: [bold]elicence snapshot seal-key new[/]
+    """
+    from issuer.keystore import create_seal_key
+    from ledger.config import CONFIG_FILE, ConfigError
+    from verifier.trust_snapshot import SEAL_KEY_MEMBER
+
+    folder = home_of(home)
+    path = keystore_path(folder, GOVERNOR_SEAL_KEYSTORE)
+    with reported():
+        public = create_seal_key(path, passphrase(confirm=True), cipher=cipher)
+    try:
+        _remember(folder / CONFIG_FILE, SEAL_KEY_MEMBER, public.hex())
+    except (ConfigError, OSError) as exc:
+        fail(f"the key is made ({path}), but {exc}", EXIT_UNUSABLE)
+    console.print(f"governor SM2 key created: {public.hex()} ({path})", highlight=False)
+    console.print(
+        "Verifiers pin it with --governor-seal-key (or ELICENCE_GOVERNOR_SEAL_KEY, or "
+        f'"{SEAL_KEY_MEMBER}" in their config.json).',
+        highlight=False,
+        markup=False,
+    )
+
+
+def _remember(config: Path, member: str, value: str) -> None:
+    """Set one member of the home's config.json, keeping the others."""
+    import json
+    import os
+
+    from ledger.config import ConfigError
+    from ledger.private import PRIVATE_FILE, private_folder
+
+    private_folder(config.parent)
+    try:
+        saved = json.loads(config.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        saved = {}
+    except ValueError as exc:
+        raise ConfigError(f"{config} is not JSON: {exc}") from None
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{config} is not a JSON object")
+    saved[member] = value
+    temp = config.parent / f".{config.name}.tmp"
+    temp.write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
+    temp.chmod(PRIVATE_FILE)
+    os.replace(temp, config)

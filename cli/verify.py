@@ -1,5 +1,5 @@
-"""`elicence verify`, `elicence demo` and `elicence catalogue`: the verifier's commands,
-over verifier.trust, verifier.remote and verifier.demo."""
+"""`elicence verify` and `elicence demo`: the verifier's commands, over verifier.trust,
+verifier.remote and verifier.demo."""
 
 from __future__ import annotations
 
@@ -15,15 +15,12 @@ from cli.support import (
     EXIT_REFUSED,
     EXIT_UNREACHABLE,
     EXIT_UNUSABLE,
-    Column,
     console,
     fail,
-    print_table,
     read_input,
 )
 from ledger.config import ConfigError, HomeConfig, default_home
 from ledger.errors import ChainUnreachable, LedgerError, RegistryNotFound
-from licence.catalogue import LicenceType, catalogue
 from licence.document import LicenceDocument
 from licence.errors import LicenceFormatError, PayloadError, UnsupportedHashSuite
 from verifier.errors import CouldNotCheck, UntrustedRegistry
@@ -119,6 +116,15 @@ def verify(
             show_default=False,
         ),
     ] = None,
+    governor_seal_key: Annotated[
+        str | None,
+        typer.Option(
+            help="With --snapshot: the governor's SM2 public key (128 hex) whose "
+            "co-signature the snapshot must carry (default ELICENCE_GOVERNOR_SEAL_KEY, "
+            'else "governorSealKey" in the home\'s config.json; none: not checked).',
+            show_default=False,
+        ),
+    ] = None,
     max_age: Annotated[
         str,
         typer.Option(
@@ -159,7 +165,14 @@ def verify(
         fail(str(exc), EXIT_UNUSABLE)
     if snapshot is not None:
         _verify_with_snapshot(
-            document, config, folder, snapshot, governors=governor, max_age=max_age, as_json=as_json
+            document,
+            config,
+            folder,
+            snapshot,
+            governors=governor,
+            seal_key=governor_seal_key,
+            max_age=max_age,
+            as_json=as_json,
         )
     try:
         verdict = verify_trusted(document, config, folder)
@@ -188,6 +201,7 @@ def _verify_with_snapshot(
     path: Path,
     *,
     governors: list[str] | None,
+    seal_key: str | None,
     max_age: str,
     as_json: bool,
 ) -> NoReturn:
@@ -200,7 +214,7 @@ def _verify_with_snapshot(
     from verifier.checks import verify as check
     from verifier.render import print_verdict
     from verifier.trust import refuse_foreign, trusted_registry
-    from verifier.trust_snapshot import SnapshotRefused, load_snapshot
+    from verifier.trust_snapshot import SnapshotRefused, load_snapshot, pinned_seal_key
 
     limit = parse_age(max_age)
     trusted = list(governors or [])
@@ -217,7 +231,13 @@ def _verify_with_snapshot(
         )
     try:
         registry = trusted_registry(config.registry, home)
-        loaded = load_snapshot(path, governors=trusted, registry=registry, chain_id=config.chain_id)
+        loaded = load_snapshot(
+            path,
+            governors=trusted,
+            registry=registry,
+            chain_id=config.chain_id,
+            governor_seal_key=pinned_seal_key(home, seal_key),
+        )
         refuse_foreign(document, registry, loaded.chain_id)
     except (SnapshotRefused, UntrustedRegistry) as exc:
         fail(str(exc), EXIT_UNUSABLE)
@@ -306,38 +326,3 @@ def demo(
         "[dim]The embedded chain lived in this process only; the documents name a registry "
         "that is gone now.[/]"
     )
-
-
-def show_catalogue() -> None:
-    """List the licence types and their fields (* required, P personal data).
-
-    A spreadsheet's headers may be the field names, or their Chinese or English labels.
-    Into a pipe: one tab-separated line per field, with its licence type.
-
-    Example: [bold]elicence catalogue[/]
-    """
-    columns = [
-        Column("field", typed=True),
-        Column("标签", typed=True),
-        Column("label"),
-        Column("kind"),
-    ]
-
-    def rows(licence_type: LicenceType) -> list[list[str]]:
-        return [
-            [
-                spec.name,
-                spec.label.zh,
-                spec.label.en,
-                spec.kind.value + (" *" if spec.required else "") + (" P" if spec.personal else ""),
-            ]
-            for spec in licence_type.fields
-        ]
-
-    if not console.is_terminal:  # one table for a program: the type on every line
-        every = [[t.id, t.name.zh, *row] for t in catalogue() for row in rows(t)]
-        print_table(None, [Column("type"), Column("证照"), *columns], every)
-        return
-    for licence_type in catalogue():
-        title = f"{licence_type.name.zh} · {licence_type.id} (code {licence_type.code})"
-        print_table(title, columns, rows(licence_type))

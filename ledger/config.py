@@ -254,6 +254,10 @@ class HomeConfig(BaseSettings):
         keys = _saved_node_section(home / CONFIG_FILE, "keys")
         if keys is not None:
             raw["keys"] = keys
+        # And the governor's SM2 key a verifier pins (verifier.trust_snapshot).
+        seal_key = _saved_node_section(home / CONFIG_FILE, "governorSealKey")
+        if seal_key is not None:
+            raw["governorSealKey"] = seal_key
         temp = home / f".{CONFIG_FILE}.tmp"
         temp.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
         temp.chmod(PRIVATE_FILE)

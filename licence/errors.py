@@ -5,7 +5,10 @@ LicenceFormatError
 ├── DocumentError       (also ValueError)  a document that is not well-formed elicence/1
 │   └── UnsupportedHashSuite                a hash suite this installation cannot compute
 ├── PresentationError   (also ValueError)  a disclosure a licence or presentation cannot make
-└── PayloadError        (also ValueError)  a QR payload or image that does not decode
+├── PayloadError        (also ValueError)  a QR payload or image that does not decode
+└── CatalogueError      (also ValueError)  type definitions that break the catalogue's rules
+    ├── DefinitionError                     a definition that is not valid (members named)
+    └── SuccessorError                      a new version changing what it may not
 """
 
 from __future__ import annotations
@@ -69,3 +72,34 @@ class PayloadError(LicenceFormatError, ValueError):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason}: {detail}")
+
+
+class CatalogueError(LicenceFormatError, ValueError):
+    """Licence type definitions, or a catalogue of them, break the catalogue's rules."""
+
+
+class DefinitionError(CatalogueError):
+    """A licence type definition is not valid; `problems` holds (path, reason) for every
+    member at fault, e.g. ("fields[3].pattern", "not a valid regular expression")."""
+
+    def __init__(self, source: str, problems: Sequence[tuple[str, str]]) -> None:
+        self.source = source
+        self.problems = tuple(problems)
+        listed = "; ".join(f"{path}: {reason}" if path else reason for path, reason in problems)
+        super().__init__(f"{source}: {listed}" if source else listed)
+
+
+class SuccessorError(CatalogueError):
+    """A new version of a licence type changes what a new version may not; `problems`
+    holds (rule, path, reason) for every rule broken (docs/format.md lists the rules)."""
+
+    def __init__(self, problems: Sequence[tuple[str, str, str]]) -> None:
+        self.problems = tuple(problems)
+        super().__init__(
+            "; ".join(f"{path}: {reason} (rule {rule})" for rule, path, reason in problems)
+        )
+
+    @property
+    def rules(self) -> frozenset[str]:
+        """The names of the rules broken."""
+        return frozenset(rule for rule, _, _ in self.problems)

@@ -48,7 +48,7 @@ def test_every_command_has_help_with_an_example(path):
 def test_catalogue_lists_the_types_with_chinese_labels():
     result = CliRunner().invoke(app, ["catalogue"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
-    assert "营业执照" in result.output and "统一社会信用代码" in result.output
+    assert "营业执照" in result.output and "市场监督管理局" in result.output
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ from typer.testing import CliRunner
 
 from cli.app import app
 from issuer.records import PlannedLicences, Records
-from licence.catalogue import catalogue
 from licence.reasons import Reason
 from tests.cli.test_cli import _command_paths
 from tests.conftest import ELICENCE, run_elicence
@@ -83,26 +82,6 @@ def home(tmp_path):
             block=14,
         )
     return folder
-
-
-def test_catalogue_at_80_columns_shows_every_field_name_and_label_whole():
-    shown = in_terminal("catalogue")
-    assert "…" not in shown
-    assert max(cell_len(line) for line in shown.splitlines()) <= WIDTH
-    for licence_type in catalogue():
-        assert licence_type.name.zh in shown
-        for spec in licence_type.fields:
-            assert spec.name in shown and spec.label.zh in shown
-
-
-def test_catalogue_through_a_pipe_is_one_tab_separated_line_per_field():
-    result = run_elicence("catalogue")
-    header, *lines = result.stdout.splitlines()
-    assert header.split("\t") == ["type", "证照", "field", "标签", "label", "kind"]
-    expected = [
-        (t.id, t.name.zh, s.name, s.label.zh, s.label.en) for t in catalogue() for s in t.fields
-    ]
-    assert [tuple(line.split("\t")[:5]) for line in lines] == expected
 
 
 def test_records_at_80_columns_show_numbers_ids_roots_and_transactions_whole(home):

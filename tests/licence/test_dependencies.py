@@ -26,6 +26,7 @@ MODULES = [
     "licence",
     "licence.canonical",
     "licence.catalogue",
+    "licence.catalogue_rules",
     "licence.credit_code",
     "licence.digest",
     "licence.document",

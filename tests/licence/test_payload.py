@@ -171,7 +171,7 @@ BAD_PAYLOADS = [
     ("unknown version", lambda d: spoil(d, 0, 9), "version"),
     ("version as text", lambda d: spoil(d, 0, "1"), "version"),
     ("array of seven", lambda d: pack(cbor2.dumps(layout(d)[:7])), "layout"),
-    ("unknown type code", lambda d: spoil(d, 1, 9), "type"),
+    ("unknown type code", lambda d: spoil(d, 1, 63), "type"),  # no shipped type has 63
     ("zero chain id", lambda d: spoil(d, 2, 0), "layout"),
     ("registry of 19 bytes", lambda d: spoil(d, 3, b"\x11" * 19), "layout"),
     ("root as hex text", lambda d: spoil(d, 4, "0x" + "ab" * 16), "layout"),
