@@ -2,10 +2,11 @@
 
 Builds a synthetic verifier index (ledger.index's tables, schema 3) with ROOTS anchored
 roots and STATUSES changed licence statuses, then times what `elicence snapshot export`
-does after syncing (read the index, sign, gzip, write) and what `elicence verify
---snapshot` does before its checks (read, check the signature, build the look-ups).
-The chain calls of an export (one block, one hasRole) are left out: they cost
-milliseconds.
+does after syncing (read the index, sign with the chain key and the SM2 key, gzip,
+write) and what `elicence verify --snapshot` does before its checks (read, check both
+signatures, build the look-ups), each in a fresh interpreter whose peak resident memory
+(ru_maxrss) is reported with it. The chain calls of an export (one block, one hasRole)
+are left out: they cost milliseconds.
 
     python scripts/bench_trust_snapshot.py --roots 10000 --statuses 1000000
 """
@@ -14,18 +15,21 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import hashlib
+import json
 import os
+import resource
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import orjson
 from eth_account import Account
-from eth_account.messages import encode_defunct
 
 from ledger.index import _TABLES, SCHEMA_VERSION
+from licence import seal
 from verifier import trust_snapshot as ts
 
 
@@ -64,42 +68,111 @@ def build_index(path: Path, roots: int, statuses: int) -> None:
     db.close()
 
 
+def export_phase(index: Path, out: Path) -> dict[str, float]:
+    """What `elicence snapshot export` does after its sync, with ledger-free stand-ins
+    for the two chain calls: read the index, sign with both keys, gzip, write."""
+    governor = Account.create()
+    sm2 = seal.new_private_key()
+    cpu = _cpu()
+    started = time.perf_counter()
+    body = ts.read_index(index)
+    read = time.perf_counter()
+    body.update(blockTime=1_760_000_000, governor=governor.address)
+    digest = ts.body_digest(body)
+    document = {
+        "format": ts.FORMAT,
+        "body": body,
+        "signatures": ts.sign_body(body, digest, governor, sm2),
+    }
+    ts._write_atomically(out, document)
+    done = time.perf_counter()
+    Path(f"{out}.keys").write_text(
+        json.dumps({"governor": governor.address, "sm2": seal.public_key(sm2).hex()})
+    )
+    return {"seconds": done - started, "read_seconds": read - started, "cpu_seconds": _cpu() - cpu}
+
+
+def load_phase(out: Path) -> dict[str, float]:
+    """What `elicence verify --snapshot` does before its checks: read, check both
+    signatures, build the look-ups; then one look-up per changed status, compared with
+    the file (the verdicts' input is unchanged)."""
+    keys = json.loads(Path(f"{out}.keys").read_text())
+    cpu = _cpu()
+    started = time.perf_counter()
+    snapshot = ts.load_snapshot(
+        out, governors=[keys["governor"]], governor_seal_key=bytes.fromhex(keys["sm2"])
+    )
+    loaded = time.perf_counter()
+    cpu = _cpu() - cpu
+    peak = _peak_mib()
+    rows = orjson.loads(gzip.decompress(out.read_bytes()))["body"]["statuses"]
+    lookups = time.perf_counter()
+    for agency_id, leaf, status, reason, block, _ in rows[:: max(1, len(rows) // 100_000)]:
+        state = snapshot.leaves.get(agency_id, bytes.fromhex(leaf))
+        assert state is not None and (state.status, state.reason) == (status, reason)
+        assert state.changed_at_block == block
+    looked = time.perf_counter() - lookups
+    return {
+        "seconds": loaded - started,
+        "cpu_seconds": cpu,
+        "peak_mib": peak,
+        "statuses": snapshot.counts()["statuses"],
+        "lookup_us": looked / min(len(rows), 100_000) * 1e6 if rows else 0.0,
+    }
+
+
+def _cpu() -> float:
+    # CPU seconds of this process: steadier than the wall clock on a shared machine.
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return used.ru_utime + used.ru_stime
+
+
+def _peak_mib() -> float:
+    # ru_maxrss is in KiB on Linux: the process's peak resident set so far.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _phase(*args: str) -> dict[str, float]:
+    """Run one phase in a fresh interpreter, so its peak memory is its own."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--phase", *args], check=True, capture_output=True, text=True
+    )
+    result: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--roots", type=int, default=10_000)
     parser.add_argument("--statuses", type=int, default=1_000_000)
+    parser.add_argument("--phase", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    governor = Account.create()
+    if args.phase:
+        name, *paths = args.phase
+        baseline = _peak_mib()
+        if name == "export":
+            result = export_phase(Path(paths[0]), Path(paths[1]))
+        else:
+            result = load_phase(Path(paths[0]))
+        result.setdefault("peak_mib", _peak_mib())
+        result["baseline_mib"] = baseline
+        print(json.dumps(result))
+        return
     with tempfile.TemporaryDirectory() as folder:
         index, out = Path(folder) / "index.sqlite", Path(folder) / "trust.snapshot"
         build_index(index, args.roots, args.statuses)
-        started = time.perf_counter()
-        body = ts.read_index(index)
-        read = time.perf_counter()
-        body.update(blockTime=1_760_000_000, governor=governor.address)
-        digest = hashlib.sha256(ts._canonical(body)).hexdigest()
-        signed = governor.sign_message(encode_defunct(text=ts._message(body, digest)))
-        document = {
-            "format": ts.FORMAT,
-            "body": body,
-            "signatures": {
-                "governor": {
-                    "address": governor.address,
-                    "signature": "0x" + signed.signature.hex(),
-                },
-                "sm2": None,
-            },
-        }
-        raw = orjson.dumps(document)
-        out.write_bytes(gzip.compress(raw, compresslevel=6, mtime=0))
-        done = time.perf_counter()
-        snapshot = ts.load_snapshot(out, governors=[governor.address])
-        loaded = time.perf_counter()
+        exported = _phase("export", str(index), str(out))
+        loaded = _phase("load", str(out))
+        size = out.stat().st_size
+        raw = len(gzip.decompress(out.read_bytes()))
         print(
-            f"{args.roots:,} roots, {args.statuses:,} statuses: {out.stat().st_size:,} bytes "
-            f"gzip ({len(raw):,} JSON); export {done - started:.2f} s (index read "
-            f"{read - started:.2f} s); load and check {loaded - done:.2f} s; "
-            f"{snapshot.counts()}"
+            f"{args.roots:,} roots, {args.statuses:,} statuses: {size:,} bytes gzip "
+            f"({raw:,} JSON); export {exported['seconds']:.2f} s, {exported['cpu_seconds']:.2f} "
+            f"s CPU (index read {exported['read_seconds']:.2f} s), peak RSS "
+            f"{exported['peak_mib']:.0f} MiB; load and check {loaded['seconds']:.2f} s, "
+            f"{loaded['cpu_seconds']:.2f} s CPU, peak RSS {loaded['peak_mib']:.0f} MiB "
+            f"(of which {loaded['baseline_mib']:.0f} MiB the interpreter and imports); "
+            f"a status look-up {loaded['lookup_us']:.1f} us"
         )
 
 
