@@ -29,7 +29,15 @@ VENDORED = {
     "swagger-ui-dist/favicon-32x32.png": ("swagger-ui-dist", "favicon-32x32.png"),
     "swagger-ui-dist/LICENSE": ("swagger-ui-dist", "LICENSE"),
     "sm-crypto/sm3.js": ("sm-crypto", "dist/sm3.js"),
+    "sm-crypto/sm2.js": ("sm-crypto", "dist/sm2.js"),
     "sm-crypto/LICENSE": ("sm-crypto", "LICENCE_MIT"),
+    "pako/pako_inflate.umd.min.js": ("pako", "dist/browser/pako_inflate.umd.min.js"),
+    "noble-secp256k1/index.js": ("@noble/secp256k1", "index.js"),
+    "noble-secp256k1/LICENSE": ("@noble/secp256k1", "LICENSE"),
+    "noble-hashes/sha3.js": ("@noble/hashes", "sha3.js"),
+    "noble-hashes/_u64.js": ("@noble/hashes", "_u64.js"),
+    "noble-hashes/utils.js": ("@noble/hashes", "utils.js"),
+    "noble-hashes/LICENSE": ("@noble/hashes", "LICENSE"),
 }
 
 
@@ -89,11 +97,27 @@ def test_pages_have_no_inline_script() -> None:
         assert tags.handlers == [], page
 
 
-def test_embedded_catalogue_is_the_packages_catalogue() -> None:
-    shipped = json.loads((STATIC / "catalogue.json").read_text("utf-8"))
-    files = sorted((REPO / "licence" / "licence_types").glob("*.json"))
-    types = sorted((json.loads(p.read_text("utf-8")) for p in files), key=lambda t: t["code"])
-    assert shipped == {"types": types}, "run scripts/vendor_web to refresh catalogue.json"
+def test_the_page_carries_no_copy_of_the_catalogue() -> None:
+    # The page's types are the service's (GET /v1/catalogue, js/common.js loadCatalogue):
+    # a copy could lay out a payload by another field order than the service reads.
+    assert not (STATIC / "catalogue.json").exists()
+    for path in _own_files():
+        if path.suffix in (".js", ".html"):
+            assert "catalogue.json" not in path.read_text("utf-8"), path
+    assert '"../v1/catalogue"' in (STATIC / "js" / "common.js").read_text("utf-8")
+
+
+@pytest.mark.slow
+def test_the_pages_licence_types_are_the_services_catalogue(browser, site: Site) -> None:
+    browser.get(site.url + "/present.html")
+    loaded = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        f"import({site.url + '/js/common.js'!r}).then((m) => m.loadCatalogue())"
+        ".then(done, (e) => done(String(e)));"
+    )
+    served = httpx.get(site.url + "/v1/catalogue", timeout=30).json()["licenceTypes"]
+    assert loaded == {"types": served}
+    assert len(served) >= 20
 
 
 def test_page_words_reasons_from_the_packages_own_table() -> None:
@@ -116,11 +140,12 @@ def test_vendored_file_is_an_unmodified_copy_of_the_pinned_package(copy: str) ->
 def test_vendored_versions_are_pinned_and_listed_with_their_licences() -> None:
     pinned = json.loads((REPO / "package.json").read_text("utf-8"))["devDependencies"]
     listing = (STATIC / "vendor" / "VENDORED.md").read_text("utf-8")
-    for package in {p for p, _ in VENDORED.values()}:
+    folders = {package: copy.split("/")[0] for copy, (package, _) in VENDORED.items()}
+    for package, folder in folders.items():
         version = pinned[package]
         assert re.fullmatch(r"\d+\.\d+\.\d+", version), f"{package} is not pinned: {version}"
         assert f"npm `{package}`" in listing and f"| {version} |" in listing, package
-        assert (STATIC / "vendor" / package / "LICENSE").is_file(), package
+        assert (STATIC / "vendor" / folder / "LICENSE").is_file(), package
         installed = NODE_MODULES / package / "package.json"
         if installed.exists():
             assert json.loads(installed.read_text("utf-8"))["version"] == version
@@ -145,7 +170,7 @@ def test_package_data_ships_every_static_file() -> None:
         ("/js/present.js", "javascript"),
         ("/js/elformat.js", "javascript"),
         ("/vendor/jsqr/jsQR.js", "javascript"),
-        ("/catalogue.json", "application/json"),
+        ("/v1/catalogue", "application/json"),
         ("/reasons.json", "application/json"),
         ("/js/reasons.js", "javascript"),
     ],

@@ -17,6 +17,7 @@ import pytest
 
 from licence.document import parse_document
 from licence.payload import decode_payload
+from verifier.service.routers.catalogue import catalogue_json
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "verifier" / "web" / "static"
@@ -79,6 +80,10 @@ def page_results(tmp_path_factory) -> dict[str, object]:
         pytest.fail("Node.js is needed to run the web page's format code (scripts/_setup.sh)")
     runner = tmp_path_factory.mktemp("js") / "vectors.mjs"
     runner.write_text(_RUNNER, encoding="utf-8")
+    # The types as the page gets them: GET /v1/catalogue's, as js/common.js hands them on.
+    catalogue_file = runner.with_name("catalogue.json")
+    types = catalogue_json()["licenceTypes"]
+    catalogue_file.write_text(json.dumps({"types": types}, ensure_ascii=False), "utf-8")
     ran = subprocess.run(
         [
             node,
@@ -86,7 +91,7 @@ def page_results(tmp_path_factory) -> dict[str, object]:
             str(STATIC / "js" / "elformat.js"),
             str(STATIC / "vendor" / "pako" / "pako_deflate.umd.min.js"),
             str(STATIC / "vendor" / "sm-crypto" / "sm3.js"),
-            str(STATIC / "catalogue.json"),
+            str(catalogue_file),
             str(VECTORS / "commitments.json"),
             str(VECTORS / "payload.json"),
             str(VECTORS / "hashes.json"),

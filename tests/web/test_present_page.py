@@ -162,7 +162,7 @@ def test_licence_never_leaves_the_device(browser: WebDriver, site: Site) -> None
         "return performance.getEntriesByType('resource').map(e => [e.name, e.initiatorType]);"
     )
     requests = [name for name, kind in sent if kind in ("fetch", "xmlhttprequest", "beacon")]
-    assert requests == [site.url + "/catalogue.json"], requests
+    assert requests == [site.url + "/v1/catalogue"], requests
 
 
 def test_not_a_licence_file_is_refused_with_a_message(

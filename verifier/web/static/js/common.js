@@ -3,14 +3,17 @@
 let cataloguePromise = null;
 
 /**
- * The catalogue of licence types (field order, labels, mandatory disclosure). It is
- * the package's own licence/licence_types, copied at build time by scripts/vendor_web
- * and served beside the page, so presenting needs no call to the service.
+ * The catalogue of licence types (field order, labels, mandatory disclosure), as
+ * { types: [...] }. It is the service's own (GET /v1/catalogue), so the page can never
+ * lay out a payload by another field order than the service reads it by; the browser
+ * keeps it and revalidates it by ETag (no-cache).
  */
 export function loadCatalogue() {
-  cataloguePromise ??= fetch("catalogue.json", { cache: "no-cache" }).then((response) => {
-    if (!response.ok) throw new Error(`catalogue.json: HTTP ${response.status}`);
-    return response.json();
+  // Beside the page, wherever the service is mounted (verifier/service/routers/catalogue.py).
+  const url = new URL("../v1/catalogue", import.meta.url).href;
+  cataloguePromise ??= fetch(url, { cache: "no-cache" }).then(async (response) => {
+    if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+    return { types: (await response.json()).licenceTypes };
   });
   return cataloguePromise;
 }

@@ -1,6 +1,6 @@
 // The present page: open a licence file, tick what to disclose, show the QR code.
 // Nothing is sent anywhere: the file is read, hashed and encoded in this page, and the
-// only request it makes is for catalogue.json (the licence types), beside the page.
+// only request it makes is for the licence types (the service's v1/catalogue).
 
 import { applyStatic, joinList, label, onLangChange, setUpLanguage, t } from "./i18n.js";
 import { el, loadCatalogue } from "./common.js";

@@ -5,11 +5,17 @@
 // (problem+json) when the input is not a licence at all. Every reason is shown in the
 // page's language from its code (reasons.js); a problem is shown as a sentence saying
 // what to do, with the service's technical words folded away in a <details>.
+//
+// Offline (offline-ui.js): when the service cannot be reached (no network, the service
+// down, or its chain unreachable: 502/503/504), or the user chose offline, the page
+// verifies from the trust snapshot it keeps, and the card says as of which block and
+// how old the snapshot is.
 
 import { applyStatic, joinList, label, lang, onLangChange, setUpLanguage, t } from "./i18n.js";
 import { el, loadCatalogue } from "./common.js";
 import { checkReason, loadReasons, statusReasonText } from "./reasons.js";
 import { decodeImageData, imageDataOfBlob, scanCamera } from "./scan.js";
+import { asOfLine, hasSnapshot, offlineChosen, setUpOffline, verifyFromSnapshot } from "./offline-ui.js";
 
 const GREEN = new Set(["VALID"]);
 const AMBER = new Set(["SUSPENDED", "EXPIRED", "NOT_YET_VALID", "SUPERSEDED"]);
@@ -20,6 +26,7 @@ const announce = document.getElementById("announce");
 const cameraStatus = document.getElementById("camera-status");
 let shown = null; // what the card shows, kept so a language switch can redraw it
 let catalogue = { types: [] };
+let redrawOffline = () => {};
 
 // ---------------------------------------------------------------- asking the service
 
@@ -30,35 +37,78 @@ async function verifyText(raw) {
     show({ kind: "unreadable", sentence: ["paste-empty"] });
     return;
   }
+  if (offlineChosen() || navigator.onLine === false) {
+    await verifyOffline(text);
+    return;
+  }
   // The document goes to the service as the holder's own text, not re-serialised, so
   // that nothing (a large chain id, a duplicate key) is changed on the way.
   const body = text.startsWith("{") ? `{"document":${text}}` : JSON.stringify({ qr: text });
-  await ask(() =>
-    fetch("v1/verifications", {
-      method: "POST",
-      headers: { "content-type": "application/json", accept: "application/json" },
-      body,
-    }),
+  await ask(
+    () =>
+      fetch("v1/verifications", {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json" },
+        body,
+      }),
+    text,
   );
+}
+
+/** Verify from the kept trust snapshot, with no call to the service. */
+async function verifyOffline(text) {
+  if (!hasSnapshot()) {
+    show({ kind: "unchecked", sentence: ["offline-no-snapshot"] });
+    return;
+  }
+  slot.setAttribute("aria-busy", "true");
+  announce.textContent = t("checking");
+  await loadReasons();
+  try {
+    const { verdict, offline } = await verifyFromSnapshot(text);
+    show({ kind: "verdict", verdict, offline });
+  } catch (exc) {
+    // Not a licence (offline.js cannot read it): as the service's 4xx, no verdict.
+    show({ kind: "unreadable", sentence: ["problem-document"], detail: String(exc?.message ?? exc) });
+  } finally {
+    slot.removeAttribute("aria-busy");
+  }
 }
 
 /** Verify an image the browser could not read a QR code from: the service tries harder. */
 async function verifyImage(file) {
+  if (offlineChosen() || navigator.onLine === false) {
+    show({ kind: "unreadable", sentence: ["problem-image"] });
+    return;
+  }
   const form = new FormData();
   form.append("image", file, file.name || "image");
   await ask(() => fetch("v1/verifications/image", { method: "POST", body: form }));
 }
 
-async function ask(request) {
+// The service's answers that mean it could not check (it, or its chain, is down).
+const UNREACHABLE = new Set([502, 503, 504]);
+
+/** Ask the service; `text` (when given) is verified from the snapshot if it cannot answer. */
+async function ask(request, text = null) {
   slot.setAttribute("aria-busy", "true");
   announce.textContent = t("checking");
   let response;
   try {
     response = await request();
   } catch (exc) {
-    // The service itself could not be reached: no verdict either.
     slot.removeAttribute("aria-busy");
+    if (text !== null && hasSnapshot()) {
+      await verifyOffline(text);
+      return;
+    }
+    // The service itself could not be reached: no verdict either.
     show({ kind: "unchecked", sentence: ["problem-unreachable"], detail: String(exc.message || exc) });
+    return;
+  }
+  if (text !== null && UNREACHABLE.has(response.status) && hasSnapshot()) {
+    slot.removeAttribute("aria-busy");
+    await verifyOffline(text);
     return;
   }
   let body = null;
@@ -133,7 +183,10 @@ function show(what) {
 function summary(what) {
   if (what.kind === "verdict") {
     const status = what.verdict.status;
-    return `${t("result-h")}: ${t(`status-${status}`)}. ${t(`meaning-${status}`)}`;
+    const base = `${t("result-h")}: ${t(`status-${status}`)}. ${t(`meaning-${status}`)}`;
+    if (!what.offline) return base;
+    const o = what.offline;
+    return `${base} ${t("offline-asof", o.blockNumber, when(o.blockTime))}${o.stale ? ` ${t("offline-stale", o.maxAgeDays)}` : ""}`;
   }
   return `${t(`${what.kind}-title`)}. ${sentenceOf(what)}`;
 }
@@ -145,7 +198,7 @@ function sentenceOf(what) {
 }
 
 function render(what) {
-  if (what.kind === "verdict") return verdictCard(what.verdict);
+  if (what.kind === "verdict") return verdictCard(what.verdict, what.offline);
   const tone = what.kind === "unchecked" ? "unknown" : "neutral";
   return el(
     "article",
@@ -180,13 +233,19 @@ function tone(status) {
 
 const ICON = { ok: "✓", warn: "!", bad: "✗" };
 
-function verdictCard(v) {
+function verdictCard(v, offline = null) {
   const type = catalogue.types.find((x) => x.id === v.licenceType);
   const failed = (v.checks || []).find((c) => c.outcome === "failed");
   const cardTone = tone(v.status);
   return el(
     "article",
-    { class: `card card--${cardTone}`, "data-kind": "verdict", "data-status": v.status, "aria-labelledby": "card-title" },
+    {
+      class: `card card--${cardTone}`,
+      "data-kind": "verdict",
+      "data-status": v.status,
+      "data-source": offline ? "snapshot" : "service",
+      "aria-labelledby": "card-title",
+    },
     el(
       "header",
       { class: "card__head" },
@@ -203,6 +262,7 @@ function verdictCard(v) {
         el("p", { class: "card__meaning", text: t(`meaning-${v.status}`) }),
       ),
     ),
+    offline ? asOfLine(offline, when) : null,
     failed ? el("p", { class: "card__reason" }, el("strong", { text: `${t("reason")}: ` }), reasonOf(failed)) : null,
     facts([
       [t("status-reason"), statusReasonOf(v), "status-reason"],
@@ -239,6 +299,9 @@ function facts(rows, className = "facts") {
 }
 
 function fieldsSection(v, type) {
+  // A verdict from the snapshot (offline.js) lists no fields: say nothing rather than
+  // "all disclosed".
+  if (!v.fields) return null;
   const fields = v.fields || {};
   const hidden = new Set(v.hidden || []);
   const withheld = new Set(v.withheld || []);
@@ -290,7 +353,7 @@ function fieldsSection(v, type) {
  * agency anchored (as opposed to a licence that was genuine but is no longer in force). */
 function untrusted(v) {
   return (v.checks || []).some(
-    (c) => c.outcome === "failed" && ["integrity", "anchor", "issuer"].includes(c.name),
+    (c) => c.outcome === "failed" && ["integrity", "anchor", "issuer", "seal"].includes(c.name),
   );
 }
 
@@ -338,7 +401,7 @@ function checksSection(checks) {
       checks.map((c) =>
         el(
           "li",
-          { class: `check check--${c.outcome}`, "data-check": c.name },
+          { class: `check check--${c.outcome}`, "data-check": c.name, "data-code": c.code },
           el("span", { class: "check__name", text: t(`check-${c.name}`) }),
           el("span", { class: "check__outcome", text: t(`outcome-${c.outcome}`) }),
           el("span", { class: "check__reason", text: reasonOf(c) }),
@@ -472,6 +535,7 @@ slot.addEventListener("click", (event) => {
 setUpLanguage();
 onLangChange(() => {
   applyStatic();
+  redrawOffline();
   if (shown) slot.replaceChildren(render(shown));
 });
 setUpPaste();
@@ -486,4 +550,7 @@ loadCatalogue()
   .catch(() => {
     // Without the catalogue the card still shows the fields, by their names.
   });
+setUpOffline(when).then((redraw) => {
+  redrawOffline = redraw;
+});
 document.body.dataset.ready = "true";

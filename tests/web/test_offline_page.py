@@ -1,0 +1,555 @@
+"""The verify page as an offline web app, in headless Chromium with the service stopped.
+
+A registry on a real node holds one batch per hash suite, one licence of each revoked;
+the governor exports a trust snapshot (`elicence snapshot export`) that a real
+`elicence serve` offers at GET /v1/trust-snapshot. The page is opened once online (it
+installs its service worker, pins the trust anchor and fetches the snapshot); then the
+service process is killed and the page reloaded: it must come from the worker's cache,
+restore the snapshot, and give the verdicts the Python verifier gives with the same
+snapshot, with the snapshot's block and age on every card.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from eth_account.signers.local import LocalAccount
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+
+from cli.snapshot import GOVERNOR_SEAL_KEYSTORE
+from issuer.batch import wrap_batch
+from issuer.keystore import GOVERNOR_KEYSTORE, create, keystore_path
+from issuer.qr import qr_png_bytes
+from ledger import Registry, connect
+from ledger.config import HomeConfig
+from licence import seal
+from licence.catalogue import catalogue
+from licence.document import LicenceDocument
+from licence.payload import encode_payload
+from licence.reasons import Reason
+from tests.conftest import AGENCY_CODE, AGENCY_NAME, ELICENCE, NodeProcess, free_port, key_for
+from tests.samples import business_licence
+from tests.web.conftest import STATIC, wait
+from tests.web.pages import card, contrast, open_page, shoot, verify_text
+from verifier.checks import verify
+from verifier.trust_snapshot import load_snapshot
+
+SUITES = ("sha256-128", "sm3-128")
+PASSPHRASE = "offline page passphrase"
+PHONE_WIDTH = 375
+SW = STATIC / "sw.js"
+
+
+# ---------------------------------------------------------------- the worker's files
+
+
+def _shell() -> list[str]:
+    text = SW.read_text("utf-8")
+    block = re.search(r"const SHELL = \[(.*?)\];", text, re.DOTALL)
+    assert block is not None, "sw.js has no SHELL list"
+    return re.findall(r'^\s*"([^"]+)",?\s*$', block.group(1), re.MULTILINE)
+
+
+def _version() -> str:
+    found = re.search(r'const VERSION = "([0-9a-f]+)";', SW.read_text("utf-8"))
+    assert found is not None
+    return found.group(1)
+
+
+def shell_digest(paths: list[str]) -> str:
+    """The cache version sw.js must carry: a digest of every shell file's name and bytes."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.encode("utf-8") + b"\0" + (STATIC / path).read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+_IMPORT = re.compile(r"""(?:\bimport\s*(?:[\w*{}\s,]+from\s*)?|\bimport\s*\()\s*["']([^"']+)["']""")
+_TAG = re.compile(r"""<(?:script|link)\b[^>]*?\b(?:src|href)="([^"]+)\"""")
+
+
+def _loaded_by(page: str) -> set[str]:
+    """Every file `page` loads: its tags' files and, from its modules, what they import."""
+    found: set[str] = set()
+    todo = [u for u in _TAG.findall((STATIC / page).read_text("utf-8"))]
+    while todo:
+        path = todo.pop()
+        if path in found or not (STATIC / path).is_file():
+            continue
+        found.add(path)
+        if path.endswith(".js"):
+            base = Path(path).parent
+            for spec in _IMPORT.findall((STATIC / path).read_text("utf-8")):
+                if spec.startswith("."):
+                    todo.append(os.path.normpath(base / spec))
+        if path.endswith(".webmanifest"):
+            todo += [i["src"] for i in json.loads((STATIC / path).read_text("utf-8"))["icons"]]
+    return found
+
+
+def test_worker_precaches_every_file_the_pages_load() -> None:
+    shell = set(_shell())
+    for page in ("index.html", "present.html"):
+        missing = _loaded_by(page) - shell
+        assert not missing, f"sw.js SHELL lacks what {page} loads: {sorted(missing)}"
+    assert {"index.html", "js/verify.js", "js/offline.js", "reasons.json"} <= shell
+    for path in shell:
+        assert (STATIC / path).is_file(), f"sw.js precaches {path}, which does not exist"
+    # Of the API only the catalogue (public, the same for all): never a verdict.
+    kept = re.search(r"const KEPT = \[(.*?)\];", SW.read_text("utf-8"), re.DOTALL)
+    assert kept is not None and re.findall(r'"([^"]+)"', kept.group(1)) == ["v1/catalogue"]
+
+
+def test_worker_cache_name_changes_with_the_files_it_precaches() -> None:
+    # An update is installed only when sw.js changes: its VERSION names the bytes.
+    expected = shell_digest(_shell())
+    assert _version() == expected, f'set VERSION in sw.js to "{expected}" (the shell changed)'
+
+
+# ---------------------------------------------------------------- the registry and service
+
+
+@dataclass
+class World:
+    """A registry with a batch per suite, its governor's home and trust snapshots."""
+
+    node: NodeProcess
+    home: Path
+    registry: str
+    chain_id: int
+    governor: LocalAccount
+    snapshot: Path
+    foreign: Path  # a snapshot of another registry, signed by the same governor
+    governor_seal_key: bytes  # the governor's SM2 public key, which co-signs snapshots
+    documents: dict[tuple[str, str], LicenceDocument] = field(default_factory=dict)
+
+
+def _governor_home(home: Path, url: str, chain_id: int, registry: str, key: LocalAccount) -> None:
+    HomeConfig(url, chain_id, registry).save(home)
+    create(keystore_path(home, GOVERNOR_KEYSTORE), PASSPHRASE, key=key.key)
+
+
+def _elicence(home: Path, *args: str) -> None:
+    env = {**os.environ, "ELICENCE_HOME": str(home), "ELICENCE_PASSPHRASE": PASSPHRASE}
+    done = subprocess.run(
+        [str(ELICENCE), *args], capture_output=True, text=True, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def _export(home: Path, destination: Path) -> None:
+    _elicence(home, "snapshot", "export", str(destination))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    base = tmp_path_factory.mktemp("offline-page")
+    node = NodeProcess(base / "chain").start()
+    try:
+        chain = connect(node.url)
+        governor, agency = key_for("offline-page-governor"), key_for("offline-page-agency")
+        registry = Registry.deploy(chain, governor)
+        registry.register_agency(governor, AGENCY_CODE, AGENCY_NAME, agency.address, [1])
+        # The agency seals its batches (SM2), so the page checks seals as the service does.
+        seal_key = seal.new_private_key()
+        registry.register_seal_key(governor, 1, seal.public_key(seal_key), chain.block_number() + 1)
+        registry_bytes = bytes.fromhex(registry.address[2:])
+
+        def sealer(root: bytes) -> bytes:
+            return seal.seal_root(seal_key, chain.chain_id, registry_bytes, root)
+
+        business = catalogue().get("business-licence")
+        documents: dict[tuple[str, str], LicenceDocument] = {}
+        for n, suite in enumerate(SUITES):
+            rows = [business_licence(10 * n), business_licence(10 * n + 1)]
+            batch = wrap_batch(
+                business,
+                rows,
+                chain_id=chain.chain_id,
+                registry=registry.address,
+                suite=suite,
+                sealer=sealer,
+            )
+            registry.anchor(agency, batch.root, business.code, len(rows))
+            registry.revoke(agency, batch.root, batch.documents[1].licence_id, Reason.FRAUD)
+            documents[(suite, "VALID")] = batch.documents[0]
+            documents[(suite, "REVOKED")] = batch.documents[1]
+        home = base / "governor-home"
+        _governor_home(home, node.url, chain.chain_id, registry.address, governor)
+        # The governor's SM2 key co-signs the snapshot; `seal-key new` pins it in the
+        # home's config.json, so the service's trust anchor names it.
+        _elicence(home, "snapshot", "seal-key", "new")
+        seal_public = json.loads((home / "config.json").read_text("utf-8"))["governorSealKey"]
+        snapshot = base / "trust.snapshot"
+        _export(home, snapshot)
+
+        other = Registry.deploy(chain, governor)
+        other.register_agency(governor, AGENCY_CODE, AGENCY_NAME, agency.address, [1])
+        other_home = base / "other-home"
+        _governor_home(other_home, node.url, chain.chain_id, other.address, governor)
+        shutil.copy(
+            keystore_path(home, GOVERNOR_SEAL_KEYSTORE),
+            keystore_path(other_home, GOVERNOR_SEAL_KEYSTORE),
+        )
+        foreign = base / "other-registry.snapshot"
+        _export(other_home, foreign)
+        yield World(
+            node,
+            home,
+            registry.address,
+            chain.chain_id,
+            governor,
+            snapshot,
+            foreign,
+            bytes.fromhex(seal_public),
+            documents,
+        )
+    finally:
+        node.stop()
+
+
+class Service:
+    """`elicence serve` on the governor's home, offering the world's snapshot."""
+
+    def __init__(self, world: World, folder: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "ELICENCE_TRUST_SNAPSHOT": str(world.snapshot)}
+        with (folder / "serve.log").open("wb") as log:
+            self.process: subprocess.Popen[bytes] | None = subprocess.Popen(
+                [
+                    str(ELICENCE),
+                    *("serve", "--home", str(world.home), "--port", str(self.port)),
+                    *("--chain", world.node.url, "--log-level", "warning"),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        self.log = folder / "serve.log"
+
+    def wait_healthy(self) -> None:
+        def healthy(_: object) -> bool:
+            assert self.process is not None and self.process.poll() is None, self.log.read_text()
+            try:
+                return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        WebDriverWait(self, 120, poll_frequency=0.2).until(healthy)
+
+    def stop(self) -> None:
+        """Kill the service: from now on nothing answers at its address."""
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self.process = None
+
+
+@pytest.fixture
+def service(world: World, tmp_path: Path) -> Iterator[Service]:
+    running = Service(world, tmp_path)
+    try:
+        running.wait_healthy()
+        yield running
+    finally:
+        running.stop()
+
+
+# ---------------------------------------------------------------- on the page
+
+
+def _wait_offline_ready(driver: WebDriver) -> None:
+    wait(driver).until(
+        lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-offline-ready")
+    )
+
+
+def _wait_snapshot(driver: WebDriver) -> str:
+    """The block of the snapshot the page shows it holds, once it holds one."""
+    status = driver.find_element(By.ID, "snapshot-status")
+    wait(driver).until(lambda _: status.get_attribute("data-block"))
+    return str(status.get_attribute("data-block"))
+
+
+def _wait_controlled(driver: WebDriver) -> None:
+    """Until the service worker is active and controls the page (its shell precached)."""
+    wait(driver).until(lambda d: d.execute_script("return !!navigator.serviceWorker.controller"))
+
+
+def _cache_names(driver: WebDriver) -> list[str]:
+    names: list[str] = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1]; caches.keys().then(done);"
+    )
+    return names
+
+
+def _cached_urls(driver: WebDriver) -> list[str]:
+    urls: list[str] = driver.execute_async_script(
+        """const done = arguments[arguments.length - 1];
+        (async () => {
+          const all = [];
+          for (const name of await caches.keys()) {
+            for (const request of await (await caches.open(name)).keys()) all.push(request.url);
+          }
+          return all;
+        })().then(done);"""
+    )
+    return urls
+
+
+def _upload(driver: WebDriver, input_id: str, path: Path) -> None:
+    driver.execute_script("document.getElementById('card-slot').replaceChildren();")
+    driver.find_element(By.ID, input_id).send_keys(str(path))
+
+
+def _checks(shown: WebElement) -> list[tuple[str, str, str]]:
+    rows = []
+    for item in shown.find_elements(By.CSS_SELECTOR, "li[data-check]"):
+        outcome = re.search(r"check--(\w+)", str(item.get_attribute("class")))
+        assert outcome is not None
+        rows.append(
+            (
+                str(item.get_attribute("data-check")),
+                outcome.group(1),
+                str(item.get_attribute("data-code")),
+            )
+        )
+    return rows
+
+
+def _python_verdict(world: World, document: LicenceDocument) -> dict[str, Any]:
+    snapshot = load_snapshot(
+        world.snapshot,
+        governors=[world.governor.address],
+        registry=world.registry,
+        chain_id=world.chain_id,
+        governor_seal_key=world.governor_seal_key,
+    )
+    answer: dict[str, Any] = verify(document, snapshot).to_json()
+    return answer
+
+
+def _assert_same_verdict(shown: WebElement, expected: dict[str, Any], block: str) -> None:
+    assert shown.get_attribute("data-source") == "snapshot"
+    assert shown.get_attribute("data-status") == expected["status"]
+    assert _checks(shown) == [(c["name"], c["outcome"], str(c["code"])) for c in expected["checks"]]
+    asof = shown.find_element(By.CSS_SELECTOR, "[data-asof-block]")
+    assert asof.get_attribute("data-asof-block") == block
+    assert f"截至区块 {block}" in asof.text
+    assert asof.find_element(By.CSS_SELECTOR, ".asof__age").text.startswith("所用快照已有")
+
+
+def _no_sideways_scroll(driver: WebDriver) -> bool:
+    return bool(
+        driver.execute_script(
+            "return document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+        )
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suite", SUITES)
+def test_page_verifies_from_its_snapshot_after_the_service_is_gone(
+    browser: WebDriver,
+    world: World,
+    service: Service,
+    suite: str,
+    tmp_path: Path,
+    screenshots: Path,
+) -> None:
+    open_page(browser, service.url)
+    _wait_offline_ready(browser)
+    block = _wait_snapshot(browser)
+    _wait_controlled(browser)
+
+    service.stop()
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{service.url}/healthz", timeout=2)
+    open_page(browser, service.url)  # from the worker's cache, or not at all
+    _wait_offline_ready(browser)
+    assert _wait_snapshot(browser) == block  # kept across the reload
+
+    valid, revoked = world.documents[(suite, "VALID")], world.documents[(suite, "REVOKED")]
+    # The holder's JSON file, uploaded.
+    valid_file = tmp_path / "valid.json"
+    valid_file.write_bytes(valid.to_bytes())
+    _upload(browser, "upload", valid_file)
+    shown = card(browser)
+    _assert_same_verdict(shown, _python_verdict(world, valid), block)
+    assert shown.get_attribute("data-status") == "VALID"
+    # The type named from the catalogue the worker kept (GET v1/catalogue failed).
+    assert shown.find_element(By.CSS_SELECTOR, "[data-fact=licence-type] dd").text == "营业执照"
+    shoot(browser, screenshots, f"offline-valid-{suite}", shown)
+
+    # A photo of the QR code, read in the browser.
+    qr_file = tmp_path / "revoked.png"
+    qr_file.write_bytes(qr_png_bytes(encode_payload(revoked)))
+    _upload(browser, "upload", qr_file)
+    shown = card(browser)
+    _assert_same_verdict(shown, _python_verdict(world, revoked), block)
+    assert shown.get_attribute("data-status") == "REVOKED"
+
+    # An .el1 file and a pasted payload.
+    el1_file = tmp_path / "valid.el1"
+    el1_file.write_text(encode_payload(valid), "ascii")
+    _upload(browser, "upload", el1_file)
+    _assert_same_verdict(card(browser), _python_verdict(world, valid), block)
+    shown = verify_text(browser, encode_payload(revoked))
+    _assert_same_verdict(shown, _python_verdict(world, revoked), block)
+    assert (
+        shown.find_element(By.CSS_SELECTOR, "[data-asof-block]").get_attribute("data-stale")
+        == "false"
+    )
+
+    # At a phone's width everything still fits, the age included.
+    browser.set_window_size(PHONE_WIDTH, 800)
+    assert _no_sideways_scroll(browser)
+    assert shown.find_element(By.CSS_SELECTOR, ".asof__age").is_displayed()
+    shoot(browser, screenshots, f"offline-revoked-phone-{suite}")
+    panel = browser.find_element(By.ID, "offline")
+    browser.execute_script("arguments[0].scrollIntoView()", panel)
+    shoot(browser, screenshots, f"offline-panel-phone-{suite}", panel)
+
+
+@pytest.mark.slow
+def test_snapshot_older_than_the_chosen_age_is_shown_amber_on_the_verdict(
+    browser: WebDriver, world: World, service: Service, screenshots: Path
+) -> None:
+    open_page(browser, service.url)
+    _wait_offline_ready(browser)
+    block = _wait_snapshot(browser)
+    browser.find_element(By.ID, "offline-only").click()  # chosen offline: the service is not asked
+    age = browser.find_element(By.ID, "max-age")
+    assert age.get_attribute("value") == "7"  # the CLI's default
+    browser.execute_script(
+        "arguments[0].value = '0'; arguments[0].dispatchEvent(new Event('change'));", age
+    )
+    shown = verify_text(browser, encode_payload(world.documents[("sha256-128", "VALID")]))
+    assert shown.get_attribute("data-source") == "snapshot"
+    asof = shown.find_element(By.CSS_SELECTOR, "[data-asof-block]")
+    assert asof.get_attribute("data-asof-block") == block
+    assert asof.get_attribute("data-stale") == "true"
+    assert "asof--stale" in str(asof.get_attribute("class"))
+    assert "快照已超过 0 天" in asof.text
+    browser.find_element(By.ID, "lang").click()
+    shown = card(browser)
+    asof = shown.find_element(By.CSS_SELECTOR, "[data-asof-block]")
+    assert f"as of block {block}" in asof.text and "older than 0 days" in asof.text
+    shoot(browser, screenshots, "offline-stale-card-en", shown)
+    low = [row for row in contrast(browser, "[data-asof-block]") if row[0] < 4.5]
+    assert not low, low  # WCAG 2.2 AA, as the rest of the card
+
+
+def _altered(world: World, folder: Path, how: str) -> Path:
+    """A snapshot file refused for the reason `how` names."""
+    if how == "other-registry":
+        return world.foreign
+    path = folder / f"{how}.snapshot"
+    if how == "format":
+        path.write_bytes(b"not a gzip file")
+        return path
+    document = json.loads(gzip.decompress(world.snapshot.read_bytes()))
+    if how == "signature":
+        document["body"]["statuses"] = []  # hide the revocations
+    else:  # "unsigned": the SM2 co-signature stripped
+        document["signatures"]["sm2"] = None
+    path.write_bytes(gzip.compress(json.dumps(document).encode("utf-8")))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("how", "words"),
+    [
+        ("other-registry", "另一个登记合约"),
+        ("signature", "签名无效"),
+        ("unsigned", "缺少登记合约管理人的国密签名"),
+        ("format", "不是可识别的信任快照"),
+    ],
+)
+def test_snapshot_file_of_another_registry_or_altered_is_refused_with_its_reason(
+    browser: WebDriver, world: World, service: Service, tmp_path: Path, how: str, words: str
+) -> None:
+    open_page(browser, service.url)
+    _wait_offline_ready(browser)
+    block = _wait_snapshot(browser)
+    _upload(browser, "snapshot-file", _altered(world, tmp_path, how))
+    problem = browser.find_element(By.ID, "snapshot-problem")
+    wait(browser).until(lambda _: problem.is_displayed())
+    assert problem.get_attribute("data-problem") == f"snapshot-refused-{how}"
+    assert words in problem.text
+    # The trusted snapshot stays in use.
+    assert browser.find_element(By.ID, "snapshot-status").get_attribute("data-block") == block
+
+
+@pytest.mark.slow
+def test_worker_keeps_the_shell_only_and_an_update_drops_the_old_cache(
+    browser: WebDriver, service: Service
+) -> None:
+    page = httpx.get(service.url + "/", timeout=30)
+    policy = page.headers["content-security-policy"]
+    assert "worker-src 'self'" in policy and "manifest-src 'self'" in policy
+    assert (
+        httpx.get(service.url + "/sw.js", timeout=30)
+        .headers["content-type"]
+        .startswith("text/javascript")
+    )
+    open_page(browser, service.url)
+    _wait_offline_ready(browser)
+    _wait_controlled(browser)
+    # Chromium's own reading of the manifest: no errors, and nothing stops installing.
+    manifest = browser.execute_cdp_cmd("Page.getAppManifest", {})
+    assert manifest["url"].endswith("/manifest.webmanifest") and manifest["errors"] == []
+    blockers = browser.execute_cdp_cmd("Page.getInstallabilityErrors", {})
+    assert blockers["installabilityErrors"] == []
+    verify_text(browser, "EL1:NOT-A-LICENCE")  # a call to v1/verifications
+    assert _cache_names(browser) == [f"elicence-shell-{_version()}"]
+    cached = _cached_urls(browser)
+    assert f"{service.url}/index.html" in cached
+    assert f"{service.url}/v1/catalogue" in cached
+    assert [u for u in cached if "/v1/" in u] == [f"{service.url}/v1/catalogue"], cached
+
+    # What an old version left behind is deleted when a worker activates.
+    browser.execute_async_script(
+        """const done = arguments[arguments.length - 1];
+        (async () => {
+          await caches.open("elicence-shell-000000000000");
+          for (const r of await navigator.serviceWorker.getRegistrations()) await r.unregister();
+        })().then(done);"""
+    )
+    open_page(browser, service.url)
+    _wait_controlled(browser)
+    wait(browser).until(lambda d: _cache_names(d) == [f"elicence-shell-{_version()}"])
+
+
+if __name__ == "__main__":
+    # `python -m tests.web.test_offline_page`: set VERSION in sw.js after a shell file
+    # changed (what test_worker_cache_name_changes_with_the_files_it_precaches asks for).
+    stamped = shell_digest(_shell())
+    SW.write_text(
+        re.sub(r'const VERSION = "[0-9a-f]+";', f'const VERSION = "{stamped}";', SW.read_text()),
+        "utf-8",
+    )
+    print(f"sw.js VERSION = {stamped}")
