@@ -123,7 +123,8 @@ def open_key_store(settings: Settings) -> KeyStore:
         return ApiKeyStore(settings.service_dir / "apikeys.sqlite")
     from verifier.service.stores.postgres import PostgresStore
 
-    return PostgresStore.open(checked_url(url), settings.service_dir, pool=1).keys(owns=True)
+    store = PostgresStore.open(checked_url(url), settings.service_dir, pool=1, command=True)
+    return store.keys(owns=True)
 
 
 def open_audit_log(settings: Settings) -> AppendingLog:
@@ -133,7 +134,8 @@ def open_audit_log(settings: Settings) -> AppendingLog:
         return AuditLog(settings.service_dir / "audit.sqlite")
     from verifier.service.stores.postgres import PostgresStore
 
-    return PostgresStore.open(checked_url(url), settings.service_dir, pool=1).audit_log(owns=True)
+    store = PostgresStore.open(checked_url(url), settings.service_dir, pool=1, command=True)
+    return store.audit_log(owns=True)
 
 
 def dead_letter_file(service_dir: Path) -> Path:

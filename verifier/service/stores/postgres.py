@@ -26,12 +26,22 @@ Audit log. Every replica appends to one table in group-committed transactions (C
 its bigint identity orders records of the same microsecond. A record is in the table
 before its request is answered (audit.AuditWriter), and a process killed with -9 leaves
 either its whole transaction or none of it: no record is lost or written twice.
+
+Outages. Every use of the database is bounded in time (PostgresStore), also when the
+server accepts connections but answers nothing; after a failure every use is refused at
+once until a background probe gets an answer, so that a database that is down or hung
+costs requests a 503 could-not-audit, never a stalled worker, and the process recovers
+by itself (tests/service/test_postgres_outage.py).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
+import os
+import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -42,6 +52,7 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
 
 from ledger.private import private_folder
@@ -67,10 +78,27 @@ from verifier.service.stores import dead_letter_file, redact
 log = logging.getLogger("elicence.service")
 
 CONNECT_TIMEOUT_S = 5
-# A request waits at most this long for a connection on the hot path (keys, leases);
-# after a failure the hot path refuses at once for DOWN_S rather than wait every time.
-FAST_TIMEOUT_S = 2.0
-DOWN_S = 1.0
+# Set on every connection (PostgreSQL's own limits; an operator may set others in the
+# URL's `options`, which come after these and win): a statement, a lock wait and a
+# transaction left idle end on the server instead of holding a request.
+SERVER_OPTIONS = (
+    "-c statement_timeout=5s -c lock_timeout=1s -c idle_in_transaction_session_timeout=30s"
+)
+# A server that does not answer at all (hung, paused, its host gone silent) enforces
+# none of them: the client side cuts a connection whose use outlives the statement
+# timeout by this much (_Watchdog).
+CUT_MARGIN_S = 1.0
+# `elicence audit` and other commands: exports of a long log may run for minutes.
+COMMAND_STATEMENT_TIMEOUT_S = 600.0
+# The hot path (keys, leases) runs on a request's event loop: it waits at most this long
+# for a connection, and its use of one at most this long.
+FAST_TIMEOUT_S = 0.5
+FAST_DEADLINE_S = 0.5
+# Other uses (audit writes, commands) wait at most this long for a connection.
+POOL_TIMEOUT_S = 5.0
+# After a failure every use is refused at once (nothing waits on a database known to be
+# away) until a background probe, every PROBE_S, gets an answer again.
+PROBE_S = 0.5
 KEY_RECHECK_S = 0.25
 LEASE_S = 0.01
 LEASE_TTL_S = 1.0
@@ -163,6 +191,10 @@ def migrate(conn: psycopg.Connection[Any], shown: str) -> int:
         SchemaTooNew: the database's version is above SCHEMA_VERSION.
     """
     with conn.transaction():
+        # Replicas starting together wait here while one migrates, for as long as its
+        # migration takes: not bounded by the service's lock and statement timeouts.
+        conn.execute("SET LOCAL lock_timeout = 0")
+        conn.execute("SET LOCAL statement_timeout = 0")
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY, "
@@ -195,68 +227,131 @@ def migrate(conn: psycopg.Connection[Any], shown: str) -> int:
 
 
 class PostgresStore:
-    """A pool of connections to one database, and the stores over it."""
+    """A pool of connections to one database, and the stores over it.
 
-    def __init__(self, pool: ConnectionPool[Any], shown: str, service_dir: Path) -> None:
+    Every use of a connection is bounded: waiting for one (FAST_TIMEOUT_S on the hot
+    path, else POOL_TIMEOUT_S), and using it (FAST_DEADLINE_S on the hot path, else the
+    statement timeout plus CUT_MARGIN_S, enforced by the server when it answers and by
+    _Watchdog when it does not). A failure marks the database down: until a background
+    probe reaches it again, every use is refused at once with StoreUnavailable, so that
+    an outage costs requests a 503, not a wait.
+    """
+
+    def __init__(
+        self,
+        pool: ConnectionPool[Any],
+        shown: str,
+        service_dir: Path,
+        *,
+        statement_timeout_s: float | None = None,
+    ) -> None:
         self._pool = pool
         self.shown = shown  # the URL without its password
         self.service_dir = service_dir
-        self._down_until = 0.0
+        self._deadline_s = None if not statement_timeout_s else statement_timeout_s + CUT_MARGIN_S
+        self._watchdog = _Watchdog()
+        self._state = threading.Lock()
+        self._down = False
+        self._closed = threading.Event()
+        self._prober: threading.Thread | None = None
 
     @classmethod
-    def open(cls, url: str, service_dir: Path, *, pool: int = 4) -> PostgresStore:
-        """Connect, migrate, and keep up to `pool` connections.
+    def open(
+        cls, url: str, service_dir: Path, *, pool: int = 4, command: bool = False
+    ) -> PostgresStore:
+        """Connect, migrate, and keep up to `pool` connections (`command`: for a command
+        rather than the service, whose statements may run for COMMAND_STATEMENT_TIMEOUT_S).
 
         Raises:
             StoreUnavailable: the database cannot be reached or refuses the login.
             SchemaTooNew: the database was migrated by a newer elicence.
         """
         shown = redact(url)
+        conninfo, timeout_s = connection_settings(
+            url, COMMAND_STATEMENT_TIMEOUT_S if command else None
+        )
         try:
             # One connection first: its error says why (refused, no such database, bad
             # password), where a pool would only say that it timed out.
-            with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+            with psycopg.connect(conninfo, autocommit=True) as conn:
                 migrate(conn, shown)
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(f"cannot use the database {shown}: {_reason(exc)}") from None
         connections: ConnectionPool[Any] = ConnectionPool(
-            url,
+            conninfo,
             min_size=1,
             max_size=pool,
-            kwargs={
-                "autocommit": True,
-                "connect_timeout": CONNECT_TIMEOUT_S,
-                "application_name": "elicence",
-            },
+            kwargs={"autocommit": True},
             open=False,
             name="elicence",
-            timeout=CONNECT_TIMEOUT_S,
+            timeout=POOL_TIMEOUT_S,
         )
         try:
             connections.open(wait=True, timeout=CONNECT_TIMEOUT_S)
         except psycopg.OperationalError as exc:
             connections.close()
             raise StoreUnavailable(f"cannot use the database {shown}: {_reason(exc)}") from None
-        return cls(connections, shown, service_dir)
+        return cls(connections, shown, service_dir, statement_timeout_s=timeout_s)
 
     def close(self) -> None:
         """Close every connection."""
+        self._closed.set()
+        self._watchdog.close()
         self._pool.close()
 
     @contextmanager
     def connection(self, *, fast: bool = False) -> Iterator[psycopg.Connection[Any]]:
-        """A connection from the pool; StoreUnavailable when the database cannot be
-        reached. `fast`: for a request waiting on the event loop (a short wait, and none
-        at all for DOWN_S after a failure)."""
-        if fast and time.monotonic() < self._down_until:
+        """A connection from the pool, its use bounded (the class's docstring);
+        StoreUnavailable when the database cannot be reached or did not answer in time.
+        `fast`: for a request waiting on the event loop."""
+        if self._down:
             raise StoreUnavailable(f"the database {self.shown} could not be reached just now")
+        deadline = FAST_DEADLINE_S if fast else self._deadline_s
         try:
-            with self._pool.connection(timeout=FAST_TIMEOUT_S if fast else None) as conn:
+            with (
+                self._pool.connection(timeout=FAST_TIMEOUT_S if fast else POOL_TIMEOUT_S) as conn,
+                self._watchdog.guard(conn, deadline),
+            ):
                 yield conn
         except psycopg.OperationalError as exc:
-            if fast:
-                self._down_until = time.monotonic() + DOWN_S
+            # Refused, dropped, cut by the watchdog, timed out waiting for a connection,
+            # a statement or lock timeout: the database, not the request.
+            self._mark_down()
             raise StoreUnavailable(f"the database {self.shown} failed: {_reason(exc)}") from exc
+
+    def _mark_down(self) -> None:
+        with self._state:
+            self._down = True
+            if self._closed.is_set() or (self._prober is not None and self._prober.is_alive()):
+                return
+            self._prober = threading.Thread(
+                target=self._probe, name="elicence-db-probe", daemon=True
+            )
+            self._prober.start()
+
+    def _probe(self) -> None:
+        """Until the database answers again: the pool's connections are tried one after
+        the other (those that died with the server are dropped, and the pool makes new
+        ones), and the first answer ends the outage."""
+        while not self._closed.wait(PROBE_S):
+            answered = False
+            for _ in range(self._pool.max_size + 1):
+                try:
+                    with (
+                        self._pool.connection(timeout=POOL_TIMEOUT_S) as conn,
+                        self._watchdog.guard(conn, FAST_DEADLINE_S * 4),
+                    ):
+                        conn.execute("SELECT 1")
+                    answered = True
+                except psycopg.Error:
+                    continue  # a connection that died with the server, or no answer yet
+                except Exception:  # a closed pool: the store is going away
+                    return
+            if answered:
+                with self._state:
+                    self._down = False
+                log.warning("database %s: reachable again", self.shown)
+                return
 
     def keys(self, *, owns: bool = False) -> PostgresKeyStore:
         """The API keys (`owns`: closing them closes this store)."""
@@ -286,6 +381,101 @@ class PostgresStore:
 def _reason(exc: BaseException) -> str:
     # libpq's messages name the host, port and user, never the password.
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+_TIMEOUT = re.compile(r"statement_timeout\s*=\s*(\d+(?:\.\d+)?)\s*(ms|s|min|h)?\b")
+_UNITS = {"ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0}
+
+
+def connection_settings(url: str, statement_timeout_s: float | None = None) -> tuple[str, float]:
+    """The libpq connection string for `url` with this module's defaults where the URL
+    sets nothing (connect_timeout, application_name) and SERVER_OPTIONS before the URL's
+    own `options` (so that an operator's setting wins); and the statement timeout in
+    force, in seconds (0: none). `statement_timeout_s`: another default."""
+    params = {k: v for k, v in conninfo_to_dict(url).items() if v is not None}
+    params.setdefault("connect_timeout", str(CONNECT_TIMEOUT_S))
+    params.setdefault("application_name", "elicence")
+    ours = SERVER_OPTIONS
+    if statement_timeout_s is not None:
+        ours += f" -c statement_timeout={int(statement_timeout_s * 1000)}ms"
+    params["options"] = f"{ours} {params.get('options', '')}".strip()
+    found = _TIMEOUT.findall(str(params["options"]))
+    number, unit = found[-1]  # the last one given is the one in force
+    return make_conninfo("", **params), float(number) * _UNITS[unit or "ms"]
+
+
+class _Watchdog:
+    """Cuts connections whose use outlives its deadline: their socket is shut down, so
+    that libpq, waiting for an answer that will never come, sees the connection closed
+    and psycopg raises OperationalError (the pool then drops the connection). A server
+    that answers nothing enforces no timeout of its own, and TCP keepalives get answers
+    from its kernel; this is what bounds a request's wait then.
+
+    One thread for the store, idle while nothing is watched."""
+
+    TICK_S = 0.05
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._watched: dict[int, tuple[float, psycopg.Connection[Any]]] = {}
+        self._tokens = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    @contextmanager
+    def guard(self, conn: psycopg.Connection[Any], seconds: float | None) -> Iterator[None]:
+        if seconds is None:
+            yield
+            return
+        token = next(self._tokens)
+        with self._lock:
+            self._watched[token] = (time.monotonic() + seconds, conn)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="elicence-db-watchdog", daemon=True
+                )
+                self._thread.start()
+            elif len(self._watched) == 1:
+                self._lock.notify()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._watched.pop(token, None)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._lock.notify()
+
+    def _run(self) -> None:
+        with self._lock:
+            while not self._closed:
+                if not self._watched:
+                    self._lock.wait()
+                    continue
+                self._lock.wait(self.TICK_S)
+                now = time.monotonic()
+                for token, (deadline, conn) in list(self._watched.items()):
+                    if now >= deadline:
+                        del self._watched[token]
+                        _cut(conn)
+
+
+def _cut(conn: psycopg.Connection[Any]) -> None:
+    """Shut the connection's socket down under libpq (which keeps its descriptor: only
+    the duplicate made here is closed)."""
+    try:
+        duplicate = socket.socket(fileno=os.dup(conn.pgconn.socket))
+    except (OSError, psycopg.Error):
+        return  # closed already
+    try:
+        duplicate.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        duplicate.close()
+    log.warning("a database connection got no answer in time and was cut")
 
 
 class PostgresKeyStore:
@@ -408,19 +598,8 @@ class PostgresAuditLog(AppendingLog):
             conn.cursor() as cursor,
             cursor.copy(f"COPY audit ({AUDIT_COLUMNS}) FROM STDIN") as copy,
         ):
-            for r in records:
-                copy.write_row(
-                    (
-                        r.time,
-                        r.client,
-                        r.purpose,
-                        r.licence_id,
-                        r.licence_type,
-                        r.verdict,
-                        r.block_height,
-                        r.operation,
-                    )
-                )
+            for r in records:  # a record is its row, in AUDIT_COLUMNS' order
+                copy.write_row(r)
 
     def query(
         self,
