@@ -243,14 +243,18 @@ class FieldOut(BaseModel):
     personal: bool
     mandatoryDisclosure: bool
     absentMeans: LabelOut | None
+    maxLength: int | None
+    pattern: str | None
 
 
 class LicenceTypeOut(BaseModel):
-    """A licence type of the catalogue."""
+    """A licence type of the catalogue (its current version)."""
 
     id: str
     code: int
+    version: int
     name: LabelOut
+    owners: list[LabelOut]
     fields: list[FieldOut]
     mandatoryDisclosure: list[str]
 

@@ -10,7 +10,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.config import CONFIG_FILE, ConfigError, HomeConfig, default_home
@@ -61,6 +61,30 @@ class Settings(BaseSettings):
         default=None,
         description="Static web page folder (default: verifier/web/static when present).",
     )
+    trust_snapshot: Path | None = Field(
+        default=None,
+        description="Trust snapshot file served at GET /v1/trust-snapshot (`elicence "
+        "snapshot export`; none: 404).",
+    )
+    governor: str | None = Field(
+        default=None,
+        description="Governor address GET /v1/trust-anchor names (the first, if a list; "
+        "default: the home's governor key).",
+    )
+    governor_seal_key: str | None = Field(
+        default=None,
+        description="Governor's SM2 public key (128 hex) GET /v1/trust-anchor names "
+        '(default: the home\'s config.json "governorSealKey").',
+    )
+
+    @field_validator("governor_seal_key")
+    @classmethod
+    def _seal_key(cls, value: str | None) -> str | None:
+        # Refused at start-up, not at the first GET /v1/trust-anchor.
+        text = (value or "").strip().lower().removeprefix("0x")
+        if text and (len(text) != 128 or text.strip("0123456789abcdef")):
+            raise ValueError("the governor's SM2 public key is 128 hex digits (X || Y)")
+        return text or None
 
     @property
     def service_dir(self) -> Path:
