@@ -60,6 +60,10 @@ class Gate:
         self._settings = settings
         self._limiter = limiter
         self._key_limiter = key_limiter if key_limiter is not None else limiter
+        # What admitting a key's requests takes besides its look-up, worked out once per
+        # key record (the store hands out the same record until the key changes): its
+        # bucket, rate, burst and Caller.
+        self._admits: dict[int, _Admit] = {}
 
     def admit(self, authorization: str | None, address: str) -> Caller:
         """The caller of a request with this Authorization header from this address."""
@@ -81,15 +85,40 @@ class Gate:
         key = self._keys.authenticate(token.strip())
         if key is None:
             raise Unauthenticated("the API key is unknown or revoked")
-        rate = key.rate if key.rate is not None else settings.key_rate
-        burst = max(float(settings.key_burst), rate) if key.rate is None else max(rate, 1.0)
-        wait = self._key_limiter.take("key:" + key.name, rate, burst)
+        admit = self._admits.get(id(key))
+        if admit is None or admit.key is not key:
+            admit = self._admit(key)
+        wait = self._key_limiter.take(admit.bucket, admit.rate, admit.burst)
         if wait:
             raise RateLimited(
-                f"the API key {key.name!r} is over its rate of {rate:g} requests per second",
+                f"the API key {key.name!r} is over its rate of {admit.rate:g} requests per second",
                 _seconds(wait),
             )
-        return Caller(key.name, key)
+        return admit.caller
+
+    def _admit(self, key: ApiKey) -> _Admit:
+        settings = self._settings
+        rate = key.rate if key.rate is not None else settings.key_rate
+        burst = max(float(settings.key_burst), rate) if key.rate is None else max(rate, 1.0)
+        if len(self._admits) >= _ADMITS_KEPT:
+            self._admits.clear()  # records of changed keys must not pile up
+        admit = self._admits[id(key)] = _Admit(
+            key, "key:" + key.name, rate, burst, Caller(key.name, key)
+        )
+        return admit
+
+
+# Key records whose admission is remembered (more than any service has keys in use).
+_ADMITS_KEPT = 1024
+
+
+@dataclass(frozen=True)
+class _Admit:
+    key: ApiKey  # kept, so that its id is not reused by another record while remembered
+    bucket: str
+    rate: float
+    burst: float
+    caller: Caller
 
 
 def _seconds(wait: float) -> int:

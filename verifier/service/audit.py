@@ -12,18 +12,21 @@ it says.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import datetime as dt
 import io
 import json
 import logging
 import os
+import queue
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 from ledger.private import private_database
 from verifier.service.errors import CouldNotAudit, FieldError, InvalidRequest
@@ -58,9 +61,9 @@ CREATE INDEX IF NOT EXISTS audit_time ON audit (time);
 """
 
 
-@dataclass(frozen=True)
-class AuditRecord:
-    """One verification, as the log keeps it."""
+class AuditRecord(NamedTuple):
+    """One verification, as the log keeps it: a tuple in the columns' order, so that it
+    is its own row for the stores (one object a request, nothing converted)."""
 
     time: str
     client: str
@@ -206,26 +209,19 @@ class AuditLog(AppendingLog):
     def _write(self, records: Sequence[AuditRecord]) -> None:
         if not records:
             return
-        rows = [
-            (
-                r.time,
-                r.client,
-                r.purpose,
-                r.licence_id,
-                r.licence_type,
-                r.verdict,
-                r.block_height,
-                r.operation,
-            )
-            for r in records
-        ]
+        if len(records) <= _ROWS_A_STATEMENT:
+            # One statement, its own transaction (all its rows or none): the writer
+            # thread takes the GIL back once a group, where it did once a row and for
+            # BEGIN and COMMIT, each time waiting for the busy event loop to let it go
+            # (docs/benchmarks.md, issue 17). A plain INSERT takes the write lock as it
+            # starts, waiting for it as BEGIN IMMEDIATE does.
+            self._db.execute(_insert_sql(len(records)), [v for r in records for v in r])
+            return
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.executemany(
-                "INSERT INTO audit (time, client, purpose, licence_id, licence_type, "
-                "verdict, block_height, operation) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            for start in range(0, len(records), _ROWS_A_STATEMENT):
+                chunk = records[start : start + _ROWS_A_STATEMENT]
+                self._db.execute(_insert_sql(len(chunk)), [v for r in chunk for v in r])
             self._db.execute("COMMIT")
         except BaseException:
             # Also after a failed COMMIT (a full disk): a transaction left open would
@@ -254,6 +250,17 @@ class AuditLog(AppendingLog):
 
 
 AUDIT_COLUMNS = "time, client, purpose, licence_id, licence_type, verdict, block_height, operation"
+# Rows an INSERT statement of the SQLite log holds at most (8 values each, below SQLite's
+# 32,766 variables): more than a group of requests usually holds. One prepared statement
+# per count, kept by the connection (group sizes cluster, so few are made).
+_ROWS_A_STATEMENT = 500
+
+
+@lru_cache(maxsize=64)
+def _insert_sql(rows: int) -> str:
+    return f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES " + ",".join(
+        ["(?, ?, ?, ?, ?, ?, ?, ?)"] * rows
+    )
 
 
 def query_sql(
@@ -287,75 +294,127 @@ def query_sql(
 
 
 class AuditWriter:
-    """Group commit on the event loop: each request hands its records over and waits
-    until they are written; one write at a time, in a worker thread, takes every record
-    handed over meanwhile in one transaction.
+    """Group commit: each request hands its records over and waits until they are
+    written; one thread of its own writes them, one transaction at a time, each taking
+    every record handed over meanwhile.
 
     A commit per request cost 20 to 200 µs here, a large share of a verification; with
     the group commit a request waits for about one write, and the event loop never waits
     on the disk. No verdict leaves before its record is stored: a request whose records
     cannot be written gets CouldNotAudit instead (503), and only that request.
+
+    The writer thread lives as long as the writer (started by the first write, stopped
+    by `close`): per group, the loop is woken once (call_soon_threadsafe) with every
+    outcome of the group, where a hand-off to the loop's executor cost a task, an
+    executor future and its chaining per group, and `asyncio.shield` a future more per
+    request (issue 17's profile: 13.8 % of the samples in that hand-off).
     """
 
-    def __init__(self, log: AppendingLog, on_set_aside: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        log: AppendingLog,
+        on_set_aside: Callable[[int], None],
+        backlog: Callable[[int], None] | None = None,
+    ) -> None:
+        """`on_set_aside(n)`: n records were set aside; `backlog(n)`: n records more
+        (or fewer, when negative) wait to be stored."""
         self._log = log
         self._on_set_aside = on_set_aside
-        self._queue: list[tuple[Sequence[AuditRecord], asyncio.Future[None]]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._backlog = backlog
+        self._lock = threading.Lock()  # _pending, _idle, _thread
+        self._pending: list[tuple[Sequence[AuditRecord], asyncio.Future[None]]] = []
+        self._idle = True  # the thread waits for a wake-up (none is on its way)
+        self._wake: queue.SimpleQueue[bool] = queue.SimpleQueue()  # True: go on; False: stop
+        self._thread: threading.Thread | None = None
+        self._closed = False
 
     async def write(self, records: Sequence[AuditRecord]) -> None:
         """Return once `records` are stored; CouldNotAudit when they cannot be."""
         if not records:
             return
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        self._queue.append((records, done))
-        task = self._task
-        if task is None or task.done() or task.get_loop() is not loop:
-            self._task = loop.create_task(self._drain())
-        try:
-            # Shielded: a caller that goes away still has its records written.
-            await asyncio.shield(done)
-        except asyncio.CancelledError:
-            # Nobody will read the outcome: take it, so that asyncio does not report an
-            # exception "never retrieved" (a refusal is logged by the log itself).
-            done.add_done_callback(_taken)
-            raise
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        with self._lock:
+            if self._closed:
+                raise CouldNotAudit(_NOT_STORED)
+            if self._backlog is not None:
+                self._backlog(len(records))
+            self._pending.append((records, done))
+            wake, self._idle = self._idle, False
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="elicence-audit-writer", daemon=True
+                )
+                self._thread.start()
+        if wake:
+            self._wake.put(True)
+        # A caller that goes away cancels `done`; its records are written all the same.
+        await done
 
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._queue:
-            batch, self._queue = self._queue, []
-            groups = [records for records, _ in batch]
+    def close(self) -> None:
+        """Write what was handed over, then stop the thread (a later write gets
+        CouldNotAudit)."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+        if thread is not None:
+            self._wake.put(False)
+            thread.join()
+
+    def _run(self) -> None:
+        while True:
+            going_on = self._wake.get()
+            while True:
+                with self._lock:
+                    batch, self._pending = self._pending, []
+                    if not batch:
+                        self._idle = True
+                        break
+                self._write(batch)
+            if not going_on:
+                return
+
+    def _write(self, batch: list[tuple[Sequence[AuditRecord], asyncio.Future[None]]]) -> None:
+        groups = [records for records, _ in batch]
+        errors: list[Exception | None] = [CouldNotAudit(_NOT_STORED)] * len(batch)
+        try:
             try:
-                errors = await loop.run_in_executor(None, self._log.record_groups, groups)
-            except Exception as exc:  # e.g. no thread left to write in
+                errors = self._log.record_groups(groups)
+            except Exception as exc:  # a bug in the store: no record is known written
                 errors = [exc] * len(batch)
                 for group in groups:
                     self._log.set_aside(group, exc)
-            except BaseException:
-                _settle(batch, [CouldNotAudit(_NOT_STORED)] * len(batch))
-                raise
             refused = sum(len(g) for g, e in zip(groups, errors, strict=True) if e is not None)
             if refused:
                 self._on_set_aside(refused)
-            _settle(
-                batch,
-                [None if e is None else CouldNotAudit(_NOT_STORED) for e in errors],
+        except BaseException:
+            # Whatever happened, the thread goes on and every request of the batch is
+            # answered (never a request waiting for ever).
+            log.exception("the audit writer failed")
+        finally:
+            if self._backlog is not None:
+                self._backlog(-sum(len(g) for g in groups))
+            _answer(batch, [None if e is None else CouldNotAudit(_NOT_STORED) for e in errors])
+
+
+def _answer(
+    batch: list[tuple[Sequence[AuditRecord], asyncio.Future[None]]],
+    outcomes: list[CouldNotAudit | None],
+) -> None:
+    """Settle each request's future on its own loop, with one call a loop (usually one
+    loop; tests may run the app on several, one after another)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[int]] = {}
+    for position, (_, done) in enumerate(batch):
+        by_loop.setdefault(done.get_loop(), []).append(position)
+    for loop, positions in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a loop closed meanwhile: nobody waits
+            loop.call_soon_threadsafe(
+                _settle, [batch[i][1] for i in positions], [outcomes[i] for i in positions]
             )
 
 
-def _taken(done: asyncio.Future[None]) -> None:
-    if not done.cancelled():
-        done.exception()
-
-
-def _settle(
-    batch: list[tuple[Sequence[AuditRecord], asyncio.Future[None]]],
-    errors: Sequence[CouldNotAudit | None],
-) -> None:
-    for (_, done), error in zip(batch, errors, strict=True):
-        if done.done():
+def _settle(futures: list[asyncio.Future[None]], outcomes: Sequence[CouldNotAudit | None]) -> None:
+    for done, error in zip(futures, outcomes, strict=True):
+        if done.done():  # its caller went away
             continue
         if error is None:
             done.set_result(None)
@@ -366,11 +425,10 @@ def _settle(
 def to_csv(records: Iterable[AuditRecord]) -> str:
     """Records as CSV with a header row (snake_case columns)."""
     out = io.StringIO()
-    names = list(AuditRecord.__dataclass_fields__)
-    writer = csv.DictWriter(out, fieldnames=names, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=AuditRecord._fields, lineterminator="\n")
     writer.writeheader()
     for record in records:
-        writer.writerow(asdict(record))
+        writer.writerow(record._asdict())
     return out.getvalue()
 
 

@@ -9,6 +9,13 @@ middleware stack. It applies the same body limit, authentication and rate limits
 same request schema, the same problems (verifier.service.problems), metrics and audit as
 every other route. FastAPI still declares the operation (the OpenAPI document and
 /docs), and its route runs the same `SingleVerification.answer`.
+
+Per request, the layer does no work it can do once (issue 17, docs/benchmarks.md): it
+is called by the app itself before Starlette's own call (`_VerifyApi.__call__` in
+verifier.service.app), so neither Starlette's stack nor the security-header wrapper
+runs; the security headers of verifier.service.headers are part of its precomputed
+header list instead. Bodies are read by orjson when that is sure to give what
+`requests.parse_json` gives (`read_json`), and verdicts are written by orjson.
 """
 
 from __future__ import annotations
@@ -18,10 +25,12 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+import orjson
+from starlette.types import Receive, Scope, Send
 
 from verifier.errors import VerifierError
 from verifier.service.errors import MalformedRequest, PayloadTooLarge
+from verifier.service.headers import api_headers
 from verifier.service.models import Channel, VerificationRequest
 from verifier.service.problems import (
     MEDIA_TYPE,
@@ -30,6 +39,7 @@ from verifier.service.problems import (
     unexpected_answer,
 )
 from verifier.service.requests import (
+    MAX_JSON_DEPTH,
     drain,
     load_licence,
     media_type_of,
@@ -78,9 +88,7 @@ class SingleVerification:
             return _problem(body, headers)
         except Exception as exc:
             return _problem(unexpected_answer("POST", PATH, exc), {})
-        return Answer(
-            200, json.dumps(verdict, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        )
+        return Answer(200, verdict_bytes(verdict))
 
     async def _verify(self, scope: Scope, receive: Receive) -> dict[str, Any]:
         # The order of the checks is the other routes' (and what clients see): the
@@ -105,7 +113,7 @@ class SingleVerification:
             client[0] if client else "unknown",
         )
         require_json(media_type_of(content_type.decode("latin-1")))
-        request = validate(VerificationRequest, parse_json(await _body(receive)))
+        request = validate(VerificationRequest, read_json(await _body(receive)))
         document = load_licence(request)
         return await services.verification.verify_one(
             document, caller, request.purpose, Channel.SINGLE
@@ -113,34 +121,93 @@ class SingleVerification:
 
 
 class VerifyFront:
-    """The ASGI layer that answers POST /v1/verifications and passes the rest on."""
+    """Answers POST /v1/verifications (`handles` says which requests are that): the
+    whole answer, security headers included, with no other layer around it."""
 
-    def __init__(self, app: ASGIApp, services: Services) -> None:
-        self._app = app
+    def __init__(self, services: Services) -> None:
         self._route = SingleVerification(services)
-        self._metrics = services.metrics
+        self._observe = services.metrics.route_observer(PATH, "POST")
+        # Every answer of this path carries these (verifier.service.headers), after its
+        # own; a verdict's list is built once, all but its length.
+        self._security = api_headers()
+        self._verdict_headers = [(b"content-type", b"application/json"), *self._security]
+
+    @staticmethod
+    def handles(scope: Scope) -> bool:
+        """Whether `scope` is a request this layer answers."""
+        return bool(scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "POST")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
-            await self._app(scope, receive, send)
-            return
         started = time.perf_counter()
         try:
             answer = await self._route.answer(scope, receive)
         except Exception as exc:
             # A bug outside the route's own handling still gets a problem, and is counted.
             answer = _problem(unexpected_answer("POST", PATH, exc), {})
+        if answer.headers or answer.media_type != "application/json":
+            headers = answer.raw_headers() + self._security
+        else:
+            headers = self._verdict_headers.copy()
+            headers.insert(1, (b"content-length", str(len(answer.body)).encode()))
         try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": answer.status,
-                    "headers": answer.raw_headers(),
-                }
-            )
+            await send({"type": "http.response.start", "status": answer.status, "headers": headers})
             await send({"type": "http.response.body", "body": answer.body})
         finally:
-            self._metrics.observe(PATH, "POST", answer.status, time.perf_counter() - started)
+            self._observe(answer.status, time.perf_counter() - started)
+
+
+def verdict_bytes(verdict: dict[str, Any]) -> bytes:
+    """A verdict as UTF-8 JSON: by orjson (a twentieth of json.dumps' time here), or by
+    json for what orjson refuses (an integer beyond 64 bits)."""
+    try:
+        return orjson.dumps(verdict)
+    except TypeError:
+        return json.dumps(verdict, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def read_json(body: bytes) -> object:
+    """What `requests.parse_json(body)` gives (a value, or MalformedRequest), read by
+    orjson whenever that is sure to be the same value, by parse_json otherwise.
+
+    orjson refuses NaN and infinite numbers, lone surrogates, invalid UTF-8 and a BOM
+    (parse_json then says which), and nests at most as deep as the brackets counted
+    here allow. What orjson reads differently is told apart after it: a member named
+    twice (it keeps the last; the colons outside strings then outnumber the members it
+    kept: a body's colons are counted against orjson's own writing of the value, which
+    writes each kept member's colon and the strings' colons as they came, unless a
+    string escaped one as \\u003a) and numbers beyond 64-bit integers (which it reads as
+    floats; a float is never needed, so any float goes to parse_json).
+    """
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        try:
+            value = orjson.loads(body)
+            colons = orjson.dumps(value).count(b":")
+        except (orjson.JSONDecodeError, TypeError):
+            pass
+        else:
+            if (
+                colons == body.count(b":")
+                and b"\\u003a" not in body
+                and b"\\u003A" not in body
+                and _no_float(value)
+            ):
+                return value
+    return parse_json(body)
+
+
+def _no_float(value: object) -> bool:
+    pending: list[Any] = [value]
+    take, add = pending.pop, pending.extend
+    while pending:
+        item = take()
+        kind = type(item)  # orjson makes these exact types
+        if kind is dict:
+            add(item.values())
+        elif kind is list:
+            add(item)
+        elif kind is float:
+            return False
+    return True
 
 
 async def _body(receive: Receive) -> bytes:

@@ -71,7 +71,12 @@ class VerificationService:
             "requests were answered 503 could-not-audit).",
             registry=metrics.registry,
         )
-        self.writer = AuditWriter(audit, self.audit_set_aside.inc)
+        # The backlog the operator page plots: records whose answers wait for the disk.
+        self.writer = AuditWriter(audit, self.audit_set_aside.inc, metrics.audit_backlog.inc)
+
+    def close(self) -> None:
+        """Write the audit records handed over, then stop the writer."""
+        self.writer.close()
 
     def answer(self, verdict: Verdict, view: IndexView, caller: Caller) -> dict[str, Any]:
         """The verdict as the caller may see it, with the anchoring transaction."""
@@ -217,33 +222,31 @@ class VerificationService:
         """Store (licence id, licence type, verdict, block height) of each licence
         checked; CouldNotAudit if they cannot be stored (the caller gets no verdict)."""
         when = now()
-        # The backlog the operator page plots: records whose answers wait for the disk.
-        self.metrics.audit_backlog.inc(len(outcomes))
-        try:
-            await self.writer.write(
-                [
-                    AuditRecord(
-                        when,
-                        caller.name,
-                        purpose,
-                        licence_id,
-                        licence_type,
-                        verdict,
-                        height,
-                        channel.value,
-                    )
-                    for licence_id, licence_type, verdict, height in outcomes
-                ]
-            )
-        finally:
-            self.metrics.audit_backlog.dec(len(outcomes))
+        await self.writer.write(
+            [
+                AuditRecord(
+                    when,
+                    caller.name,
+                    purpose,
+                    licence_id,
+                    licence_type,
+                    verdict,
+                    height,
+                    channel.value,
+                )
+                for licence_id, licence_type, verdict, height in outcomes
+            ]
+        )
 
     async def _record(
         self, verdicts: list[Verdict], caller: Caller, purpose: str | None, channel: Channel
     ) -> None:
         await self._audit(caller, purpose, channel, [_outcome(v, v.status.value) for v in verdicts])
         for verdict in verdicts:
-            self.metrics.verdicts.labels(verdict.status.value).inc()
+            self.metrics.count_verdict(verdict.status.value)
+        if not log.isEnabledFor(logging.INFO):  # once, not the line's arguments per verdict
+            return
+        for verdict in verdicts:
             # Never a field value, a key, or an address: what was checked and the outcome.
             log.info(
                 "%s client=%s type=%s verdict=%s height=%d",
