@@ -27,8 +27,8 @@ from cli.support import (
     home_of,
     open_key,
     open_registry,
+    open_seal_key,
     parse_reason,
-    passphrase,
     reported,
 )
 from issuer.keystore import AGENCY_KEYSTORE
@@ -327,23 +327,12 @@ def _seal_key(folder: Path) -> bytes | None:
     """The agency's SM2 seal key (HOME/keys/seal.json), opened with the same passphrase
     as its chain key; None when the home has none (issuing then refuses if the registry
     names a seal key for the agency)."""
-    from issuer.keystore import (
-        SEAL_KEYSTORE,
-        KeystoreError,
-        WrongPassphrase,
-        keystore_path,
-        load_seal_key,
-    )
+    from issuer.keystore import SEAL_KEYSTORE, keystore_path
 
     path = keystore_path(folder, SEAL_KEYSTORE)
     if not path.exists():
         return None
-    try:
-        return load_seal_key(path, passphrase(confirm=False))
-    except WrongPassphrase:
-        fail(f"wrong passphrase for the seal key {path}", EXIT_UNUSABLE)
-    except KeystoreError as exc:
-        fail(str(exc), EXIT_UNUSABLE)
+    return open_seal_key(path, "the seal key")
 
 
 def _status_command(status: LeafStatus, verb: str, word: str) -> Callable[..., None]:

@@ -25,6 +25,7 @@ from cli.support import (
     home_of,
     open_key,
     open_registry,
+    open_seal_key,
     passphrase,
     reported,
 )
@@ -110,8 +111,6 @@ def _governor_seal_key(home: Path) -> bytes | None:
     """The governor's SM2 private key, opened with the passphrase; None (and a warning)
     when the home has none: the snapshot then has no SM2 co-signature, which verifiers
     that pin the governor's SM2 key refuse."""
-    from issuer.keystore import KeystoreError, WrongPassphrase, load_seal_key
-
     path = keystore_path(home, GOVERNOR_SEAL_KEYSTORE)
     if not path.exists():
         errors.print(
@@ -122,12 +121,7 @@ def _governor_seal_key(home: Path) -> bytes | None:
             markup=False,
         )
         return None
-    try:
-        return load_seal_key(path, passphrase(confirm=False))
-    except WrongPassphrase:
-        fail(f"wrong passphrase for the governor's SM2 key {path}", EXIT_UNUSABLE)
-    except KeystoreError as exc:
-        fail(str(exc), EXIT_UNUSABLE)
+    return open_seal_key(path, "the governor's SM2 key")
 
 
 seal_key_app = typer.Typer(

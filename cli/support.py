@@ -235,6 +235,19 @@ def open_key(home: Path, name: str, who: str) -> LocalAccount:
         fail(str(exc), EXIT_UNUSABLE)
 
 
+def open_seal_key(path: Path, who: str) -> bytes:
+    """The SM2 private key in the keystore at PATH, opened with the passphrase; exits 2
+    when it cannot be. `who` names it in the message ("the seal key")."""
+    from issuer.keystore import load_seal_key
+
+    try:
+        return load_seal_key(path, passphrase(confirm=False))
+    except WrongPassphrase:
+        fail(f"wrong passphrase for {who} {path}", EXIT_UNUSABLE)
+    except KeystoreError as exc:
+        fail(str(exc), EXIT_UNUSABLE)
+
+
 def open_registry(home: Path, chain: str | None, registry: str | None) -> Registry:
     """The registry the home's config (or the options) name, on its chain."""
     from issuer.agency import registry_of_home
