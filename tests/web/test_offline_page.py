@@ -1,12 +1,16 @@
 """The verify page as an offline web app, in headless Chromium with the service stopped.
 
-A registry on a real node holds one batch per hash suite, one licence of each revoked;
-the governor exports a trust snapshot (`elicence snapshot export`) that a real
-`elicence serve` offers at GET /v1/trust-snapshot. The page is opened once online (it
-installs its service worker, pins the trust anchor and fetches the snapshot); then the
-service process is killed and the page reloaded: it must come from the worker's cache,
-restore the snapshot, and give the verdicts the Python verifier gives with the same
-snapshot, with the snapshot's block and age on every card.
+A registry on a real node holds, in each hash suite, a licence of every verdict: VALID,
+TAMPERED (a field changed), REVOKED, SUPERSEDED, EXPIRED and ISSUER_NOT_AUTHORISED (an
+agency's chain key reported compromised, and a seal by a compromised seal key); the
+governor exports one trust snapshot (`elicence snapshot export`) that a real `elicence
+serve` offers at GET /v1/trust-snapshot. The page is opened once online (it installs its
+service worker, pins the trust anchor and fetches the snapshot); then the service process
+is killed and the page reloaded: it must come from the worker's cache, restore the
+snapshot, and give for each licence the verdict (status, and each check's name, outcome
+and reason code) that `verify()` gives over the snapshot and over the chain and that
+`elicence verify --snapshot --json` prints, with the snapshot's block and age on every
+card.
 """
 
 from __future__ import annotations
@@ -40,17 +44,38 @@ from ledger import Registry, connect
 from ledger.config import HomeConfig
 from licence import seal
 from licence.catalogue import catalogue
-from licence.document import LicenceDocument
+from licence.document import LicenceDocument, parse_document
 from licence.payload import encode_payload
 from licence.reasons import Reason
-from tests.conftest import AGENCY_CODE, AGENCY_NAME, ELICENCE, NodeProcess, free_port, key_for
+from tests.conftest import (
+    AGENCY_CODE,
+    AGENCY_NAME,
+    ELICENCE,
+    OTHER_AGENCY_CODE,
+    OTHER_AGENCY_NAME,
+    NodeProcess,
+    free_port,
+    key_for,
+)
 from tests.samples import business_licence
 from tests.web.conftest import STATIC, wait
 from tests.web.pages import card, contrast, open_page, shoot, verify_text
+from verifier.chain_source import RegistrySource
 from verifier.checks import verify
 from verifier.trust_snapshot import load_snapshot
 
 SUITES = ("sha256-128", "sm3-128")
+# The licences the page, the CLI and the chain must give the same verdict for, in each
+# suite; the first word is the verdict's status.
+CASES = (
+    "VALID",
+    "TAMPERED",
+    "REVOKED",
+    "SUPERSEDED",
+    "EXPIRED",
+    "ISSUER_NOT_AUTHORISED key",
+    "ISSUER_NOT_AUTHORISED seal",
+)
 PASSPHRASE = "offline page passphrase"
 PHONE_WIDTH = 375
 SW = STATIC / "sw.js"
@@ -175,21 +200,78 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             return seal.seal_root(seal_key, chain.chain_id, registry_bytes, root)
 
         business = catalogue().get("business-licence")
-        documents: dict[tuple[str, str], LicenceDocument] = {}
-        for n, suite in enumerate(SUITES):
-            rows = [business_licence(10 * n), business_licence(10 * n + 1)]
+
+        def issue(rows: list[dict[str, str]], suite: str, by: LocalAccount, sealed: bool) -> Any:
             batch = wrap_batch(
                 business,
                 rows,
                 chain_id=chain.chain_id,
                 registry=registry.address,
                 suite=suite,
-                sealer=sealer,
+                sealer=sealer if sealed else None,
             )
-            registry.anchor(agency, batch.root, business.code, len(rows))
+            registry.anchor(by, batch.root, business.code, len(rows))
+            return batch
+
+        # A second agency (no seal key) whose chain key is reported compromised from
+        # its first anchor here on: what it anchored since is ISSUER_NOT_AUTHORISED.
+        posing = key_for("offline-page-other-agency")
+        registry.register_agency(
+            governor, OTHER_AGENCY_CODE, OTHER_AGENCY_NAME, posing.address, [1]
+        )
+        documents: dict[tuple[str, str], LicenceDocument] = {}
+        leaked = []
+        for n, suite in enumerate(SUITES):
+            rows = [
+                business_licence(10 * n),
+                business_licence(10 * n + 1),
+                business_licence(10 * n + 2),
+                business_licence(10 * n + 3, validFrom="2010-01-01", validUntil="2015-12-31"),
+            ]
+            batch = issue(rows, suite, agency, sealed=True)
             registry.revoke(agency, batch.root, batch.documents[1].licence_id, Reason.FRAUD)
-            documents[(suite, "VALID")] = batch.documents[0]
+            renewed = issue(
+                [business_licence(10 * n + 2, registeredCapital="500万元人民币")],
+                suite,
+                agency,
+                sealed=True,
+            )
+            registry.supersede(
+                agency,
+                batch.root,
+                batch.documents[2].licence_id,
+                renewed.documents[0].licence_id,
+                Reason.CHANGE_OF_PARTICULARS,
+            )
+            other = issue(
+                [business_licence(10 * n + 4, issuingAuthority=OTHER_AGENCY_NAME)],
+                suite,
+                posing,
+                sealed=False,
+            )
+            anchored = registry.anchor_of(other.root)
+            assert anchored is not None
+            leaked.append(anchored.block_number)
+            valid = batch.documents[0]
+            changed = json.loads(valid.to_bytes())
+            changed["fields"]["holderName"] = "别的公司"  # the holder's name, rewritten
+            documents[(suite, "VALID")] = valid
+            documents[(suite, "TAMPERED")] = parse_document(changed)
             documents[(suite, "REVOKED")] = batch.documents[1]
+            documents[(suite, "SUPERSEDED")] = batch.documents[2]
+            documents[(suite, "EXPIRED")] = batch.documents[3]
+            documents[(suite, "ISSUER_NOT_AUTHORISED key")] = other.documents[0]
+        registry.mark_signer_compromised(governor, posing.address, min(leaked))
+        # The agency's seal key reported compromised from these batches on: sealed by
+        # whoever holds it now, they are ISSUER_NOT_AUTHORISED (its earlier ones stand).
+        stolen = []
+        for n, suite in enumerate(SUITES):
+            forged = issue([business_licence(10 * n + 5)], suite, agency, sealed=True)
+            anchored = registry.anchor_of(forged.root)
+            assert anchored is not None
+            stolen.append(anchored.block_number)
+            documents[(suite, "ISSUER_NOT_AUTHORISED seal")] = forged.documents[0]
+        registry.mark_seal_key_compromised(governor, 1, 1, min(stolen))
         home = base / "governor-home"
         _governor_home(home, node.url, chain.chain_id, registry.address, governor)
         # The governor's SM2 key co-signs the snapshot; `seal-key new` pins it in the
@@ -351,6 +433,40 @@ def _python_verdict(world: World, document: LicenceDocument) -> dict[str, Any]:
     return answer
 
 
+def _chain_verdict(world: World, document: LicenceDocument) -> dict[str, Any]:
+    """`verify()` over the registry itself, read from the node over JSON-RPC."""
+    registry = Registry.at(connect(world.node.url), world.registry)
+    answer: dict[str, Any] = verify(document, RegistrySource(registry)).to_json()
+    return answer
+
+
+def _cli_verdict(world: World, path: Path) -> tuple[int, dict[str, Any]]:
+    """`elicence verify FILE --snapshot S --json` as a real process: its exit status
+    and verdict."""
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    env.pop("ELICENCE_SNAPSHOT", None)
+    done = subprocess.run(
+        [
+            str(ELICENCE),
+            *("verify", str(path), "--json", "--home", str(world.home)),
+            *("--snapshot", str(world.snapshot), "--governor", world.governor.address),
+            *("--governor-seal-key", world.governor_seal_key.hex()),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert done.returncode in (0, 1), done.stderr
+    answer: dict[str, Any] = json.loads(done.stdout)
+    return done.returncode, answer
+
+
+def _shape(verdict: dict[str, Any]) -> tuple[str, list[tuple[str, str, str]]]:
+    """What must agree everywhere: the status, and each check's name, outcome and code."""
+    return verdict["status"], [(c["name"], c["outcome"], str(c["code"])) for c in verdict["checks"]]
+
+
 def _assert_same_verdict(shown: WebElement, expected: dict[str, Any], block: str) -> None:
     assert shown.get_attribute("data-source") == "snapshot"
     assert shown.get_attribute("data-status") == expected["status"]
@@ -422,6 +538,26 @@ def test_page_verifies_from_its_snapshot_after_the_service_is_gone(
         shown.find_element(By.CSS_SELECTOR, "[data-asof-block]").get_attribute("data-stale")
         == "false"
     )
+
+    # Every verdict, as the holder's JSON file: the page offline, verify() over the
+    # snapshot and over the chain, and the CLI with the snapshot say the same.
+    for case in CASES:
+        expected = case.split()[0]
+        document = world.documents[(suite, case)]
+        path = tmp_path / f"{case.lower().replace(' ', '-')}.json"
+        path.write_bytes(document.to_bytes())
+        _upload(browser, "upload", path)
+        shown = card(browser)
+        page = (str(shown.get_attribute("data-status")), _checks(shown))
+        from_snapshot = _python_verdict(world, document)
+        exit_status, from_cli = _cli_verdict(world, path)
+        assert _shape(from_snapshot)[0] == expected
+        assert page == _shape(from_snapshot), case
+        assert page == _shape(_chain_verdict(world, document)), case
+        assert page == _shape(from_cli), case
+        assert exit_status == (0 if expected == "VALID" else 1), case
+        _assert_same_verdict(shown, from_snapshot, block)
+        assert from_cli["snapshot"]["blockNumber"] == int(block)
 
     # At a phone's width everything still fits, the age included.
     browser.set_window_size(PHONE_WIDTH, 800)
