@@ -19,7 +19,7 @@ import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, Literal
 
 from licence.catalogue import Label, catalogue
@@ -246,8 +246,34 @@ def _filtered(value: Param, how: str | None, language: Language) -> str:
 
 def word(code: str, params: Mapping[str, Param], language: Language = "en") -> str:
     """The words for a reason code and its parameters (KeyError: no such code or parameter)."""
-    template = getattr(REASON_TEXTS[code], language)
-    return _PLACEHOLDER.sub(lambda m: _filtered(params[m[1]], m[2], language), template)
+    form, slots = _template(code, language)
+    return form.format(
+        *[
+            str(params[name]) if how is None else _filtered(params[name], how, language)
+            for name, how in slots
+        ]
+    )
+
+
+@cache
+def _template(code: str, language: Language) -> tuple[str, tuple[tuple[str, str | None], ...]]:
+    """A reason's template as a str.format form with numbered slots, and each slot's
+    parameter and filter, made once: every verification words several reasons, and a
+    regular expression per reason was a third of `verify`'s time (issue 17)."""
+    template: str = getattr(REASON_TEXTS[code], language)
+    form = []
+    slots: list[tuple[str, str | None]] = []
+    start = 0
+    for match in _PLACEHOLDER.finditer(template):
+        form.append(_braced(template[start : match.start()]) + f"{{{len(slots)}}}")
+        slots.append((match[1], match[2]))
+        start = match.end()
+    form.append(_braced(template[start:]))
+    return "".join(form), tuple(slots)
+
+
+def _braced(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 @dataclass(frozen=True)

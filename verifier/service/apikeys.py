@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import secrets
 import sqlite3
 import threading
+import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -29,6 +32,10 @@ KEY_PREFIX = "elk_"
 # start with "@", and the scope is kept in the types column, so no store needs a new column.
 OPERATOR_SCOPE = "@operator"
 AUTH_CACHE_ENTRIES = 10_000
+# Remembered answers are checked against the key file at most this often: a key revoked
+# from another process (`elicence apikey revoke`, another worker) is refused within it,
+# as PostgreSQL's store does (verifier.service.stores.postgres.KEY_RECHECK_S).
+KEY_RECHECK_S = 0.25
 NAME_RULE = (
     "1 to 64 characters: letters (Chinese too) and digits, spaces and - _ . ·; "
     "starting and ending with a letter or digit"
@@ -57,6 +64,7 @@ def name_problem(name: str) -> str | None:
 
 def _letter_or_digit(char: str) -> bool:
     return unicodedata.category(char)[0] == "L" or unicodedata.category(char) == "Nd"
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -206,7 +214,7 @@ class KeyStore(Protocol):
 class ApiKeyStore:
     """The keys in HOME/service/apikeys.sqlite."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clock: Callable[[], float] = time.monotonic) -> None:
         private_database(path)  # SQLite gives its -wal and -shm files the same mode
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -214,6 +222,8 @@ class ApiKeyStore:
         self._lock = threading.Lock()
         self._recent: dict[str, ApiKey | None] = {}
         self._version: object = None
+        self._clock = clock
+        self._checked = -math.inf
 
     def create(
         self,
@@ -249,7 +259,8 @@ class ApiKeyStore:
         return [record_of(row) for row in rows]
 
     def revoke(self, name: str) -> ApiKey:
-        """Revoke a key: the service refuses it from its next request on."""
+        """Revoke a key: this store refuses it from its next request on, every other
+        (another worker, a running service) within KEY_RECHECK_S."""
         with self._lock:
             self._recent.clear()
             updated = self._db.execute(
@@ -271,17 +282,23 @@ class ApiKeyStore:
 
         Answers are remembered until the key file changes: a key look-up per request was
         a tenth of the service's time under load. SQLite's data_version moves whenever
-        another connection commits (`elicence apikey revoke` in another process), so a
-        revoked key is still refused from the next request on.
+        another connection commits (`elicence apikey revoke` in another process); it is
+        read at most every KEY_RECHECK_S (a twentieth of a request's time when read on
+        every one), so a key revoked elsewhere is refused within KEY_RECHECK_S.
         """
         if not key.startswith(KEY_PREFIX) or len(key) > 100:
             return None
         digest = hash_key(key)
         with self._lock:
-            version = self._db.execute("PRAGMA data_version").fetchone()[0]
-            if version != self._version:
-                self._recent.clear()
-                self._version = version
+            # The time before the check: an answer is never older than KEY_RECHECK_S
+            # counted from before the version was read.
+            now = self._clock()
+            if now - self._checked >= KEY_RECHECK_S:
+                version = self._db.execute("PRAGMA data_version").fetchone()[0]
+                if version != self._version:
+                    self._recent.clear()
+                    self._version = version
+                self._checked = now
             if digest in self._recent:
                 return self._recent[digest]
             row = self._db.execute(

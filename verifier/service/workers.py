@@ -21,7 +21,7 @@ What each worker keeps to itself, and what they share:
   follows the chain, and its reorganisations, on its own; all answer from the chain's
   head (the freshness rule holds per request, whichever worker answers);
 - the API keys and the audit log (SQLite files made for several processes: WAL, and a
-  revoked key is refused by every worker from its next request; or one PostgreSQL
+  revoked key is refused by every worker within apikeys.KEY_RECHECK_S; or one PostgreSQL
   database for every worker and replica, verifier.service.stores);
 - metrics: prometheus_client's multiprocess mode, so every scrape reports the sum;
 - rate limits are counted per worker: a client whose connections land on several
@@ -72,6 +72,9 @@ SERVER_OPTIONS: dict[str, Any] = {
     # choose the address anonymous rates are counted by.
     "proxy_headers": False,
     "loop": EVENT_LOOP,
+    # uvicorn's httptools protocol, sending each answer's head and body in one write as
+    # uvloop would (verifier.service.hotpath.JoinedWrites says why).
+    "http": "verifier.service.hotpath:JoinedWritesProtocol",
 }
 
 
