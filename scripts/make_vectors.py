@@ -285,7 +285,8 @@ def seal() -> dict[str, Any]:
         "1234567812345678) of message = 'elicence/1 seal' || chainId (8 bytes) || registry "
         "(20) || root (16); see docs/format.md, 'Agency seal'. SM2 signatures are "
         "randomised: a verifier checks these, an implementation's own seals differ. The key "
-        "is SHA-256('elicence vector seal key'), made up for these vectors.",
+        "is SHA-256('elicence vector seal key'): a test fixture made up for these vectors, "
+        "never any agency's key.",
         "cases": cases,
     }
 
