@@ -110,8 +110,10 @@ async def get_trust_anchor(request: Request, services: ServicesDep) -> Response:
     return _answer(request, tag, lambda: Response(body, media_type="application/json"))
 
 
-# (device, inode, size, mtime) of a snapshot file -> its ETag: a file is hashed once.
-_tags: dict[tuple[int, int, int, int], str] = {}
+# The published file as last read: (device, inode, size, mtime) -> its bytes and ETag.
+# Anyone may ask for it, and it can be tens of MB, so it is read and hashed once per
+# version of the file and served from this one copy, not read again for every request.
+_published: dict[tuple[int, int, int, int], tuple[bytes, str]] = {}
 
 
 @router.get(
@@ -145,12 +147,15 @@ async def get_trust_snapshot(request: Request, services: ServicesDep) -> Respons
         )
         return problem_response(body, {"Cache-Control": _CACHE})
     key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    known = _tags.get(key)
-    if known is not None and _matches(request.headers.get("if-none-match"), known):
-        return Response(status_code=304, headers={"ETag": known, "Cache-Control": _CACHE})
-    try:
-        data = await run_in_threadpool(path.read_bytes)
-    except OSError:
+    held = _published.get(key)
+    if held is not None:
+        data, tag = held
+    else:
+        try:
+            data = await run_in_threadpool(path.read_bytes)
+        except OSError:
+            data = None
+    if data is None:
         body = problem(
             404,
             "not-found",
@@ -159,10 +164,11 @@ async def get_trust_snapshot(request: Request, services: ServicesDep) -> Respons
             instance=request.url.path,
         )
         return problem_response(body, {"Cache-Control": _CACHE})
-    tag = '"' + hashlib.sha256(data).hexdigest() + '"'
-    if len(data) == stat.st_size:  # not replaced between the stat and the read
-        _tags.clear()  # only the current file's is worth keeping
-        _tags[key] = tag
+    if held is None:
+        tag = '"' + hashlib.sha256(data).hexdigest() + '"'
+        if len(data) == stat.st_size:  # not replaced between the stat and the read
+            _published.clear()  # only the current file is worth keeping
+            _published[key] = (data, tag)
     disposition = f'attachment; filename="{path.name}"' if path.name.isascii() else "attachment"
     return _answer(
         request,
