@@ -15,6 +15,7 @@ told apart once documents name them.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,6 +24,10 @@ from functools import cache, cached_property
 from importlib import resources
 
 from licence.errors import CatalogueError, UnknownLicenceType
+
+# The registry keeps a type's code and version as uint16.
+MAX_TYPE_CODE = 65535
+MAX_TYPE_VERSION = 65535
 
 
 class FieldKind(StrEnum):
@@ -70,6 +75,14 @@ class LicenceType:
     # Personal fields every presentation must nonetheless disclose, stated as such in
     # the definition (a certificate of a person says nothing without the name).
     mandatory_personal: frozenset[str] = dataclasses.field(default_factory=frozenset)
+    # The definition as published: its RFC 8785 canonical JSON. The registry records
+    # SHA-256 of these bytes, so any copy (folder, URL, chain event) can be checked.
+    definition: bytes = b""
+
+    @property
+    def definition_hash(self) -> bytes:
+        """SHA-256 of the canonical definition: what the registry records for this version."""
+        return hashlib.sha256(self.definition).digest()
 
     def field(self, name: str) -> FieldSpec | None:
         """The field called `name`, or None."""
@@ -110,10 +123,9 @@ class Catalogue:
                 raise CatalogueError(
                     f"{licence_type.id} version {licence_type.version} is defined twice"
                 )
-            if not 1 <= licence_type.code <= 63:
+            if not 1 <= licence_type.code <= MAX_TYPE_CODE:
                 raise CatalogueError(
-                    f"{licence_type.id}: code {licence_type.code} is not in 1..63 "
-                    "(the registry's bitmask)"
+                    f"{licence_type.id}: code {licence_type.code} is not in 1..{MAX_TYPE_CODE}"
                 )
             known_code = code_of.setdefault(licence_type.id, licence_type.code)
             if known_code != licence_type.code:

@@ -5,7 +5,7 @@ types (the catalogue)"). `parse_definition` checks it in two passes and names ev
 member at fault by its path (`fields[3].pattern: not a valid regular expression`):
 
 1. its shape, by pydantic models that refuse unknown members, wrong JSON types and
-   values out of range (ids, names, codes 1..63, versions, patterns that compile);
+   values out of range (ids, names, codes 1..65535, versions, patterns that compile);
 2. what spans members: field names and labels unique within the type (a spreadsheet's
    headers may be either), mandatory disclosure naming existing fields that are not
    personal unless `mandatoryPersonal` says so, the fields issuing and verifying rely on
@@ -19,6 +19,7 @@ required or non-personal, so that a field's meaning never changes under its name
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -29,7 +30,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from licence.catalogue import FieldKind, FieldSpec, Label, LicenceType
+from licence.canonical import canonical_json
+from licence.catalogue import (
+    MAX_TYPE_CODE,
+    MAX_TYPE_VERSION,
+    FieldKind,
+    FieldSpec,
+    Label,
+    LicenceType,
+)
 from licence.errors import DefinitionError, SuccessorError
 
 MAX_FIELDS = 32  # a QR payload carries at least 16 bytes a field; 32 is past any target
@@ -102,8 +111,8 @@ class TypeDefinition(_Strict):
     """A licence type definition (one version of one type)."""
 
     id: Annotated[str, Field(max_length=64)]
-    code: Annotated[int, Field(ge=1, le=63)]
-    version: Annotated[int, Field(ge=1)]
+    code: Annotated[int, Field(ge=1, le=MAX_TYPE_CODE)]
+    version: Annotated[int, Field(ge=1, le=MAX_TYPE_VERSION)]
     name: LabelDefinition
     owners: Annotated[list[LabelDefinition], Field(min_length=1)]
     mandatory_disclosure: list[str]
@@ -278,7 +287,7 @@ def parse_definition(raw: object, source: str = "") -> LicenceType:
     problems = _members_problems(model)
     if problems:
         raise DefinitionError(source, problems)
-    licence_type = _licence_type(model)
+    licence_type = dataclasses.replace(_licence_type(model), definition=canonical_json(raw))
     problems = _example_problems(licence_type)
     if problems:
         raise DefinitionError(source, problems)

@@ -136,7 +136,8 @@ BAD = [
      "true or false"),
     ("code as text", _set(["code"], "1"), "code", "integer"),
     ("code 0", _set(["code"], 0), "code", "greater than or equal to 1"),
-    ("code 64", _set(["code"], 64), "code", "less than or equal to 63"),
+    ("code 65536", _set(["code"], 65536), "code", "less than or equal to 65535"),
+    ("version 65536", _set(["version"], 65536), "version", "less than or equal to 65535"),
     ("version 0", _set(["version"], 0), "version", "greater than or equal to 1"),
     ("missing version", _drop(["version"]), "version", "missing"),
     ("no owners", _set(["owners"], []), "owners", "at least 1"),
@@ -184,7 +185,7 @@ def test_every_problem_of_a_definition_is_named_at_once():
     raw = _raw()
     raw["fields"][3]["pattern"] = "(("
     raw["fields"][2]["hint"] = "x"
-    raw["code"] = 99
+    raw["code"] = 70000
     assert {"fields[3].pattern", "fields[2].hint", "code"} <= set(_problems(raw))
 
 
