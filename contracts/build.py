@@ -68,8 +68,13 @@ _SOLCJS_WRAPPER = """\
 import subprocess, sys, tempfile
 # solcjs's stdout goes to a file, not a pipe: node exits before a pipe drains, which cut
 # answers longer than 64 KiB short (node writes to files synchronously).
-with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as answer:
-    result = subprocess.run([{solcjs!r}, *sys.argv[1:]], stdin=sys.stdin,
+# The input goes through a file too: node reads a pipe with a non-blocking read, which
+# fails (EAGAIN) when the writer has not filled it yet.
+with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as answer, \
+        tempfile.TemporaryFile(mode="w+", encoding="utf-8") as question:
+    question.write(sys.stdin.read())
+    question.seek(0)
+    result = subprocess.run([{solcjs!r}, *sys.argv[1:]], stdin=question,
                             stdout=answer, stderr=subprocess.PIPE, text=True)
     answer.seek(0)
     out = answer.read()
