@@ -64,7 +64,8 @@ def deploy(
     passphrase_fd: PassphraseFdOption = None,
     passphrase_file: PassphraseFileOption = None,
 ) -> None:
-    """Deploy a new registry with the governor's key and save its address in the home.
+    """Deploy a new registry with the governor's key, publish the shipped licence types in
+    it, and save its address in the home.
 
     Creates the governor's keystore (HOME/keys/governor.json) on first use; the
     passphrase comes from ELICENCE_PASSPHRASE, --passphrase-file, --passphrase-fd or a
@@ -76,6 +77,7 @@ def deploy(
     from issuer.agency import deploy_registry
     from issuer.keystore import create
     from ledger.config import HomeConfig
+    from licence.catalogue import catalogue
 
     folder = home_of(home)
     path = keystore_path(folder, GOVERNOR_KEYSTORE)
@@ -99,6 +101,17 @@ def deploy(
         f"{deployed.chain_id} ({deployed.chain_url}); saved in {folder / 'config.json'}",
         highlight=False,
     )
+    # Agencies can only be authorised for published types: publish the shipped ones.
+    shipped = sorted(catalogue(), key=lambda t: (t.code, t.version))
+    with reported():
+        deployed.registry.publish_licence_types(governor, shipped)
+    for licence_type in shipped:
+        console.print(
+            f"published licence type {licence_type.code} version {licence_type.version}: "
+            f"{licence_type.name.zh} ({licence_type.id}), definition sha256 "
+            f"{licence_type.definition_hash.hex()}",
+            highlight=False,
+        )
 
 
 @registry_app.command("revoke-batch")

@@ -354,7 +354,22 @@ def explain_rejection(exc: RegistryRejected, names: Mapping[bytes, str] | None =
             "again: create a new key"
         ),
         "LicenceRegistryInvalidSigner": lambda: f"{a.get('signer')} cannot be a signing key",
-        "LicenceRegistryInvalidLicenceTypes": lambda: "the licence types given are not valid",
+        "LicenceRegistryTypeNotPublished": lambda: (
+            f"{type_name(a.get('licenceType'))} has no published version"
+            + (f" {a.get('version')}" if a.get("version") else "")
+            + " in this registry: the governor publishes it first with "
+            "`elicence catalogue publish`"
+        ),
+        "LicenceRegistryInvalidTypeVersion": lambda: (
+            f"version {a.get('version')} of {type_name(a.get('licenceType'))} cannot be "
+            f"published: the latest published is {a.get('latest')}, so the next is "
+            f"{int(a.get('latest') or 0) + 1}"
+        ),
+        "LicenceRegistryInvalidTypeDefinition": lambda: (
+            f"the definition of {type_name(a.get('licenceType'))} has {a.get('length')} bytes: "
+            "a published definition has 1 to 16,384"
+        ),
+        "LicenceRegistryInvalidLicenceType": lambda: "licence type 0 cannot be published",
         "LicenceRegistryNotSignerOrGovernor": lambda: (
             f"{a.get('caller')} may not change agency {a.get('agencyId')}: only the agency's "
             "current key or the governor may"

@@ -24,8 +24,16 @@ interface ILicenceRegistry {
     error LicenceRegistryInvalidAgencyCode(string code);
     /// @notice `code` already belongs to agency `agencyId`.
     error LicenceRegistryAgencyCodeTaken(string code, uint32 agencyId);
-    /// @notice `licenceTypes` sets bit 0, which stands for no licence type.
-    error LicenceRegistryInvalidLicenceTypes(uint64 licenceTypes);
+    /// @notice Licence type 0 stands for no licence type and cannot be published.
+    error LicenceRegistryInvalidLicenceType(uint16 licenceType);
+    /// @notice Version `version` of `licenceType` cannot be published: the next version is
+    /// the latest published one (`latest`, 0 for none) + 1.
+    error LicenceRegistryInvalidTypeVersion(uint16 licenceType, uint16 version, uint16 latest);
+    /// @notice A licence type definition has 1 to 16,384 bytes, not `length`.
+    error LicenceRegistryInvalidTypeDefinition(uint16 licenceType, uint256 length);
+    /// @notice Version `version` of `licenceType` is not published (version 0: the type
+    /// has no published version at all).
+    error LicenceRegistryTypeNotPublished(uint16 licenceType, uint16 version);
     /// @notice `signer` is the zero address.
     error LicenceRegistryInvalidSigner(address signer);
     /// @notice `signer` is, or once was, the signer of an agency: keys are never reused.
@@ -39,7 +47,7 @@ interface ILicenceRegistry {
     /// @notice `caller` is not the current signer of any agency.
     error LicenceRegistryNotAgency(address caller);
     /// @notice Agency `agencyId` may not issue licences of type `licenceType`.
-    error LicenceRegistryNotAuthorised(uint32 agencyId, uint8 licenceType);
+    error LicenceRegistryNotAuthorised(uint32 agencyId, uint16 licenceType);
     /// @notice An anchor needs a non-zero `root` and a non-zero `count`.
     error LicenceRegistryInvalidAnchor(bytes16 root, uint32 count);
     /// @notice `root` is anchored already; anchors are never overwritten.
@@ -83,25 +91,36 @@ interface ILicenceRegistry {
 
     // ---- events -------------------------------------------------------------------
 
-    /// @notice Agency `agencyId` was registered with signer `signer`.
+    /// @notice Version `version` of licence type `licenceType` was published: `definition`
+    /// is its definition (RFC 8785 canonical JSON), `definitionHash` its SHA-256.
+    event LicenceTypePublished(
+        uint16 indexed licenceType,
+        uint16 indexed version,
+        bytes32 definitionHash,
+        bytes definition
+    );
+    /// @notice Agency `agencyId` was registered with signer `signer` (its licence types
+    /// follow as {AgencyTypeAuthorised} events).
     event AgencyRegistered(
         uint32 indexed agencyId,
         address indexed signer,
         string code,
-        string name,
-        uint64 licenceTypes
+        string name
     );
-    /// @notice Agency `agencyId` may now issue the licence types in bitmask `licenceTypes`.
-    event AgencyTypesChanged(uint32 indexed agencyId, uint64 licenceTypes);
+    /// @notice Agency `agencyId` may now (`authorised`) or may no longer issue licences of
+    /// type `licenceType`; anchors made before stay valid.
+    event AgencyTypeAuthorised(uint32 indexed agencyId, uint16 indexed licenceType, bool authorised);
     /// @notice Agency `agencyId` was retired; its earlier anchors stay valid.
     event AgencyRetired(uint32 indexed agencyId);
     /// @notice Agency `agencyId` now signs with `newSigner`; `oldSigner` is spent.
     event SignerRotated(uint32 indexed agencyId, address oldSigner, address newSigner);
-    /// @notice Agency `agencyId` anchored `root`, a batch of `count` licences of one type.
+    /// @notice Agency `agencyId` anchored `root`, a batch of `count` licences of version
+    /// `typeVersion` of licence type `licenceType`.
     event BatchAnchored(
         bytes16 indexed root,
         uint32 indexed agencyId,
-        uint8 licenceType,
+        uint16 licenceType,
+        uint16 typeVersion,
         uint32 count
     );
     /// @notice Leaf `leaf` under `root` now has status `status`, for reason code `reason`.

@@ -2,10 +2,13 @@
 pragma solidity 0.8.28;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
 import {ILicenceRegistry} from "./ILicenceRegistry.sol";
 
 /// @title Registry of electronic licence batches (电子证照)
-/// @notice Issuing agencies anchor Merkle roots of licence batches; each licence (a leaf)
+/// @notice A governor publishes licence types (their definitions, versioned, recorded by
+/// SHA-256 hash) and authorises issuing agencies for them; agencies anchor Merkle roots of
+/// licence batches of a published type version; each licence (a leaf)
 /// under a root can later be suspended, reinstated, revoked, superseded or cancelled by
 /// the agency that anchored the root, or by a governor. A licence's status is kept per
 /// (anchoring agency, leaf), so a final status stays final under any root of that agency.
@@ -16,13 +19,16 @@ import {ILicenceRegistry} from "./ILicenceRegistry.sol";
 /// sha256(0x00 || ...), computed off-chain; inner nodes are the first 16 bytes of
 /// sha256(0x01 || min(a, b) || max(a, b)), so a leaf can never pose as a node.
 contract LicenceRegistry is AccessControl, ILicenceRegistry {
+    using EnumerableSet for EnumerableSet.UintSet;
+
     bytes32 public constant GOVERNOR_ROLE = keccak256("GOVERNOR_ROLE");
 
     uint256 private constant AGENCY_CODE_LENGTH = 18;
+    // A definition rides in calldata and in its event; the shipped ones are 2-3 KB.
+    uint256 private constant MAX_DEFINITION_BYTES = 16_384;
 
     struct Agency {
         address signer;
-        uint64 licenceTypes;
         bool retired;
         string code;
         string name;
@@ -35,8 +41,6 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
     // that authorising an anchor costs one storage read. Kept in sync by every
     // governance function. A spent (rotated away) signer keeps its record, so the key
     // can never be reused.
-    uint256 private constant SIGNER_TYPES_SHIFT = 32;
-    uint256 private constant SIGNER_TYPES_MASK = uint256(type(uint64).max) << SIGNER_TYPES_SHIFT;
     uint256 private constant SIGNER_RETIRED = 1 << 96;
     uint256 private constant SIGNER_SPENT = 1 << 97;
     uint256 private constant SIGNER_COMPROMISED = 1 << 98;
@@ -45,12 +49,14 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
     // one key, even those in the block where the agency rotated away from it.
     uint256 private constant SIGNER_KEY_SHIFT = 128;
 
-    // Anchor record, one slot per root.
+    // Anchor record, one slot per root: agency id (32 bits), type (16), type version
+    // (16), count (32), block (64), time (64), key number (32).
     uint256 private constant ANCHOR_TYPE_SHIFT = 32;
-    uint256 private constant ANCHOR_COUNT_SHIFT = 40;
-    uint256 private constant ANCHOR_BLOCK_SHIFT = 72;
-    uint256 private constant ANCHOR_TIME_SHIFT = 136;
-    uint256 private constant ANCHOR_KEY_SHIFT = 200;
+    uint256 private constant ANCHOR_VERSION_SHIFT = 48;
+    uint256 private constant ANCHOR_COUNT_SHIFT = 64;
+    uint256 private constant ANCHOR_BLOCK_SHIFT = 96;
+    uint256 private constant ANCHOR_TIME_SHIFT = 160;
+    uint256 private constant ANCHOR_KEY_SHIFT = 224;
 
     // Leaf record, one slot per (anchoring agency, leaf); the successor of a superseded
     // leaf lives apart, so the common status changes write a single slot. Keyed by agency,
@@ -87,6 +93,19 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
         uint64 compromisedFrom; // 0: not reported compromised
     }
 
+    // Published licence types. Declared after the older state so that the slots above
+    // keep their numbers (scripts/gas_report builds access lists from them).
+    struct PublishedType {
+        bytes32 definitionHash;
+        uint64 publishedAt;
+    }
+
+    mapping(uint16 licenceType => mapping(uint16 version => PublishedType)) private _types;
+    mapping(uint16 licenceType => uint16 version) private _latestTypeVersions;
+    // The licence types each agency may anchor batches of. A set rather than a bitmask:
+    // codes run to 65535, and the set can be listed ({agencyTypes}).
+    mapping(uint32 agencyId => EnumerableSet.UintSet) private _agencyTypes;
+
     /// @notice Creates the registry with `governor` as its admin and first governor.
     constructor(address governor) {
         _grantRole(DEFAULT_ADMIN_ROLE, governor);
@@ -95,47 +114,73 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
 
     // ---- governance -----------------------------------------------------------------
 
-    /// @notice Registers an issuing agency and returns its id (1, 2, ...).
+    /// @notice Publishes version `version` of licence type `licenceType`, whose definition
+    /// (the RFC 8785 canonical JSON of its definition file) is `definition`. The registry
+    /// keeps its SHA-256 and the block; the bytes themselves ride in the event.
+    /// @dev Requirements: caller has GOVERNOR_ROLE; `licenceType` is not 0; `version` is
+    /// the type's latest published version + 1 (1 for a new type); `definition` has 1 to
+    /// 16,384 bytes. A published version is never changed or removed.
+    /// Emits {LicenceTypePublished}.
+    function publishLicenceType(uint16 licenceType, uint16 version, bytes calldata definition)
+        external
+        onlyRole(GOVERNOR_ROLE)
+    {
+        if (licenceType == 0) revert LicenceRegistryInvalidLicenceType(licenceType);
+        uint16 latest = _latestTypeVersions[licenceType];
+        if (uint256(version) != uint256(latest) + 1) {
+            revert LicenceRegistryInvalidTypeVersion(licenceType, version, latest);
+        }
+        if (definition.length == 0 || definition.length > MAX_DEFINITION_BYTES) {
+            revert LicenceRegistryInvalidTypeDefinition(licenceType, definition.length);
+        }
+        bytes32 definitionHash = sha256(definition);
+        _types[licenceType][version] = PublishedType(definitionHash, uint64(block.number));
+        _latestTypeVersions[licenceType] = version;
+        emit LicenceTypePublished(licenceType, version, definitionHash, definition);
+    }
+
+    /// @notice Registers an issuing agency and returns its id (1, 2, ...), authorised for
+    /// the licence types `licenceTypes`.
     /// @dev Requirements: caller has GOVERNOR_ROLE; `code` has 18 characters and is not
-    /// registered; `signer` is non-zero and was never a signer; bit 0 of `licenceTypes`
-    /// is clear (bit t set = the agency may issue licence type t, 1 <= t <= 63).
-    /// Emits {AgencyRegistered}.
+    /// registered; `signer` is non-zero and was never a signer; every type in
+    /// `licenceTypes` has a published version. Emits {AgencyRegistered}, then one
+    /// {AgencyTypeAuthorised} per type.
     function registerAgency(
         string calldata code,
         string calldata name,
         address signer,
-        uint64 licenceTypes
+        uint16[] calldata licenceTypes
     ) external onlyRole(GOVERNOR_ROLE) returns (uint32 agencyId) {
         bytes32 codeHash = keccak256(bytes(code));
         if (bytes(code).length != AGENCY_CODE_LENGTH) revert LicenceRegistryInvalidAgencyCode(code);
         if (_agencyIdByCode[codeHash] != 0) {
             revert LicenceRegistryAgencyCodeTaken(code, _agencyIdByCode[codeHash]);
         }
-        _requireValidTypes(licenceTypes);
         _requireFreshSigner(signer);
         agencyId = ++_agencyCount;
-        _agencies[agencyId] = Agency(signer, licenceTypes, false, code, name);
+        _agencies[agencyId] = Agency(signer, false, code, name);
         _agencyIdByCode[codeHash] = agencyId;
-        _signers[signer] = _packSigner(agencyId, licenceTypes, 1);
-        emit AgencyRegistered(agencyId, signer, code, name, licenceTypes);
+        _signers[signer] = _packSigner(agencyId, 1);
+        emit AgencyRegistered(agencyId, signer, code, name);
+        _authoriseTypes(agencyId, licenceTypes);
     }
 
-    /// @notice Replaces the licence types agency `agencyId` may issue.
+    /// @notice Withdraws agency `agencyId`'s authorisation for the licence types in
+    /// `withdraw`, then authorises it for those in `authorise`.
     /// @dev Requirements: caller has GOVERNOR_ROLE; the agency exists and is not retired;
-    /// bit 0 of `licenceTypes` is clear. Anchors made before keep their validity.
-    /// Emits {AgencyTypesChanged}.
-    function setAgencyTypes(uint32 agencyId, uint64 licenceTypes)
+    /// every type in `authorise` has a published version. A type already in the state
+    /// asked for is left alone. Anchors made before keep their validity.
+    /// Emits one {AgencyTypeAuthorised} per type changed.
+    function setAgencyTypes(uint32 agencyId, uint16[] calldata authorise, uint16[] calldata withdraw)
         external
         onlyRole(GOVERNOR_ROLE)
     {
-        Agency storage agency = _activeAgency(agencyId);
-        _requireValidTypes(licenceTypes);
-        agency.licenceTypes = licenceTypes;
-        // Keep the other bits: a compromised current key must stay spent.
-        uint256 record = _signers[agency.signer];
-        _signers[agency.signer] =
-            (record & ~SIGNER_TYPES_MASK) | (uint256(licenceTypes) << SIGNER_TYPES_SHIFT);
-        emit AgencyTypesChanged(agencyId, licenceTypes);
+        _activeAgency(agencyId);
+        EnumerableSet.UintSet storage types = _agencyTypes[agencyId];
+        for (uint256 i = 0; i < withdraw.length; ++i) {
+            if (types.remove(withdraw[i])) emit AgencyTypeAuthorised(agencyId, withdraw[i], false);
+        }
+        _authoriseTypes(agencyId, authorise);
     }
 
     /// @notice Retires agency `agencyId`: it can no longer anchor or change statuses.
@@ -166,7 +211,7 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
         agency.signer = newSigner;
         _signers[oldSigner] = oldRecord | SIGNER_SPENT;
         uint32 keyNumber = uint32(oldRecord >> SIGNER_KEY_SHIFT) + 1;
-        _signers[newSigner] = _packSigner(agencyId, agency.licenceTypes, keyNumber);
+        _signers[newSigner] = _packSigner(agencyId, keyNumber);
         emit SignerRotated(agencyId, oldSigner, newSigner);
     }
 
@@ -275,16 +320,16 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
     // ---- anchoring --------------------------------------------------------------------
 
     /// @notice Anchors `root`, the 16-byte Merkle root of a batch of `count` licences of
-    /// type `licenceType`, on behalf of the caller's agency.
+    /// version `typeVersion` of licence type `licenceType`, on behalf of the caller's agency.
     /// @dev Requirements: caller is the current signer of a non-retired agency authorised
-    /// for `licenceType`; `root` and `count` are non-zero; `root` is not anchored yet.
-    /// Emits {BatchAnchored}.
-    function anchor(bytes16 root, uint8 licenceType, uint32 count) external {
-        uint256 signer = _authoriseAnchor(licenceType);
+    /// for `licenceType`; `typeVersion` is a published version of it; `root` and `count`
+    /// are non-zero; `root` is not anchored yet. Emits {BatchAnchored}.
+    function anchor(bytes16 root, uint16 licenceType, uint16 typeVersion, uint32 count) external {
+        uint256 signer = _authoriseAnchor(licenceType, typeVersion);
         if (root == 0 || count == 0) revert LicenceRegistryInvalidAnchor(root, count);
         if (_anchors[root] != 0) revert LicenceRegistryAlreadyAnchored(root);
-        _anchors[root] = _packAnchor(signer, licenceType, count);
-        emit BatchAnchored(root, uint32(signer), licenceType, count);
+        _anchors[root] = _packAnchor(signer, licenceType, typeVersion, count);
+        emit BatchAnchored(root, uint32(signer), licenceType, typeVersion, count);
     }
 
     // ---- leaf statuses ----------------------------------------------------------------
@@ -359,7 +404,8 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
         view
         returns (
             uint32 agencyId,
-            uint8 licenceType,
+            uint16 licenceType,
+            uint16 typeVersion,
             uint32 count,
             uint64 blockNumber,
             uint64 timestamp,
@@ -369,7 +415,8 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
         uint256 record = _anchors[root];
         return (
             uint32(record),
-            uint8(record >> ANCHOR_TYPE_SHIFT),
+            uint16(record >> ANCHOR_TYPE_SHIFT),
+            uint16(record >> ANCHOR_VERSION_SHIFT),
             uint32(record >> ANCHOR_COUNT_SHIFT),
             uint64(record >> ANCHOR_BLOCK_SHIFT),
             uint64(record >> ANCHOR_TIME_SHIFT),
@@ -425,22 +472,49 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
         return _sealKeyCounts[agencyId];
     }
 
-    /// @notice Agency `agencyId`: its current signer, licence-type bitmask, whether it is
-    /// retired, its unified social credit code and its name.
+    /// @notice Agency `agencyId`: its current signer, whether it is retired, its unified
+    /// social credit code and its name ({agencyTypes} lists its licence types).
     /// @dev Requirements: the agency exists.
     function agencyOf(uint32 agencyId)
         external
         view
-        returns (
-            address signer,
-            uint64 licenceTypes,
-            bool retired,
-            string memory code,
-            string memory name
-        )
+        returns (address signer, bool retired, string memory code, string memory name)
     {
         Agency storage agency = _existingAgency(agencyId);
-        return (agency.signer, agency.licenceTypes, agency.retired, agency.code, agency.name);
+        return (agency.signer, agency.retired, agency.code, agency.name);
+    }
+
+    /// @notice The licence types agency `agencyId` is authorised for, in no fixed order.
+    /// @dev Requirements: the agency exists.
+    function agencyTypes(uint32 agencyId) external view returns (uint16[] memory licenceTypes) {
+        _existingAgency(agencyId);
+        EnumerableSet.UintSet storage types = _agencyTypes[agencyId];
+        uint256 length = types.length();
+        licenceTypes = new uint16[](length);
+        for (uint256 i = 0; i < length; ++i) {
+            licenceTypes[i] = uint16(types.at(i));
+        }
+    }
+
+    /// @notice Whether agency `agencyId` is authorised for licence type `licenceType`.
+    function isAuthorised(uint32 agencyId, uint16 licenceType) external view returns (bool) {
+        return _agencyTypes[agencyId].contains(licenceType);
+    }
+
+    /// @notice Version `version` of licence type `licenceType`: the SHA-256 of its
+    /// definition and the block it was published in (zeros when it is not published).
+    function licenceTypeOf(uint16 licenceType, uint16 version)
+        external
+        view
+        returns (bytes32 definitionHash, uint64 publishedAt)
+    {
+        PublishedType storage published = _types[licenceType][version];
+        return (published.definitionHash, published.publishedAt);
+    }
+
+    /// @notice The latest published version of licence type `licenceType` (0: none).
+    function latestTypeVersion(uint16 licenceType) external view returns (uint16) {
+        return _latestTypeVersions[licenceType];
     }
 
     /// @notice The id of the agency whose current signer is `signer`, or 0 if none
@@ -506,14 +580,35 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
     // ---- private ----------------------------------------------------------------------
 
     /// Returns the caller's signer record (agency id, key number, ...).
-    function _authoriseAnchor(uint8 licenceType) private view returns (uint256 signer) {
+    function _authoriseAnchor(uint16 licenceType, uint16 typeVersion)
+        private
+        view
+        returns (uint256 signer)
+    {
         signer = _signers[msg.sender];
         uint32 agencyId = uint32(signer);
         if (signer & SIGNER_COMPROMISED != 0) revert LicenceRegistrySignerCompromised(msg.sender);
         if (agencyId == 0 || signer & SIGNER_SPENT != 0) revert LicenceRegistryNotAgency(msg.sender);
         if (signer & SIGNER_RETIRED != 0) revert LicenceRegistryAgencyRetired(agencyId);
-        if (!_allowsType(uint64(signer >> SIGNER_TYPES_SHIFT), licenceType)) {
+        if (!_agencyTypes[agencyId].contains(licenceType)) {
             revert LicenceRegistryNotAuthorised(agencyId, licenceType);
+        }
+        // A type an agency is authorised for has version 1 published, so the usual anchor
+        // (version 1) needs no second storage read.
+        if (typeVersion != 1 && (typeVersion == 0 || typeVersion > _latestTypeVersions[licenceType])) {
+            revert LicenceRegistryTypeNotPublished(licenceType, typeVersion);
+        }
+    }
+
+    function _authoriseTypes(uint32 agencyId, uint16[] calldata licenceTypes) private {
+        EnumerableSet.UintSet storage types = _agencyTypes[agencyId];
+        for (uint256 i = 0; i < licenceTypes.length; ++i) {
+            uint16 licenceType = licenceTypes[i];
+            // Type 0 is never published, so it is refused here too.
+            if (_latestTypeVersions[licenceType] == 0) {
+                revert LicenceRegistryTypeNotPublished(licenceType, 0);
+            }
+            if (types.add(licenceType)) emit AgencyTypeAuthorised(agencyId, licenceType, true);
         }
     }
 
@@ -548,18 +643,12 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
         records[leaf] = record;
     }
 
-    function _packSigner(uint32 agencyId, uint64 licenceTypes, uint32 keyNumber)
-        private
-        pure
-        returns (uint256)
-    {
-        return uint256(agencyId)
-            | (uint256(licenceTypes) << SIGNER_TYPES_SHIFT)
-            | (uint256(keyNumber) << SIGNER_KEY_SHIFT);
+    function _packSigner(uint32 agencyId, uint32 keyNumber) private pure returns (uint256) {
+        return uint256(agencyId) | (uint256(keyNumber) << SIGNER_KEY_SHIFT);
     }
 
     /// `signer` is the anchoring key's record: its agency id and key number are kept.
-    function _packAnchor(uint256 signer, uint8 licenceType, uint32 count)
+    function _packAnchor(uint256 signer, uint16 licenceType, uint16 typeVersion, uint32 count)
         private
         view
         returns (uint256)
@@ -567,6 +656,7 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
         return uint256(uint32(signer))
             | (uint256(uint32(signer >> SIGNER_KEY_SHIFT)) << ANCHOR_KEY_SHIFT)
             | (uint256(licenceType) << ANCHOR_TYPE_SHIFT)
+            | (uint256(typeVersion) << ANCHOR_VERSION_SHIFT)
             | (uint256(count) << ANCHOR_COUNT_SHIFT)
             | (uint256(uint64(block.number)) << ANCHOR_BLOCK_SHIFT)
             | (uint256(uint64(block.timestamp)) << ANCHOR_TIME_SHIFT);
@@ -591,15 +681,6 @@ contract LicenceRegistry is AccessControl, ILicenceRegistry {
     function _requireFreshSigner(address signer) private view {
         if (signer == address(0)) revert LicenceRegistryInvalidSigner(signer);
         if (_signers[signer] != 0) revert LicenceRegistrySignerAlreadyUsed(signer);
-    }
-
-    function _requireValidTypes(uint64 licenceTypes) private pure {
-        if (licenceTypes & 1 != 0) revert LicenceRegistryInvalidLicenceTypes(licenceTypes);
-    }
-
-    function _allowsType(uint64 licenceTypes, uint8 licenceType) private pure returns (bool) {
-        // A shift by 64 or more yields 0, so types beyond the mask are never allowed.
-        return licenceType != 0 && (licenceTypes >> licenceType) & 1 == 1;
     }
 
     function _isFinal(LeafStatus status) private pure returns (bool) {

@@ -16,9 +16,11 @@ from ledger.errors import (
     RegistryRejected,
     RegistryUnauthorised,
     TransactionFailed,
+    TypeDefinitionMismatch,
+    TypePublishedOtherwise,
     WrongChain,
 )
-from ledger.registry import Agency, Anchor, LeafState, Registry
+from ledger.registry import Agency, Anchor, LeafState, PublishedType, Registry
 
 __all__ = [
     "Agency",
@@ -30,12 +32,15 @@ __all__ = [
     "InvalidValue",
     "LeafState",
     "LedgerError",
+    "PublishedType",
     "Registry",
     "RegistryNotFound",
     "RegistryRejected",
     "RegistryUnauthorised",
     "Sent",
     "TransactionFailed",
+    "TypeDefinitionMismatch",
+    "TypePublishedOtherwise",
     "WrongChain",
     "connect",
 ]

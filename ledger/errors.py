@@ -8,6 +8,8 @@ web3 (see ``ledger.chain``), so callers catch these and nothing else.
     ├── WrongChain (ValueError)               the node serves another chain id
     ├── RegistryNotFound (LookupError)        no contract code at the registry address
     ├── InvalidValue (ValueError)             an argument the registry cannot take as given
+    ├── TypePublishedOtherwise (ValueError)   a type version is published with another hash
+    ├── TypeDefinitionMismatch (ValueError)   a node's type definition log fails its hash
     ├── InsufficientFunds                     the sender cannot pay for gas (and value)
     ├── NodeBusy (RuntimeError)               another embedded node runs on that home
     ├── IndexMismatch (ValueError)            an index file of another chain or registry
@@ -37,6 +39,8 @@ __all__ = [
     "RegistryUnauthorised",
     "SnapshotRefused",
     "TransactionFailed",
+    "TypeDefinitionMismatch",
+    "TypePublishedOtherwise",
     "WrongChain",
 ]
 
@@ -59,6 +63,39 @@ class RegistryNotFound(LedgerError, LookupError):
 
 class InvalidValue(LedgerError, ValueError):
     """An argument cannot be sent to the registry as given (wrong length, out of range)."""
+
+
+class TypePublishedOtherwise(LedgerError, ValueError):
+    """A licence type version is published on the registry with another definition than
+    the one given: a version, once published, never changes (publish a new version)."""
+
+    def __init__(self, code: int, version: int, published_hash: bytes, given_hash: bytes) -> None:
+        self.code = code
+        self.version = version
+        self.published_hash = published_hash
+        self.given_hash = given_hash
+        super().__init__(
+            f"licence type {code} version {version} is published with definition hash "
+            f"0x{published_hash.hex()}, not 0x{given_hash.hex()}: publish the change as "
+            f"version {version + 1} or later"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.code, self.version, self.published_hash, self.given_hash))
+
+
+class TypeDefinitionMismatch(LedgerError, ValueError):
+    """The node answered a licence type definition read with a log that is not that
+    type version's, or whose bytes do not hash to the hash it records."""
+
+    def __init__(self, code: int, version: int, reason: str) -> None:
+        self.code = code
+        self.version = version
+        self.reason = reason
+        super().__init__(f"licence type {code} version {version} from the chain: {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.code, self.version, self.reason))
 
 
 class InsufficientFunds(LedgerError):

@@ -1,4 +1,5 @@
-"""A local index of the registry, kept from its events: agencies, anchors, leaf statuses.
+"""A local index of the registry, kept from its events: licence types, agencies, anchors,
+leaf statuses.
 
 Verification reads this index instead of calling the chain, so a verdict costs a few
 dictionary look-ups. The index is a SQLite file (durable, rebuilt from nothing when
@@ -24,12 +25,17 @@ status is not final. Each anchor carries the number of the agency key that made 
 (counted from `AgencyRegistered` and `SignerRotated`), so that a `SignerCompromised`
 report names its anchors. Each agency's SM2 seal keys (`seal_keys`, from
 `SealKeyRegistered` and `SealKeyCompromised`) answer which key sealed a batch anchored
-in a given block. The file records the version of these rules (`schema`); an
-index written under older rules is emptied and synced again from its start block.
+in a given block. Published licence type versions (`licence_types`, from
+`LicenceTypePublished`) are kept with their definitions, each checked against the hash
+its log records, and each agency's authorised types (from `AgencyTypeAuthorised`), so a
+verifier loads a type version it lacks from here without asking the chain. The file
+records the version of these rules (`schema`); an index written under older rules is
+emptied and synced again from its start block.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -44,17 +50,9 @@ from web3 import Web3
 
 from contracts import load_artifact
 from ledger.chain import translate_errors
-from ledger.errors import IndexMismatch
+from ledger.errors import IndexMismatch, TypeDefinitionMismatch
 from ledger.private import private_database
-from ledger.registry import (
-    Agency,
-    Anchor,
-    LeafState,
-    Registry,
-    SealKey,
-    licence_types_from_mask,
-    licence_types_to_mask,
-)
+from ledger.registry import Agency, Anchor, LeafState, PublishedType, Registry, SealKey
 from ledger.sync import MAX_SPAN, EventDecoder, RangePlanner, RegistryEvent, log_reader, read_ranges
 from licence.statuses import FINAL, LeafStatus
 
@@ -63,7 +61,9 @@ DEFAULT_STEP = MAX_SPAN
 # 2: statuses per (agency, leaf), batch revocations, key numbers and compromised keys.
 # 3: the state kept in tables beside the journal (opening reads them, not the journal).
 # 4: the agencies' SM2 seal keys and their compromises (`seal_keys`).
-SCHEMA_VERSION = 4
+# 5: published licence types (`licence_types`), types authorised per agency (not a
+#    bitmask), anchors' type versions.
+SCHEMA_VERSION = 5
 KEEP_HASHES = 256  # how far back a reorganisation can be followed (in synced ranges)
 
 _TABLES = {
@@ -71,13 +71,14 @@ _TABLES = {
     "events": "(block_number INTEGER NOT NULL, log_index INTEGER NOT NULL, "
     "tx_hash TEXT NOT NULL, name TEXT NOT NULL, args TEXT NOT NULL, "
     "timestamp INTEGER NOT NULL, PRIMARY KEY (block_number, log_index)) WITHOUT ROWID",
-    "agencies": "(id INTEGER PRIMARY KEY, signer TEXT NOT NULL, licence_types INTEGER NOT NULL,"
+    # licence_types: the codes as a JSON array, ascending.
+    "agencies": "(id INTEGER PRIMARY KEY, signer TEXT NOT NULL, licence_types TEXT NOT NULL,"
     " retired INTEGER NOT NULL, code TEXT NOT NULL, name TEXT NOT NULL, "
     "key_number INTEGER NOT NULL)",
     "anchors": "(root BLOB PRIMARY KEY, agency_id INTEGER NOT NULL, "
     "licence_type INTEGER NOT NULL, count INTEGER NOT NULL, block_number INTEGER NOT NULL, "
-    "timestamp INTEGER NOT NULL, key_number INTEGER NOT NULL, tx_hash TEXT NOT NULL) "
-    "WITHOUT ROWID",
+    "timestamp INTEGER NOT NULL, key_number INTEGER NOT NULL, tx_hash TEXT NOT NULL, "
+    "type_version INTEGER NOT NULL) WITHOUT ROWID",
     "leaves": "(agency_id INTEGER NOT NULL, leaf BLOB NOT NULL, status INTEGER NOT NULL, "
     "reason INTEGER NOT NULL, block_number INTEGER NOT NULL, successor BLOB, "
     "PRIMARY KEY (agency_id, leaf)) WITHOUT ROWID",
@@ -88,6 +89,9 @@ _TABLES = {
     "seal_keys": "(agency_id INTEGER NOT NULL, number INTEGER NOT NULL, "
     "public_key BLOB NOT NULL, valid_from INTEGER NOT NULL, compromised_from INTEGER, "
     "PRIMARY KEY (agency_id, number)) WITHOUT ROWID",
+    "licence_types": "(code INTEGER NOT NULL, version INTEGER NOT NULL, "
+    "definition_hash BLOB NOT NULL, definition BLOB NOT NULL, block_number INTEGER NOT NULL, "
+    "PRIMARY KEY (code, version)) WITHOUT ROWID",
 }
 _STATE_TABLES = (
     "agencies",
@@ -96,14 +100,16 @@ _STATE_TABLES = (
     "batch_revocations",
     "compromises",
     "seal_keys",
+    "licence_types",
 )
 _UPSERT = {
     "agencies": "INSERT OR REPLACE INTO agencies VALUES (?, ?, ?, ?, ?, ?, ?)",
-    "anchors": "INSERT OR REPLACE INTO anchors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    "anchors": "INSERT OR REPLACE INTO anchors VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     "leaves": "INSERT OR REPLACE INTO leaves VALUES (?, ?, ?, ?, ?, ?)",
     "batch_revocations": "INSERT OR REPLACE INTO batch_revocations VALUES (?, ?, ?)",
     "compromises": "INSERT OR REPLACE INTO compromises VALUES (?, ?, ?)",
     "seal_keys": "INSERT OR REPLACE INTO seal_keys VALUES (?, ?, ?, ?, ?)",
+    "licence_types": "INSERT OR REPLACE INTO licence_types VALUES (?, ?, ?, ?, ?)",
 }
 
 
@@ -127,6 +133,8 @@ class _State:
     compromises: dict[tuple[int, int], int] = field(default_factory=dict)  # -> from block
     # agency id -> its seal keys, by number (key k at index k - 1)
     seal_keys: dict[int, list[SealKey]] = field(default_factory=dict)
+    # (code, version) -> the published version; the definitions stay in the file
+    licence_types: dict[tuple[int, int], PublishedType] = field(default_factory=dict)
 
 
 class _Writes:
@@ -237,6 +245,29 @@ class RegistryIndex:
         """Every agency's seal keys, by agency and number (a trust snapshot lists them)."""
         keys = self._state.seal_keys
         return [key for agency_id in sorted(keys) for key in keys[agency_id]]
+
+    def licence_type(self, code: int, version: int) -> PublishedType | None:
+        """Version `version` of licence type `code` as published, or None."""
+        return self._state.licence_types.get((code, version))
+
+    def latest_type_version(self, code: int) -> int:
+        """The latest published version of licence type `code` (0: none)."""
+        return max((v for c, v in self._state.licence_types if c == code), default=0)
+
+    def published_types(self) -> list[PublishedType]:
+        """Every published licence type version, by code and version."""
+        types = self._state.licence_types
+        return [types[key] for key in sorted(types)]
+
+    def licence_type_definition(self, code: int, version: int) -> bytes | None:
+        """The definition bytes of version `version` of type `code` (checked against its
+        hash when synced), or None if the index has not seen it published."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT definition FROM licence_types WHERE code = ? AND version = ?",
+                (code, version),
+            ).fetchone()
+        return None if row is None else bytes(row[0])
 
     def anchor_transaction(self, root: bytes) -> str | None:
         """The hash of the transaction that anchored `root`, or None (a verdict names it
@@ -425,17 +456,23 @@ class RegistryIndex:
             state.agencies[id_] = Agency(
                 id=id_,
                 signer=Web3.to_checksum_address(signer),
-                licence_types=licence_types_from_mask(types),
+                licence_types=frozenset(json.loads(types)),
                 retired=bool(retired),
                 code=code,
                 name=name,
             )
             state.key_numbers[id_] = key_number
         state.anchors = {
-            root: Anchor(root, agency_id, licence_type, count, block, timestamp, key_number)
-            for root, agency_id, licence_type, count, block, timestamp, key_number in db.execute(
+            row[0]: Anchor(*row)
+            for row in db.execute(
                 "SELECT root, agency_id, licence_type, count, block_number, timestamp, "
-                "key_number FROM anchors"
+                "key_number, type_version FROM anchors"
+            )
+        }
+        state.licence_types = {
+            (code, version): PublishedType(code, version, bytes(digest), block)
+            for code, version, digest, block in db.execute(
+                "SELECT code, version, definition_hash, block_number FROM licence_types"
             )
         }
         shared: dict[tuple[int, int, int, bytes | None], LeafState] = {}
@@ -543,7 +580,7 @@ def _agency_row(state: _State, agency: Agency) -> tuple[Any, ...]:
     return (
         agency.id,
         agency.signer,
-        licence_types_to_mask(agency.licence_types),
+        json.dumps(sorted(agency.licence_types), separators=(",", ":")),
         int(agency.retired),
         agency.code,
         agency.name,
@@ -628,6 +665,7 @@ def _apply(state: _State, event: RegistryEvent, writes: _Writes) -> None:
                 timestamp=event.timestamp,
                 # Events come in log order, so the agency's current key made this anchor.
                 key_number=state.key_numbers[args["agencyId"]],
+                type_version=args["typeVersion"],
             )
             writes.rows["anchors"].append(
                 (
@@ -639,6 +677,7 @@ def _apply(state: _State, event: RegistryEvent, writes: _Writes) -> None:
                     anchor.timestamp,
                     anchor.key_number,
                     event.tx_hash,
+                    anchor.type_version,
                 )
             )
         case "BatchRevoked":
@@ -673,18 +712,32 @@ def _apply(state: _State, event: RegistryEvent, writes: _Writes) -> None:
                 Agency(
                     id=args["agencyId"],
                     signer=Web3.to_checksum_address(args["signer"]),
-                    licence_types=licence_types_from_mask(args["licenceTypes"]),
+                    licence_types=frozenset(),  # AgencyTypeAuthorised events follow
                     retired=False,
                     code=args["code"],
                     name=args["name"],
                 ),
             )
-        case "AgencyTypesChanged":
+        case "AgencyTypeAuthorised":
+            types = state.agencies[args["agencyId"]].licence_types
+            code = args["licenceType"]
             _change_agency(
                 state,
                 writes,
                 args["agencyId"],
-                licence_types=licence_types_from_mask(args["licenceTypes"]),
+                licence_types=types | {code} if args["authorised"] else types - {code},
+            )
+        case "LicenceTypePublished":
+            published = _published_type(event)
+            state.licence_types[(published.code, published.version)] = published
+            writes.rows["licence_types"].append(
+                (
+                    published.code,
+                    published.version,
+                    published.definition_hash,
+                    _b(args["definition"]),
+                    published.block_number,
+                )
             )
         case "AgencyRetired":
             _change_agency(state, writes, args["agencyId"], retired=True)
@@ -698,6 +751,22 @@ def _apply(state: _State, event: RegistryEvent, writes: _Writes) -> None:
             )
         case _:
             pass  # role grants and other events carry nothing verification reads
+
+
+def _published_type(event: RegistryEvent) -> PublishedType:
+    """The type version a `LicenceTypePublished` event publishes, once its definition is
+    checked against the hash it records (a node could send any bytes)."""
+    args = event.args
+    code, version = args["licenceType"], args["version"]
+    recorded = _b(args["definitionHash"])
+    computed = hashlib.sha256(_b(args["definition"])).digest()
+    if computed != recorded:
+        raise TypeDefinitionMismatch(
+            code,
+            version,
+            f"its definition hashes to 0x{computed.hex()}, the log records 0x{recorded.hex()}",
+        )
+    return PublishedType(code, version, recorded, event.block_number)
 
 
 def _seal_key_row(key: SealKey) -> tuple[Any, ...]:

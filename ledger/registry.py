@@ -6,14 +6,21 @@ Bytes in, bytes out: roots, leaves, successors and proof nodes are 16-byte ``byt
 ``LocalAccount``) and return :class:`~ledger.chain.Sent`; a revert raises
 :class:`~ledger.errors.RegistryRejected` naming the contract's custom error and its
 arguments. Reads return frozen dataclasses.
+
+Licence types are published on the registry (code and version, uint16 each; the
+SHA-256 of the definition's canonical bytes), and agencies are authorised per type. The
+definitions themselves live only in the ``LicenceTypePublished`` logs, read back with one
+``eth_getLogs`` and checked against the hash they carry.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress, HexStr
 from web3 import Web3
@@ -21,29 +28,38 @@ from web3.contract import Contract
 
 from contracts import load_artifact
 from ledger.chain import Chain, Sent, translate_errors
-from ledger.errors import InvalidValue, RegistryNotFound, TransactionFailed
+from ledger.errors import (
+    InvalidValue,
+    RegistryNotFound,
+    TransactionFailed,
+    TypeDefinitionMismatch,
+    TypePublishedOtherwise,
+)
 from licence.statuses import LeafStatus
+
+if TYPE_CHECKING:
+    from licence.catalogue import LicenceType
 
 __all__ = [
     "DIGEST_BYTES",
-    "MAX_LICENCE_TYPE",
+    "MAX_DEFINITION_BYTES",
     "Agency",
     "Anchor",
     "LeafState",
+    "PublishedType",
     "Registry",
-    "licence_types_from_mask",
-    "licence_types_to_mask",
 ]
 
-MAX_LICENCE_TYPE = 63
 DIGEST_BYTES = 16  # roots, leaves, successors, proof nodes: the contract's bytes16
+MAX_DEFINITION_BYTES = 16_384  # the contract's bound on a published definition
+_PUBLISHED_TOPIC = Web3.keccak(text="LicenceTypePublished(uint16,uint16,bytes32,bytes)")
 
 
 @dataclass(frozen=True)
 class Anchor:
-    """An anchored batch: which agency (and which of its keys), which licence type, how
-    many, when. ``key_number`` is 1 for the key the agency was registered with, +1 per
-    rotation."""
+    """An anchored batch: which agency (and which of its keys), which licence type and
+    version, how many, when. ``key_number`` is 1 for the key the agency was registered
+    with, +1 per rotation."""
 
     root: bytes
     agency_id: int
@@ -52,6 +68,19 @@ class Anchor:
     block_number: int
     timestamp: int
     key_number: int
+    type_version: int = 1
+
+
+@dataclass(frozen=True)
+class PublishedType:
+    """A published version of a licence type: the SHA-256 of its definition (the RFC
+    8785 canonical JSON, ``licence.catalogue.LicenceType.definition``) and the block it
+    was published in."""
+
+    code: int
+    version: int
+    definition_hash: bytes
+    block_number: int
 
 
 @dataclass(frozen=True)
@@ -96,19 +125,12 @@ class LeafState:
     batch_revoked: bool = False
 
 
-def licence_types_to_mask(licence_types: Iterable[int]) -> int:
-    """Bitmask with bit t set for each licence type code t (1 <= t <= 63)."""
-    mask = 0
-    for code in licence_types:
-        if not 1 <= code <= MAX_LICENCE_TYPE:
-            raise InvalidValue(f"licence type {code} is outside 1..{MAX_LICENCE_TYPE}")
-        mask |= 1 << code
-    return mask
+def _type_codes(licence_types: Iterable[int]) -> list[int]:
+    return sorted({_uint("licence type", code, 16) for code in licence_types})
 
 
-def licence_types_from_mask(mask: int) -> frozenset[int]:
-    """The licence type codes whose bits are set in ``mask``."""
-    return frozenset(t for t in range(1, MAX_LICENCE_TYPE + 1) if mask >> t & 1)
+def _topic(value: int) -> str:
+    return "0x" + value.to_bytes(32, "big").hex()
 
 
 def _digest(name: str, value: bytes) -> bytes:
@@ -170,6 +192,45 @@ class Registry:
 
     # ---- governance ------------------------------------------------------------------
 
+    def publish_licence_type(self, sender: LocalAccount, licence_type: LicenceType) -> Sent:
+        """Publish ``licence_type`` (its code, version and canonical definition; the
+        governor's). The version must be the type's latest published one + 1."""
+        return self._send(
+            sender,
+            "publishLicenceType",
+            _uint("licence type code", licence_type.code, 16),
+            _uint("licence type version", licence_type.version, 16),
+            licence_type.definition,
+        )
+
+    def publish_licence_types(
+        self, sender: LocalAccount, types: Iterable[LicenceType]
+    ) -> list[Sent]:
+        """Publish, in version order, each of ``types`` not published yet; returns the
+        transactions sent (none when every one is published already).
+
+        Every version is checked before anything is sent.
+
+        Raises:
+            TypePublishedOtherwise: a version is published with another definition.
+        """
+        wanted = sorted(types, key=lambda t: (t.code, t.version))
+        latest: dict[int, int] = {}
+        to_publish = []
+        for licence_type in wanted:
+            code, version = licence_type.code, licence_type.version
+            if code not in latest:
+                latest[code] = self.latest_type_version(code)
+            if version > latest[code]:
+                to_publish.append(licence_type)
+                continue
+            published = self.licence_type(code, version)
+            if published is not None and published.definition_hash != licence_type.definition_hash:
+                raise TypePublishedOtherwise(
+                    code, version, published.definition_hash, licence_type.definition_hash
+                )
+        return [self.publish_licence_type(sender, t) for t in to_publish]
+
     def register_agency(
         self,
         sender: LocalAccount,
@@ -178,18 +239,27 @@ class Registry:
         signer_address: str,
         licence_types: Iterable[int],
     ) -> tuple[int, Sent]:
-        """Register an agency; returns its new id and the transaction."""
-        mask = licence_types_to_mask(licence_types)
+        """Register an agency authorised for ``licence_types`` (each must be published);
+        returns its new id and the transaction."""
+        codes = _type_codes(licence_types)
         signer = Web3.to_checksum_address(signer_address)
-        sent = self._send(sender, "registerAgency", code, name, signer, mask)
+        sent = self._send(sender, "registerAgency", code, name, signer, codes)
         return int(sent.event("AgencyRegistered").args["agencyId"]), sent
 
     def set_agency_types(
         self, sender: LocalAccount, agency_id: int, licence_types: Iterable[int]
     ) -> Sent:
-        """Replace the licence types agency ``agency_id`` may issue."""
-        mask = licence_types_to_mask(licence_types)
-        return self._send(sender, "setAgencyTypes", _uint("agency_id", agency_id, 32), mask)
+        """Make ``licence_types`` the set of types agency ``agency_id`` may issue: sends
+        the types to authorise (each must be published) and those to withdraw."""
+        wanted = set(_type_codes(licence_types))
+        current = set(self.agency_types(agency_id))
+        return self._send(
+            sender,
+            "setAgencyTypes",
+            _uint("agency_id", agency_id, 32),
+            sorted(wanted - current),
+            sorted(current - wanted),
+        )
 
     def retire_agency(self, sender: LocalAccount, agency_id: int) -> Sent:
         """Retire agency ``agency_id`` (its earlier anchors stay valid)."""
@@ -247,13 +317,22 @@ class Registry:
 
     # ---- anchoring and statuses ------------------------------------------------------
 
-    def anchor(self, sender: LocalAccount, root: bytes, licence_type: int, count: int) -> Sent:
-        """Anchor batch ``root`` of ``count`` licences of type ``licence_type``."""
+    def anchor(
+        self,
+        sender: LocalAccount,
+        root: bytes,
+        licence_type: int,
+        count: int,
+        type_version: int = 1,
+    ) -> Sent:
+        """Anchor batch ``root`` of ``count`` licences of version ``type_version`` of type
+        ``licence_type``."""
         return self._send(
             sender,
             "anchor",
             _digest("root", root),
-            _uint("licence_type", licence_type, 8),
+            _uint("licence_type", licence_type, 16),
+            _uint("type_version", type_version, 16),
             _uint("count", count, 32),
         )
 
@@ -312,12 +391,14 @@ class Registry:
 
     def anchor_of(self, root: bytes) -> Anchor | None:
         """The anchor of ``root``, or None if it was never anchored."""
-        agency_id, licence_type, count, block, timestamp, key_number = self._call(
+        agency_id, licence_type, type_version, count, block, timestamp, key_number = self._call(
             "anchorOf", _digest("root", root)
         )
         if agency_id == 0:
             return None
-        return Anchor(root, agency_id, licence_type, count, block, timestamp, key_number)
+        return Anchor(
+            root, agency_id, licence_type, count, block, timestamp, key_number, type_version
+        )
 
     def batch_revocation_of(self, root: bytes) -> tuple[int, int] | None:
         """(reason, block) if batch ``root`` was revoked as a whole, else None."""
@@ -359,17 +440,76 @@ class Registry:
 
     def agency(self, agency_id: int) -> Agency:
         """Agency ``agency_id``; RegistryRejected (LicenceRegistryUnknownAgency) if none."""
-        signer, mask, retired, code, name = self._call(
-            "agencyOf", _uint("agency_id", agency_id, 32)
-        )
+        signer, retired, code, name = self._call("agencyOf", _uint("agency_id", agency_id, 32))
         return Agency(
             id=agency_id,
             signer=Web3.to_checksum_address(signer),
-            licence_types=licence_types_from_mask(mask),
+            licence_types=frozenset(self.agency_types(agency_id)),
             retired=retired,
             code=code,
             name=name,
         )
+
+    def agency_types(self, agency_id: int) -> list[int]:
+        """The licence type codes agency ``agency_id`` may issue, ascending."""
+        return sorted(int(t) for t in self._call("agencyTypes", _uint("agency_id", agency_id, 32)))
+
+    def is_authorised(self, agency_id: int, licence_type: int) -> bool:
+        """Whether agency ``agency_id`` may anchor batches of type ``licence_type``."""
+        return bool(
+            self._call(
+                "isAuthorised",
+                _uint("agency_id", agency_id, 32),
+                _uint("licence_type", licence_type, 16),
+            )
+        )
+
+    def licence_type(self, code: int, version: int) -> PublishedType | None:
+        """Version ``version`` of licence type ``code`` as published, or None."""
+        definition_hash, block = self._call(
+            "licenceTypeOf", _uint("code", code, 16), _uint("version", version, 16)
+        )
+        if not block:
+            return None
+        return PublishedType(code, version, bytes(definition_hash), int(block))
+
+    def latest_type_version(self, code: int) -> int:
+        """The latest published version of licence type ``code`` (0: none)."""
+        return int(self._call("latestTypeVersion", _uint("code", code, 16)))
+
+    def licence_type_definition(
+        self, code: int, version: int, *, block_number: int | None = None
+    ) -> bytes | None:
+        """The definition bytes of version ``version`` of type ``code`` (None if it is not
+        published), read from its ``LicenceTypePublished`` log: one ``eth_getLogs``
+        filtered by the event, the code and the version, over the whole chain or only
+        ``block_number`` (the block it was published in, when the caller knows it: nodes
+        such as Besu refuse long ranges).
+
+        Raises:
+            TypeDefinitionMismatch: the node's log is not that type's, or its bytes do not
+                hash to the hash it records (a node that cannot be trusted).
+        """
+        low: int | str = 0 if block_number is None else block_number
+        high: int | str = "latest" if block_number is None else block_number
+        with translate_errors():
+            logs = self.chain.w3.eth.get_logs(
+                {
+                    "address": self.address,
+                    "fromBlock": low,  # type: ignore[typeddict-item]
+                    "toBlock": high,  # type: ignore[typeddict-item]
+                    "topics": [
+                        "0x" + _PUBLISHED_TOPIC.hex().removeprefix("0x"),
+                        _topic(_uint("code", code, 16)),
+                        _topic(_uint("version", version, 16)),
+                    ],
+                }
+            )
+        if not logs:
+            return None
+        if len(logs) != 1:
+            raise TypeDefinitionMismatch(code, version, f"{len(logs)} logs answer, not one")
+        return _checked_definition(code, version, logs[0])
 
     def agency_id_of(self, address: str) -> int | None:
         """Id of the agency whose current signer is ``address``, else None."""
@@ -431,3 +571,24 @@ class Registry:
         call: Callable[..., Any] = self._contract.functions[fn](*args).call
         with translate_errors(self._abi):
             return call()
+
+
+def _checked_definition(code: int, version: int, log: Any) -> bytes:
+    """The definition a ``LicenceTypePublished`` log carries, if the log is that of type
+    ``code`` version ``version`` and its bytes hash to the hash it records."""
+    topics = [bytes(t) for t in log["topics"]]
+    expected = [bytes(_PUBLISHED_TOPIC), *(v.to_bytes(32, "big") for v in (code, version))]
+    if topics != expected:
+        raise TypeDefinitionMismatch(code, version, "the log is not that type version's")
+    try:
+        recorded, definition = abi_decode(["bytes32", "bytes"], bytes(log["data"]))
+    except Exception as exc:  # eth_abi raises several kinds for malformed data
+        raise TypeDefinitionMismatch(code, version, f"undecodable log data ({exc})") from None
+    computed = hashlib.sha256(definition).digest()
+    if computed != recorded:
+        raise TypeDefinitionMismatch(
+            code,
+            version,
+            f"its definition hashes to 0x{computed.hex()}, the log records 0x{recorded.hex()}",
+        )
+    return bytes(definition)

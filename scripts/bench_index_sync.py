@@ -24,6 +24,7 @@ from eth_utils.abi import function_signature_to_4byte_selector  # noqa: E402
 from ledger import Registry, connect  # noqa: E402
 from ledger.index import RegistryIndex  # noqa: E402
 from ledger.snapshot import export_snapshot, import_snapshot  # noqa: E402
+from licence.catalogue import catalogue  # noqa: E402
 from licence.statuses import LeafStatus  # noqa: E402
 from tests.conftest import ANVIL, ANVIL_FAUCET_KEY, free_port, key_for  # noqa: E402
 
@@ -120,7 +121,7 @@ class Generator:
         self.selectors = {
             name: function_signature_to_4byte_selector(signature).hex()
             for name, signature in (
-                ("anchor", "anchor(bytes16,uint8,uint32)"),
+                ("anchor", "anchor(bytes16,uint16,uint16,uint32)"),
                 ("revoke", "revoke(bytes16,bytes16,uint8)"),
                 ("bulk", "setStatuses(bytes16,bytes16[],uint8,uint8)"),
             )
@@ -145,7 +146,8 @@ class Generator:
         for n in range(100):
             if n % 10 == 0:
                 root = self._id()
-                calls.append(self.selectors["anchor"] + root + f"{1:064x}" + f"{1000:064x}")
+                # type 1, version 1, 1,000 licences
+                calls.append(self.selectors["anchor"] + root + f"{1:064x}" * 2 + f"{1000:064x}")
             elif n % 20 == 1:
                 leaves = "".join(self._id() for _ in range(LEAVES_PER_BULK))
                 calls.append(
@@ -270,6 +272,7 @@ def setup(url: str, per_tx: int) -> tuple[Rpc, Registry, Generator, int]:
                 raise RuntimeError(f"the forwarder was not deployed: {receipt}")
             senders.append((account, receipt["contractAddress"]))
     codes = ("91110108551385082Q", "91310115000000001U")
+    registry.publish_licence_types(governor, [catalogue().by_code(1)])
     for number, ((_, signer), code) in enumerate(zip(senders, codes, strict=True), 1):
         registry.register_agency(governor, code, f"基准测试局 {number}", signer, [1])
     rpc("evm_setAutomine", False)

@@ -46,6 +46,7 @@ def whole_run(
     for account in (governor, agency):
         chain.fund(account.address, 10**20)
     registry = Registry.deploy(chain, governor)
+    registry.publish_licence_types(governor, [BUSINESS])
     registry.register_agency(governor, "91110108551385082Q", "基准测试", agency.address, [1])
     source_path = write_csv(folder / f"in-{count}.csv", [business_licence(i) for i in range(count)])
     started = time.perf_counter()

@@ -99,6 +99,7 @@ def deployed(url: str, faucet: str | None) -> tuple[Registry, object]:
         for account in (governor, agency):
             chain.fund(account.address, 10**21)
     registry = Registry.deploy(chain, governor)
+    registry.publish_licence_types(governor, [BUSINESS])
     registry.register_agency(governor, "91110108551385082Q", AUTHORITY, agency.address, [1])
     return registry, agency
 

@@ -26,6 +26,7 @@ from eth_account import Account  # noqa: E402
 
 from ledger import Registry, connect  # noqa: E402
 from ledger.index import RegistryIndex  # noqa: E402
+from licence.catalogue import catalogue  # noqa: E402
 from licence.statuses import LeafStatus  # noqa: E402
 from tests.conftest import ANVIL, ANVIL_FAUCET_KEY, free_port  # noqa: E402
 from verifier.service.audit import AuditLog, AuditRecord, now  # noqa: E402
@@ -66,6 +67,7 @@ def index_sizes(batches: int, statuses: int, folder: Path) -> tuple[int, int, fl
         agency = Account.create()
         chain.fund(agency.address, 10**21)
         registry = Registry.deploy(chain, governor)
+        registry.publish_licence_types(governor, [catalogue().by_code(1)])
         registry.register_agency(
             governor, "914403001922038216", "深圳市市场监督管理局", agency.address, [1]
         )

@@ -5,7 +5,9 @@ Keys are derived from fixed labels, so a failing test names the same addresses e
 run. Every account the tests sign with is a plain local key funded from the chain's
 faucet; none is an account the node holds.
 
-The registry fixture's agencies:
+The registry fixture publishes licence types 1, 2 and 3 of the shipped catalogue (an
+agency can only be authorised for published types; ``publish_types``), then registers
+its agencies:
 
 | id | key                | code (GB 32100)      | name                         | types  |
 |----|--------------------|----------------------|------------------------------|--------|
@@ -23,14 +25,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from ledger import Chain, Registry, connect
+from ledger import Chain, Registry, Sent, connect
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ANVIL = REPO_ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
@@ -89,6 +91,19 @@ def outsider(chain: Chain) -> LocalAccount:
     return _funded(chain, "outsider")
 
 
+def publish_types(
+    registry: Registry, governor: LocalAccount, codes: Iterable[int] | None = None
+) -> list[Sent]:
+    """Publish every version of the shipped catalogue's types ``codes`` (None: all of
+    them) that the registry lacks, so agencies can be authorised for them."""
+    from licence.catalogue import catalogue
+
+    wanted = None if codes is None else set(codes)
+    return registry.publish_licence_types(
+        governor, [t for t in catalogue() if wanted is None or t.code in wanted]
+    )
+
+
 @pytest.fixture
 def registry(
     chain: Chain,
@@ -98,6 +113,7 @@ def registry(
 ) -> Registry:
     """A registry deployed by ``governor`` with agencies 1 and 2 (see module docstring)."""
     deployed = Registry.deploy(chain, governor)
+    publish_types(deployed, governor, AGENCY_TYPES | OTHER_AGENCY_TYPES)
     deployed.register_agency(governor, AGENCY_CODE, AGENCY_NAME, agency_key.address, AGENCY_TYPES)
     deployed.register_agency(
         governor, OTHER_AGENCY_CODE, OTHER_AGENCY_NAME, other_agency_key.address, OTHER_AGENCY_TYPES

@@ -118,6 +118,8 @@ def run_demo(out_dir: Path, count: int = 5) -> DemoResult:
     chain.fund(governor.address, FUNDING_WEI)
     chain.fund(agency.address, FUNDING_WEI)
     registry = Registry.deploy(chain, governor)
+    # Agencies can only be authorised for published types: the shipped catalogue.
+    registry.publish_licence_types(governor, catalogue())
     business = catalogue().get("business-licence")
     food = catalogue().get("food-business-licence")
     registry.register_agency(

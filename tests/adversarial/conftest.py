@@ -35,6 +35,7 @@ from tests.conftest import (
     OTHER_AGENCY_NAME,
     OTHER_AGENCY_TYPES,
     key_for,
+    publish_types,
 )
 from tests.samples import business_licence, credit_code, food_business_licence
 
@@ -160,6 +161,7 @@ def build_world() -> World:
         ("retiring", RETIRING_CODE, RETIRING_NAME, {1}),
         ("rotating", ROTATING_CODE, ROTATING_NAME, {1, 2}),
     ):
+        publish_types(registry, governor, types)
         world.agency_ids[who], _ = registry.register_agency(
             governor, code, name, people[who].address, types
         )
@@ -290,6 +292,7 @@ def build_world() -> World:
     # name and code) and anchors a forged licence in it.
     stranger = people["stranger"]
     foreign = Registry.deploy(chain, stranger)
+    publish_types(foreign, stranger, AGENCY_TYPES)
     foreign.register_agency(stranger, AGENCY_CODE, AGENCY_NAME, stranger.address, AGENCY_TYPES)
     forged_rows = [
         _business(0, registeredCapital="1亿元人民币"),
@@ -320,6 +323,7 @@ def _seal_world(world: World) -> None:
     seal key, and the seal forgeries that need the chain: a thief of its chain key
     without its seal key, and with it once the seal key is reported compromised."""
     registry, governor = world.registry, world.governor
+    publish_types(registry, governor, {1})
     world.agency_ids["sealing"], _ = registry.register_agency(
         governor, SEALING_CODE, SEALING_NAME, world.agencies["sealing"].address, {1}
     )

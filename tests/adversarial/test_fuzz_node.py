@@ -24,7 +24,7 @@ from ledger import Registry, connect
 from ledger.node import ALLOWED, KEYLESS, Node
 from ledger.server import create_app
 from tests.adversarial import fuzzing as fz
-from tests.conftest import AGENCY_CODE, AGENCY_NAME, NodeProcess, key_for
+from tests.conftest import AGENCY_CODE, AGENCY_NAME, NodeProcess, key_for, publish_types
 
 SEED = 16
 INPUTS = int(os.environ.get("ELICENCE_NODE_FUZZ_INPUTS", "4000"))
@@ -226,6 +226,7 @@ def node(tmp_path_factory):
         chain = connect(process.url)
         governor, agency = key_for("fuzz-node-governor"), key_for("fuzz-node-agency")
         registry = Registry.deploy(chain, governor)
+        publish_types(registry, governor, [1])
         registry.register_agency(governor, AGENCY_CODE, AGENCY_NAME, agency.address, [1])
         registry.anchor(agency, b"\x42" * 16, 1, 1)
         yield process, registry

@@ -22,7 +22,7 @@ from issuer.keystore import AGENCY_KEYSTORE, GOVERNOR_KEYSTORE, create, keystore
 from issuer.records import Records
 from ledger import Registry, connect
 from ledger.config import HomeConfig
-from tests.conftest import AGENCY_CODE, AGENCY_NAME, ELICENCE, NodeProcess, key_for
+from tests.conftest import AGENCY_CODE, AGENCY_NAME, ELICENCE, NodeProcess, key_for, publish_types
 
 PASSPHRASE = "correct horse battery staple"
 
@@ -88,6 +88,7 @@ def node_agency(node_process: NodeProcess, tmp_path: Path) -> NodeAgency:
     chain = connect(node_process.url)  # the node tops up senders: no funding needed
     governor, agency = key_for("agency-governor"), key_for("agency-cli")
     registry = Registry.deploy(chain, governor)
+    publish_types(registry, governor, [1])
     registry.register_agency(governor, AGENCY_CODE, AGENCY_NAME, agency.address, [1])
     config = HomeConfig(node_process.url, chain.chain_id, registry.address)
     homes = tmp_path / "agency-home", tmp_path / "governor-home"

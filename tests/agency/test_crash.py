@@ -59,17 +59,13 @@ def _assert_complete_and_consistent(node_agency, out):
         assert batch.tx_hash == anchoring_tx(registry, batch.root, anchor.block_number)
     # one anchoring transaction per batch, ever: the registry refuses a second anchor of a
     # root, and no other root was anchored by this agency
+    anchored = registry.chain.w3.keccak(text="BatchAnchored(bytes16,uint32,uint16,uint16,uint32)")
     assert registry.chain.w3.eth.get_logs(
         {
             "address": registry.address,
             "fromBlock": 0,
             "toBlock": "latest",
-            "topics": [
-                "0x"
-                + registry.chain.w3.keccak(text="BatchAnchored(bytes16,uint32,uint8,uint32)")
-                .hex()
-                .removeprefix("0x")
-            ],
+            "topics": ["0x" + anchored.hex().removeprefix("0x")],
         }
     ).__len__() == len(batches)
     names = sorted(p.name for p in out.iterdir())

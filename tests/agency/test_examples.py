@@ -19,7 +19,7 @@ from licence.credit_code import problem_with
 from licence.document import loads_document
 from licence.fields import field_problems
 from tests.agency.conftest import PASSPHRASE, NodeAgency
-from tests.conftest import ELICENCE, REPO_ROOT, key_for
+from tests.conftest import ELICENCE, REPO_ROOT, key_for, publish_types
 
 EXAMPLES = REPO_ROOT / "examples"
 SHEETS = {
@@ -69,6 +69,7 @@ def tianhe(node_process, tmp_path) -> NodeAgency:
     chain = connect(node_process.url)
     governor, key = key_for("examples-governor"), key_for("examples-agency")
     registry = Registry.deploy(chain, governor)
+    publish_types(registry, governor, [1, 2])
     registry.register_agency(governor, AGENCY_CODE, AGENCY_NAME, key.address, [1, 2])
     home = tmp_path / "tianhe-home"
     HomeConfig(node_process.url, chain.chain_id, registry.address).save(home)
@@ -110,7 +111,7 @@ def test_each_example_is_issued_whole_and_its_el1_and_json_files_verify(tianhe, 
         assert tianhe.registry.anchor_of(document.anchor.root) is not None
         assert (out / f"{number}.png").exists()
         text = (out / f"{number}.el1").read_text(encoding="utf-8")
-        assert text.startswith("EL1:") and text.endswith("\n")
+        assert text.startswith("EL2:") and text.endswith("\n")
     first, last = (row[kind.fields[0].label.zh] for row in (rows[0], rows[-1]))
     for path in (out / f"{first}.el1", out / f"{last}.json"):
         verdict = _verify(tianhe, path)

@@ -53,6 +53,7 @@ _SCRIPT = textwrap.dedent(
         chain.fund(account.address, 10**21)
     registry = Registry.deploy(chain, governor)
     business = catalogue().get("business-licence")
+    registry.publish_licence_types(governor, [business])
     registry.register_agency(
         governor, "91110108551385082Q", "agency", agency.address, [business.code]
     )

@@ -14,7 +14,14 @@ from ledger.chain import connect
 from ledger.registry import Registry
 from licence.catalogue import catalogue
 from licence.reasons import Reason
-from tests.conftest import AGENCY_CODE, AGENCY_NAME, ANVIL_FAUCET_KEY, free_port, key_for
+from tests.conftest import (
+    AGENCY_CODE,
+    AGENCY_NAME,
+    ANVIL_FAUCET_KEY,
+    free_port,
+    key_for,
+    publish_types,
+)
 from tests.conftest import run_elicence as run
 from tests.samples import business_licence
 from verifier.demo import issue_demo
@@ -59,6 +66,7 @@ def on_anvil(anvil_url, tmp_path_factory):
     for account in (governor, agency):
         chain.fund(account.address, 10**20)
     registry = Registry.deploy(chain, governor)
+    publish_types(registry, governor, [1])
     registry.register_agency(governor, AGENCY_CODE, AGENCY_NAME, agency.address, [1])
     out = tmp_path_factory.mktemp("licences")
     batch = issue_demo(

@@ -19,7 +19,14 @@ from ledger.chain import connect
 from ledger.config import HomeConfig
 from ledger.registry import Registry
 from licence.catalogue import catalogue
-from tests.conftest import AGENCY_CODE, AGENCY_NAME, ANVIL_FAUCET_KEY, ELICENCE, key_for
+from tests.conftest import (
+    AGENCY_CODE,
+    AGENCY_NAME,
+    ANVIL_FAUCET_KEY,
+    ELICENCE,
+    key_for,
+    publish_types,
+)
 from tests.samples import business_licence
 from verifier.chain_source import RegistrySource
 from verifier.checks import verify
@@ -47,12 +54,14 @@ def scene(anvil_url: str, tmp_path_factory: pytest.TempPathFactory) -> Scene:
         chain.fund(account.address, 10**20)
     business = catalogue().get("business-licence")
     genuine = Registry.deploy(chain, governor)
+    publish_types(genuine, governor, [1])
     genuine.register_agency(governor, AGENCY_CODE, AGENCY_NAME, agency.address, [1])
     issued = issue_demo(
         genuine, agency, business, [business_licence(1)], tmp_path_factory.mktemp("genuine")
     )
     # The stranger is its own governor: same agency name and code, its own key.
     fake = Registry.deploy(chain, stranger)
+    publish_types(fake, stranger, [1])
     fake.register_agency(stranger, AGENCY_CODE, AGENCY_NAME, stranger.address, [1])
     forged = issue_demo(
         fake,
@@ -173,6 +182,7 @@ def test_library_verdict_on_a_foreign_registry_s_licence_is_not_anchored_naming_
     # verify() and the API give a verdict rather than refusing: NOT_ANCHORED, with both
     # registries in the anchor check's reason.
     fake = Registry.deploy(chain, outsider)
+    publish_types(fake, outsider, [1])
     fake.register_agency(outsider, AGENCY_CODE, AGENCY_NAME, outsider.address, [1])
     business = catalogue().get("business-licence")
     forged = issue_demo(fake, outsider, business, [business_licence(3)], tmp_path)

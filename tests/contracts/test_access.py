@@ -9,7 +9,14 @@ from eth_account.signers.local import LocalAccount
 
 from ledger import Registry, RegistryRejected, RegistryUnauthorised
 from ledger.registry import DIGEST_BYTES
-from tests.conftest import AGENCY_CODE, AGENCY_ID, AGENCY_NAME, OTHER_AGENCY_ID, key_for
+from tests.conftest import (
+    AGENCY_CODE,
+    AGENCY_ID,
+    AGENCY_NAME,
+    OTHER_AGENCY_ID,
+    key_for,
+    publish_types,
+)
 
 NEW_CODE = "91440300000000001" + "2"  # 18 characters; the registry checks length only
 
@@ -34,8 +41,8 @@ def test_agency_cannot_anchor_a_type_it_is_not_authorised_for(
     assert caught.value.error_args == {"agencyId": AGENCY_ID, "licenceType": 3}
 
 
-@pytest.mark.parametrize("licence_type", [0, 64, 255])
-def test_types_outside_the_mask_are_never_authorised(
+@pytest.mark.parametrize("licence_type", [0, 64, 255, 65535])
+def test_types_never_published_are_never_authorised(
     registry: Registry, agency_key: LocalAccount, licence_type: int
 ) -> None:
     with pytest.raises(RegistryUnauthorised) as caught:
@@ -195,9 +202,10 @@ def test_agencies_get_sequential_ids_and_read_back(
         AGENCY_NAME,
     )
     assert agency.licence_types == {1, 2} and not agency.retired
+    publish_types(registry, governor, {5, 20})
     new_signer = key_for("third-agency").address
     agency_id, sent = registry.register_agency(
-        governor, NEW_CODE, "深圳市市场监督管理局", new_signer, {5, 63}
+        governor, NEW_CODE, "深圳市市场监督管理局", new_signer, {5, 20}
     )
     assert agency_id == 3 and registry.agency_count() == 3
     assert sent.event("AgencyRegistered").args == {
@@ -205,9 +213,14 @@ def test_agencies_get_sequential_ids_and_read_back(
         "signer": new_signer,
         "code": NEW_CODE,
         "name": "深圳市市场监督管理局",
-        "licenceTypes": (1 << 5) | (1 << 63),
     }
+    authorised = [e.args for e in sent.events if e.name == "AgencyTypeAuthorised"]
+    assert authorised == [
+        {"agencyId": 3, "licenceType": 5, "authorised": True},
+        {"agencyId": 3, "licenceType": 20, "authorised": True},
+    ]
     assert registry.agency_id_of(new_signer) == 3
+    assert registry.agency(3).licence_types == {5, 20}
 
 
 @pytest.mark.parametrize(
@@ -238,8 +251,12 @@ def test_unknown_agency_is_a_named_error(registry: Registry) -> None:
 def test_changed_types_govern_later_anchors(
     registry: Registry, governor: LocalAccount, agency_key: LocalAccount
 ) -> None:
-    sent = registry.set_agency_types(governor, AGENCY_ID, {3})
-    assert sent.event("AgencyTypesChanged").args == {"agencyId": AGENCY_ID, "licenceTypes": 1 << 3}
+    sent = registry.set_agency_types(governor, AGENCY_ID, {2, 3})
+    assert [e.args for e in sent.events if e.name == "AgencyTypeAuthorised"] == [
+        {"agencyId": AGENCY_ID, "licenceType": 1, "authorised": False},
+        {"agencyId": AGENCY_ID, "licenceType": 3, "authorised": True},
+    ]
+    assert registry.agency(AGENCY_ID).licence_types == {2, 3}
     registry.anchor(agency_key, new_root(), 3, 1)
     with pytest.raises(RegistryUnauthorised) as caught:
         registry.anchor(agency_key, new_root(), 1, 1)

@@ -40,8 +40,25 @@ def root(registry: Registry, agency_key: LocalAccount) -> bytes:
     return anchored
 
 
+ANCHOR_FLOOR = (
+    "floor 50,384 gas before any instruction: 21,000 intrinsic + 816 calldata (root, type, "
+    "version, count) + 3 cold slots (signer record, the agency's authorisation for the type, "
+    "anchor) 6,300 + new anchor slot 20,000 + BatchAnchored (LOG3, three data words) 2,268; "
+    "measured 52,215 (docs/gas.md)"
+)
+
+
+@pytest.mark.xfail(reason=ANCHOR_FLOOR, strict=True)
 def test_anchor_costs_at_most_50k_gas(registry: Registry, agency_key: LocalAccount) -> None:
     assert registry.anchor(agency_key, h("anchor"), 1, 500).gas_used <= 50_000
+
+
+def test_anchor_of_a_published_type_costs_at_most_53k_gas(
+    registry: Registry, agency_key: LocalAccount
+) -> None:
+    # The bitmask's 49,361 + one cold read for the authorisation + a data word for the
+    # version: a regression past that means the check grew.
+    assert registry.anchor(agency_key, h("anchor"), 1, 500).gas_used <= 53_000
 
 
 ONE_LEAF: dict[str, Callable[[Registry, LocalAccount, bytes, bytes], Sent]] = {

@@ -59,10 +59,12 @@ def test_anchor_is_stored_and_announced(registry: Registry, agency_key: LocalAcc
     block = registry.chain.w3.eth.get_block(sent.block_number)
     assert anchor.timestamp == block["timestamp"]
     assert [e.name for e in sent.events] == ["BatchAnchored"]
+    assert anchor.type_version == 1
     assert sent.events[0].args == {
         "root": root,
         "agencyId": AGENCY_ID,
         "licenceType": 2,
+        "typeVersion": 1,
         "count": 1_000,
     }
 

@@ -24,7 +24,14 @@ from licence.catalogue import catalogue
 from licence.payload import decode_payload, encode_payload
 from licence.presentation import present
 from licence.reasons import Reason
-from tests.conftest import AGENCY_CODE, ANVIL_FAUCET_KEY, ELICENCE, NodeProcess, key_for
+from tests.conftest import (
+    AGENCY_CODE,
+    ANVIL_FAUCET_KEY,
+    ELICENCE,
+    NodeProcess,
+    key_for,
+    publish_types,
+)
 from tests.samples import AUTHORITY, business_licence
 from verifier.checks import verify
 from verifier.demo import issue_demo
@@ -56,6 +63,7 @@ def test_issue_verify_revoke_verify(chain_url, request, tmp_path):
     label = request.node.callspec.id
     chain, governor, agency = connected(chain_url, f"e2e-{label}-{tmp_path.name}")
     registry = Registry.deploy(chain, governor)
+    publish_types(registry, governor, [BUSINESS.code])
     registry.register_agency(governor, AGENCY_CODE, AUTHORITY, agency.address, [BUSINESS.code])
     batch = issue_demo(
         registry, agency, BUSINESS, [business_licence(i) for i in range(20)], tmp_path / "out"
@@ -67,7 +75,9 @@ def test_issue_verify_revoke_verify(chain_url, request, tmp_path):
     assert {v.status for v in verdicts} == {Status.VALID}
     assert verdicts[0].block_height == batch.block_number
 
-    presentation = decode_payload(encode_payload(present(batch.documents[3], [])))
+    # An EL2: payload is read with the verifier's own chain and registry.
+    deployment = {"chain_id": index.chain_id, "registry": index.registry_address}
+    presentation = decode_payload(encode_payload(present(batch.documents[3], [])), **deployment)
     assert verify(presentation, index).status is Status.VALID
 
     revoke(registry, agency, batch.documents[3], Reason.COURT_ORDER)
@@ -99,6 +109,7 @@ def test_concurrent_senders_with_one_key_all_land(chain_url, request, tmp_path):
     label = request.node.callspec.id
     chain, governor, agency = connected(chain_url, f"nonce-{label}-{tmp_path.name}")
     registry = Registry.deploy(chain, governor)
+    publish_types(registry, governor, [BUSINESS.code])
     registry.register_agency(governor, AGENCY_CODE, AUTHORITY, agency.address, [BUSINESS.code])
     roots = [bytes([0x80 + i]) * 16 for i in range(12)]
     failures: list[BaseException] = []
@@ -149,6 +160,7 @@ def test_index_says_could_not_check_while_the_node_is_down_and_recovers(tmp_path
         with pytest.raises(ChainUnreachable):
             index.catch_up()
         node.start()
+        publish_types(registry, governor, [1])
         registry.register_agency(governor, AGENCY_CODE, AUTHORITY, agency.address, [1])
         assert index.catch_up() == chain.block_number()
         assert index.agency(1).name == AUTHORITY
@@ -163,6 +175,7 @@ def test_verifier_replicas_with_their_own_indexes_agree(anvil_url, tmp_path):
     chain and give the same verdicts once the change is confirmed."""
     chain, governor, agency = connected(anvil_url, f"replicas-anvil-{tmp_path.name}")
     registry = Registry.deploy(chain, governor)
+    publish_types(registry, governor, [BUSINESS.code])
     registry.register_agency(governor, AGENCY_CODE, AUTHORITY, agency.address, [BUSINESS.code])
     batch = issue_demo(
         registry, agency, BUSINESS, [business_licence(i) for i in range(3)], tmp_path / "out"

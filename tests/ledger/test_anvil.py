@@ -9,7 +9,7 @@ from eth_account import Account
 
 from ledger import Registry, RegistryUnauthorised, connect
 from ledger.registry import DIGEST_BYTES
-from tests.conftest import AGENCY_CODE, AGENCY_NAME, ANVIL_FAUCET_KEY
+from tests.conftest import AGENCY_CODE, AGENCY_NAME, ANVIL_FAUCET_KEY, publish_types
 
 pytestmark = pytest.mark.anvil
 
@@ -20,6 +20,7 @@ def test_deploy_anchor_and_read_back_over_http(anvil_url: str) -> None:
     for account in (governor, agency):
         chain.fund(account.address, 10**19)
     registry = Registry.deploy(chain, governor)
+    publish_types(registry, governor, {1, 2, 3})
     agency_id, _ = registry.register_agency(governor, AGENCY_CODE, AGENCY_NAME, agency.address, {1})
     root = os.urandom(DIGEST_BYTES)
 

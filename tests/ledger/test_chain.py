@@ -88,14 +88,14 @@ def test_unfunded_sender_is_insufficient_funds(registry: Registry) -> None:
     "call",
     [
         lambda r, k: r.anchor(k, b"short", 1, 1),
-        lambda r, k: r.anchor(k, os.urandom(DIGEST_BYTES), 256, 1),
+        lambda r, k: r.anchor(k, os.urandom(DIGEST_BYTES), 65536, 1),
         lambda r, k: r.anchor(k, os.urandom(DIGEST_BYTES), 1, 2**32),
         lambda r, k: r.revoke(k, os.urandom(DIGEST_BYTES), os.urandom(DIGEST_BYTES - 1), 1),
         lambda r, k: r.set_statuses(
             k, os.urandom(DIGEST_BYTES), [os.urandom(DIGEST_BYTES)], LeafStatus.REVOKED, 300
         ),
-        lambda r, k: r.set_agency_types(k, 1, {0}),
-        lambda r, k: r.set_agency_types(k, 1, {64}),
+        lambda r, k: r.anchor(k, os.urandom(DIGEST_BYTES), 1, 1, type_version=65536),
+        lambda r, k: r.set_agency_types(k, 1, {65536}),
     ],
 )
 def test_values_the_registry_cannot_take_are_invalid_value(
@@ -139,7 +139,7 @@ def test_embedded_gas_estimate_is_the_least_gas_the_transaction_runs_with(
     call = {
         "from": agency_key.address,
         "to": registry.address,
-        "data": registry._contract.encode_abi("anchor", args=[root, 1, 10]),
+        "data": registry._contract.encode_abi("anchor", args=[root, 1, 1, 10]),
     }
     w3 = registry.chain.w3
     needed = w3.eth.estimate_gas(call)  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ from ledger import Registry, connect
 from ledger.errors import IndexMismatch
 from ledger.index import RegistryIndex
 from licence.statuses import LeafStatus
-from tests.conftest import ANVIL_FAUCET_KEY, key_for
+from tests.conftest import ANVIL_FAUCET_KEY, key_for, publish_types
 
 ROOTS = [bytes([i]) * 16 for i in range(1, 6)]
 LEAVES = [bytes([0x40 + i]) * 16 for i in range(6)]
@@ -189,6 +189,7 @@ def test_index_follows_a_reorganisation_on_anvil(tmp_path, anvil_url):
     for account in (governor, agency):
         chain.fund(account.address, 10**20)
     registry = Registry.deploy(chain, governor)
+    publish_types(registry, governor, {1, 2, 3})
     registry.register_agency(governor, "91110108551385082Q", "某局", agency.address, [1])
     registry.anchor(agency, ROOTS[0], 1, 1)
     snapshot = chain.w3.provider.make_request("evm_snapshot", [])["result"]

@@ -11,8 +11,9 @@ from ledger import Registry, connect
 from ledger.errors import IndexMismatch, SnapshotRefused
 from ledger.index import SCHEMA_VERSION, RegistryIndex
 from ledger.snapshot import MAGIC, export_snapshot, import_snapshot
+from licence.catalogue import catalogue
 from licence.statuses import LeafStatus
-from tests.conftest import ANVIL_FAUCET_KEY, key_for
+from tests.conftest import ANVIL_FAUCET_KEY, key_for, publish_types
 from tests.ledger.test_index_sync import ROOTS, leaf
 
 
@@ -44,6 +45,25 @@ def test_imported_snapshot_has_the_state_and_syncs_only_what_came_after(
     assert (report.from_block, report.events) == (header.height + 1, 1)
     assert fresh.status_of(ROOTS[0], leaf(2)) == registry.status_of(ROOTS[0], leaf(2))
     assert fresh.anchor_transaction(ROOTS[0]) == index.anchor_transaction(ROOTS[0])
+
+
+def test_imported_snapshot_carries_the_published_types_and_their_definitions(
+    tmp_path, registry, synced
+):
+    index, snapshot, _ = synced
+    replica = tmp_path / "replica" / "index.sqlite"
+    import_snapshot(snapshot, replica, registry)
+    fresh = RegistryIndex(replica, registry)
+    assert fresh.published_types() == index.published_types()
+    assert [(t.code, t.version) for t in fresh.published_types()] == [(1, 1), (2, 1), (3, 1)]
+    for published in fresh.published_types():
+        assert published == registry.licence_type(published.code, published.version)
+        assert fresh.licence_type_definition(published.code, published.version) == (
+            catalogue().by_code(published.code).definition
+        )
+    assert fresh.agency(1).licence_types == registry.agency(1).licence_types
+    anchor = fresh.anchor_of(ROOTS[0])
+    assert anchor is not None and anchor.type_version == 1
 
 
 @pytest.mark.parametrize(
@@ -79,14 +99,14 @@ def test_snapshot_of_another_registry_is_refused(tmp_path, chain, governor, sync
 
 
 def test_snapshot_of_another_chain_with_the_same_id_and_address_is_refused(tmp_path, synced):
-    _, snapshot, _ = synced
+    index, snapshot, _ = synced
     # A second in-process chain: same chain id, same deployer and nonce, so the same
     # registry address; only its blocks differ.
     chain = connect("embedded")
     governor = key_for("governor")
     chain.fund(governor.address, 10**20)
     twin = Registry.deploy(chain, governor)
-    while chain.block_number() < 8:
+    while chain.block_number() < index.synced_block:
         chain.fund(key_for("padding").address, 1)
     with pytest.raises(SnapshotRefused, match="another chain or on a branch"):
         import_snapshot(snapshot, tmp_path / "twin.sqlite", twin)
@@ -117,6 +137,7 @@ def anvil_home(tmp_path, anvil_url, name):
     for account in (governor, agency):
         chain.fund(account.address, 10**20)
     registry = Registry.deploy(chain, governor)
+    publish_types(registry, governor, {1, 2, 3})
     registry.register_agency(governor, "91110108551385082Q", "某局", agency.address, [1])
     registry.anchor(agency, ROOTS[0], 1, 10)
     registry.revoke(agency, ROOTS[0], leaf(1), 1)

@@ -3,6 +3,7 @@ accepts, and a sync cut off half-way that resumes with nothing lost or doubled."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -21,8 +22,9 @@ from ledger import Registry, connect
 from ledger.errors import ChainReadFailed, ChainUnreachable
 from ledger.index import RegistryIndex
 from ledger.sync import EventDecoder, RangePlanner
+from licence.catalogue import LicenceType, catalogue
 from licence.statuses import LeafStatus
-from tests.conftest import ANVIL_FAUCET_KEY
+from tests.conftest import ANVIL_FAUCET_KEY, publish_types
 
 ROOTS = [bytes([0xA0, i]) * 8 for i in range(6)]
 
@@ -32,14 +34,16 @@ def leaf(n: int) -> bytes:
 
 
 def busy_registry(url: str) -> tuple[Registry, list[tuple[bytes, bytes]]]:
-    """A registry on `url` with every kind of event, spread over many blocks: anchors,
-    single and bulk status changes, supersessions, a batch revocation, type changes, a
-    key rotation and a compromised key. Returns it and the (root, leaf) pairs touched."""
+    """A registry on `url` with every kind of event, spread over many blocks: published
+    types (two versions of one), anchors, single and bulk status changes, supersessions,
+    a batch revocation, type changes, a key rotation and a compromised key. Returns it
+    and the (root, leaf) pairs touched."""
     chain = connect(url, faucet_key=ANVIL_FAUCET_KEY)
     governor, first, second = Account.create(), Account.create(), Account.create()
     for account in (governor, first, second):
         chain.fund(account.address, 10**20)
     registry = Registry.deploy(chain, governor)
+    publish_types(registry, governor, {1, 2, 3})
     registry.register_agency(
         governor, "91110108551385082Q", "海淀区市场监督管理局", first.address, [1, 2]
     )
@@ -50,6 +54,8 @@ def busy_registry(url: str) -> tuple[Registry, list[tuple[bytes, bytes]]]:
     registry.anchor(first, ROOTS[0], 1, 100)
     registry.anchor(second, ROOTS[1], 3, 100)
     registry.anchor(first, ROOTS[2], 2, 100)
+    registry.publish_licence_type(governor, second_version(1))
+    registry.anchor(first, ROOTS[5], 1, 100, type_version=2)
     for n in range(12):
         root = ROOTS[n % 2]
         registry.revoke(first if n % 2 == 0 else second, root, leaf(n), 1 + n % 5)
@@ -75,7 +81,22 @@ def busy_registry(url: str) -> tuple[Registry, list[tuple[bytes, bytes]]]:
     return registry, touched
 
 
+def second_version(code: int) -> LicenceType:
+    """Version 2 of a shipped type (its definition with another version number)."""
+    first = catalogue().by_code(code)
+    definition = first.definition.replace(b'"version":1', b'"version":2')
+    return dataclasses.replace(first, version=2, definition=definition)
+
+
 def assert_matches_the_chain(index: RegistryIndex, registry: Registry, touched) -> None:
+    published = [(t.code, t.version) for t in index.published_types()]
+    assert published == [(1, 1), (1, 2), (2, 1), (3, 1)]
+    for code, version in published:
+        assert index.licence_type(code, version) == registry.licence_type(code, version)
+        definition = index.licence_type_definition(code, version)
+        assert definition == registry.licence_type_definition(code, version)
+    for code in (1, 2, 3, 4):
+        assert index.latest_type_version(code) == registry.latest_type_version(code)
     for agency_id in (1, 2):
         assert index.agency(agency_id) == registry.agency(agency_id)
         for key_number in (1, 2):
@@ -245,7 +266,7 @@ def test_decoder_reads_every_event_kind_as_web3_does(busy):
     assert {row[3] for row in got} >= {
         "AgencyRegistered", "BatchAnchored", "LeafStatusChanged", "LeafStatusesChanged",
         "LeafSuperseded", "BatchRevoked", "SignerCompromised", "SignerRotated",
-        "AgencyTypesChanged", "AgencyRetired",
+        "AgencyTypeAuthorised", "AgencyRetired", "LicenceTypePublished",
     }  # fmt: skip
 
 

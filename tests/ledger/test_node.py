@@ -17,7 +17,7 @@ from contracts import load_artifact
 from ledger import Registry, connect
 from ledger.errors import RegistryRejected
 from ledger.registry import DIGEST_BYTES
-from tests.conftest import AGENCY_CODE, AGENCY_NAME, CAST, ELICENCE, key_for
+from tests.conftest import AGENCY_CODE, AGENCY_NAME, CAST, ELICENCE, key_for, publish_types
 
 
 def rpc(url, method, params=(), raw=None):
@@ -37,6 +37,7 @@ def deploy_with_agency(url):
     chain = connect(url)
     governor, agency = key_for("node-governor"), key_for("node-agency")
     registry = Registry.deploy(chain, governor)
+    publish_types(registry, governor, {1, 2, 3})
     registry.register_agency(governor, AGENCY_CODE, AGENCY_NAME, agency.address, [1])
     return chain, registry, agency
 

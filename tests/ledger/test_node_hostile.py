@@ -23,7 +23,7 @@ from ledger.config import HomeConfig
 from ledger.errors import LedgerError
 from ledger.node import MAX_NESTING, json_shape_problem
 from ledger.registry import DIGEST_BYTES
-from tests.conftest import AGENCY_CODE, AGENCY_NAME, NodeProcess, key_for
+from tests.conftest import AGENCY_CODE, AGENCY_NAME, NodeProcess, key_for, publish_types
 
 GOVERNOR = key_for("hostile-governor")
 AGENCY = key_for("hostile-agency")
@@ -76,6 +76,7 @@ def registry(production: NodeProcess) -> Registry:
     home names it, so the node vouches for its governors and agencies."""
     chain = connect(production.url)
     deployed = Registry.deploy(chain, GOVERNOR)
+    publish_types(deployed, GOVERNOR, {1, 2, 3})
     deployed.register_agency(GOVERNOR, AGENCY_CODE, AGENCY_NAME, AGENCY.address, [1])
     HomeConfig(production.url, chain.chain_id, deployed.address).save(production.home)
     return deployed

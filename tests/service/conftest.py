@@ -27,7 +27,15 @@ from licence.catalogue import catalogue
 from licence.document import LicenceDocument
 from licence.payload import encode_payload
 from licence.presentation import present
-from tests.conftest import AGENCY_CODE, AGENCY_NAME, ELICENCE, _wait_for_port, free_port, key_for
+from tests.conftest import (
+    AGENCY_CODE,
+    AGENCY_NAME,
+    ELICENCE,
+    _wait_for_port,
+    free_port,
+    key_for,
+    publish_types,
+)
 from tests.samples import business_licence
 from verifier.demo import issue_demo
 from verifier.service.apikeys import ApiKeyStore
@@ -160,6 +168,7 @@ def issued_on_node(
     chain = connect(url)
     governor, agency = key_for(f"{name}-governor"), key_for(f"{name}-agency")
     registry = Registry.deploy(chain, governor)  # the node tops the keys up
+    publish_types(registry, governor, [1])
     registry.register_agency(governor, AGENCY_CODE, AGENCY_NAME, agency.address, [1])
     batch = issue_demo(
         registry,

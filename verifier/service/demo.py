@@ -71,6 +71,8 @@ def set_up_demo(home: Path, chain: Chain) -> ServiceDemo:
             chain.fund(account.address, 10**21)
     registry = Registry.deploy(chain, governor)
     business, food = catalogue().get("business-licence"), catalogue().get("food-business-licence")
+    # Agencies can only be authorised for published types: the shipped catalogue.
+    registry.publish_licence_types(governor, catalogue())
     registry.register_agency(
         governor, DEMO_AGENCY_CODE, DEMO_AGENCY_NAME, agency.address, [business.code, food.code]
     )
