@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from cli.support import EXIT_UNUSABLE, console, errors, fail, read_input
+
+if TYPE_CHECKING:
+    from licence.document import LicenceDocument
 
 _QR_KINDS = {".png": "png", ".svg": "svg"}
 
@@ -21,7 +24,7 @@ def present_command(
     file: Annotated[
         str,
         typer.Argument(
-            help="Licence or presentation: JSON, an EL1: payload, a PNG/JPEG QR image, "
+            help="Licence or presentation: JSON, an EL2:/EL1: payload, a PNG/JPEG QR image, "
             "or - for standard input."
         ),
     ],
@@ -38,7 +41,7 @@ def present_command(
         Path | None,
         typer.Option(help="Write the QR code to this file: .png or .svg.", dir_okay=False),
     ] = None,
-    text: Annotated[bool, typer.Option("--text", help="Print the EL1: payload.")] = False,
+    text: Annotated[bool, typer.Option("--text", help="Print the EL2: payload.")] = False,
     out: Annotated[
         Path | None,
         typer.Option(help="Write the presentation as JSON to this file.", dir_okay=False),
@@ -56,7 +59,6 @@ def present_command(
     from licence.errors import LicenceFormatError
     from licence.payload import encode_payload
     from licence.presentation import present
-    from verifier.images import load_any
 
     kind = _QR_KINDS.get(qr.suffix.lower()) if qr is not None else None
     if qr is not None and kind is None:
@@ -64,7 +66,7 @@ def present_command(
     names = [n.strip() for item in disclose or [] for n in item.split(",") if n.strip()]
     data = read_input(file)
     try:
-        presentation = present(load_any(data), names)
+        presentation = present(_read_licence(data), names)
         payload = encode_payload(presentation) if qr is not None or text else ""
     except LicenceFormatError as exc:
         _fail(f"{file}: {exc}")
@@ -89,3 +91,27 @@ def present_command(
         print(payload)
     elif to_stdout:
         print(document_json)
+
+
+def _read_licence(data: bytes) -> LicenceDocument:
+    """The licence in `data`; an EL2: payload names no chain or registry, so it is read
+    with the home's (ELICENCE_REGISTRY, ELICENCE_CHAIN_ID or config.json)."""
+    from ledger.config import ConfigError, HomeConfig, default_home
+    from licence.errors import PayloadError
+    from verifier.images import load_any
+
+    try:
+        return load_any(data)
+    except PayloadError as exc:
+        if exc.reason != "deployment":
+            raise
+    try:
+        config = HomeConfig.read(default_home(), None, None)
+    except ConfigError as exc:
+        _fail(str(exc))
+    if config.registry is None or config.chain_id is None:
+        _fail(
+            "an EL2: payload names no chain or registry: present the licence's JSON file, "
+            "or set ELICENCE_REGISTRY and ELICENCE_CHAIN_ID (or the home's config.json)"
+        )
+    return load_any(data, chain_id=config.chain_id, registry=config.registry)

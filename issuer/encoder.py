@@ -77,10 +77,11 @@ class FullDocumentWriter:
         def dumps(value: object) -> bytes:
             return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
-        self._head = b'{"format":%b,"hashSuite":%b,"type":%b,"fields":{' % (
+        self._head = b'{"format":%b,"hashSuite":%b,"type":%b,"typeVersion":%b,"fields":{' % (
             dumps(FORMAT),
             dumps(suite),
             dumps(licence_type.id),
+            dumps(licence_type.version),
         )
         # The seal is the same in every document of a batch, so it goes in this part
         # made once (to_json() writes it before the proof for that reason).

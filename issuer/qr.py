@@ -1,4 +1,4 @@
-"""QR images of licences and presentations: drawing an `EL1:` payload (licence/payload.py)
+"""QR images of licences and presentations: drawing an `EL2:` payload (licence/payload.py)
 as a PNG or SVG for printing and phones. Reading one back is the verifier's
 (verifier/images.py).
 

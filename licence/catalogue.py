@@ -6,10 +6,10 @@ Each type names its fields in a fixed order, with Chinese and English labels, a 
 presentation must disclose. A new licence type is a new JSON file, not new code: every
 file is checked (licence/catalogue_rules.py) before the catalogue holds it.
 
-A type is known by its id and its version. Documents and QR payloads name the id (and
-the code) only, and are read with the current (highest) version of their type; the
-catalogue keeps every version it loads, keyed by (id, version), so that versions can be
-told apart once documents name them.
+A type is known by its id and its version. Documents name the id and the version
+(`typeVersion`, 1 when absent: documents issued before versions), QR payloads the code
+and the version (EL2:; an EL1: payload is version 1); the catalogue keeps every version
+it loads, keyed by (id, version).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -79,9 +80,10 @@ class LicenceType:
     # SHA-256 of these bytes, so any copy (folder, URL, chain event) can be checked.
     definition: bytes = b""
 
-    @property
+    @cached_property
     def definition_hash(self) -> bytes:
-        """SHA-256 of the canonical definition: what the registry records for this version."""
+        """SHA-256 of the canonical definition: what the registry records for this version
+        (kept once computed: verifiers compare it with the registry's on every licence)."""
         return hashlib.sha256(self.definition).digest()
 
     def field(self, name: str) -> FieldSpec | None:
@@ -116,10 +118,23 @@ class Catalogue:
 
     def __init__(self, types: Iterable[LicenceType]) -> None:
         self._by_key: dict[tuple[str, int], LicenceType] = {}
-        code_of: dict[str, int] = {}
-        id_of: dict[int, str] = {}
+        self._current: dict[str, LicenceType] = {}
+        self._by_code: dict[int, LicenceType] = {}
+        # Only `add` takes it: readers look up dictionaries that are replaced whole,
+        # never changed in place, so a lookup never meets one half-updated.
+        self._adding = threading.Lock()
+        self._install(self._checked({}, types))
+
+    @staticmethod
+    def _checked(
+        known: dict[tuple[str, int], LicenceType], types: Iterable[LicenceType]
+    ) -> dict[tuple[str, int], LicenceType]:
+        """`known` and `types` as one mapping by key, or CatalogueError at the first clash."""
+        by_key = dict(known)
+        code_of = {t.id: t.code for t in by_key.values()}
+        id_of = {t.code: t.id for t in by_key.values()}
         for licence_type in types:
-            if licence_type.key in self._by_key:
+            if licence_type.key in by_key:
                 raise CatalogueError(
                     f"{licence_type.id} version {licence_type.version} is defined twice"
                 )
@@ -138,13 +153,43 @@ class Catalogue:
                 raise CatalogueError(
                     f"code {licence_type.code} is both {known_id} and {licence_type.id}"
                 )
-            self._by_key[licence_type.key] = licence_type
-        self._current: dict[str, LicenceType] = {}
-        for licence_type in self._by_key.values():
-            current = self._current.get(licence_type.id)
-            if current is None or licence_type.version > current.version:
-                self._current[licence_type.id] = licence_type
-        self._by_code = {t.code: t for t in self._current.values()}
+            by_key[licence_type.key] = licence_type
+        return by_key
+
+    def _install(self, by_key: dict[tuple[str, int], LicenceType]) -> None:
+        current: dict[str, LicenceType] = {}
+        for licence_type in by_key.values():
+            held = current.get(licence_type.id)
+            if held is None or licence_type.version > held.version:
+                current[licence_type.id] = licence_type
+        # Each assignment is atomic; a reader between two of them sees a version as
+        # known before it is current, which is true a moment later anyway.
+        self._by_key = by_key
+        self._current = current
+        self._by_code = {t.code: t for t in current.values()}
+
+    def add(self, licence_type: LicenceType) -> None:
+        """Hold one more version of a type (one loaded and checked against the registry:
+        verifier.type_loading); safe from several threads at once.
+
+        Adding a version held already with the same definition does nothing. Raises
+        CatalogueError when it breaks the catalogue's rules (as the constructor): another
+        definition of the same id and version, a code another id has, or a code unlike
+        the type's other versions.
+        """
+        with self._adding:
+            held = self._by_key.get(licence_type.key)
+            if held is not None and held.definition == licence_type.definition:
+                return
+            self._install(self._checked(self._by_key, [licence_type]))
+
+    def has(self, type_id: str, version: int) -> bool:
+        """Whether the catalogue holds this version of this type."""
+        return (type_id, version) in self._by_key
+
+    def every_version(self) -> tuple[LicenceType, ...]:
+        """Every version of every type the catalogue holds, by code, then version."""
+        return tuple(sorted(self._by_key.values(), key=lambda t: (t.code, t.version)))
 
     def __iter__(self) -> Iterator[LicenceType]:
         """The current version of every type, by code."""
@@ -164,13 +209,19 @@ class Catalogue:
             raise UnknownLicenceType(shown, sorted(self._current))
         return found
 
-    def by_code(self, code: int) -> LicenceType:
-        """The current version of the type with this on-chain code; UnknownLicenceType if
-        there is none."""
-        try:
-            return self._by_code[code]
-        except KeyError:
-            raise UnknownLicenceType(code, sorted(self._current)) from None
+    def by_code(self, code: int, version: int | None = None) -> LicenceType:
+        """The type with this on-chain code (its current version unless `version` is
+        given); UnknownLicenceType if there is none."""
+        current = self._by_code.get(code)
+        found = (
+            current
+            if version is None or current is None
+            else self._by_key.get((current.id, version))
+        )
+        if found is None:
+            shown: object = code if version is None else f"code {code} version {version}"
+            raise UnknownLicenceType(shown, sorted(self._current))
+        return found
 
     def versions(self, type_id: str) -> tuple[LicenceType, ...]:
         """Every version of a type the catalogue holds, oldest first."""

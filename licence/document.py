@@ -19,7 +19,7 @@ from typing import Any
 
 from Crypto.Hash import keccak
 
-from licence.catalogue import LicenceType, catalogue
+from licence.catalogue import MAX_TYPE_VERSION, LicenceType, catalogue
 from licence.digest import (
     DEFAULT_SUITE,
     DIGEST_BYTES,
@@ -30,7 +30,7 @@ from licence.digest import (
     leaf_hash,
     salt,
 )
-from licence.errors import DocumentError, UnknownLicenceType
+from licence.errors import DocumentError, UnknownLicenceType, UnknownTypeVersion
 from licence.merkle import fold_proof
 
 MAX_DOCUMENT_BYTES = 64 * 1024
@@ -110,6 +110,7 @@ class LicenceDocument:
             "format": FORMAT,
             "hashSuite": self.suite,
             "type": self.licence_type.id,
+            "typeVersion": self.licence_type.version,
             "fields": {n: self.fields[n] for n in names if n in self.fields},
         }
         if self.secret is not None:
@@ -185,7 +186,7 @@ def parse_document(raw: object) -> LicenceDocument:
         obj,
         "",
         required={"format", "type", "fields", "anchor"},
-        optional={"hashSuite", "secret", "salts", "hidden"},
+        optional={"hashSuite", "typeVersion", "secret", "salts", "hidden"},
     )
     if obj["format"] != FORMAT:
         raise DocumentError(
@@ -193,10 +194,13 @@ def parse_document(raw: object) -> LicenceDocument:
         )
     suite = _string(obj.get("hashSuite", DEFAULT_SUITE), "hashSuite")
     hash_function(suite)
+    type_id = _string(obj["type"], "type")
+    version = _type_version(obj.get("typeVersion", 1))
     try:
-        licence_type = catalogue().get(_string(obj["type"], "type"))
-    except UnknownLicenceType as exc:
-        raise DocumentError("type", str(exc)) from None
+        licence_type = catalogue().get(type_id, version)
+    except UnknownLicenceType:
+        # A verifier may load that version (checked against the registry) and parse again.
+        raise UnknownTypeVersion(type_id, version) from None
 
     fields = _fields(obj["fields"], licence_type)
     secret, salts, hidden = _secret_or_salts(obj, fields, licence_type)
@@ -214,6 +218,13 @@ def parse_document(raw: object) -> LicenceDocument:
         salts=salts,
         hidden=hidden,
     )
+
+
+def _type_version(raw: object) -> int:
+    # bool is an int in Python, not a version in JSON.
+    if not isinstance(raw, int) or isinstance(raw, bool) or not 1 <= raw <= MAX_TYPE_VERSION:
+        raise DocumentError("typeVersion", f"must be a whole number from 1 to {MAX_TYPE_VERSION}")
+    return raw
 
 
 def _fields(raw: object, licence_type: LicenceType) -> dict[str, str]:

@@ -3,7 +3,8 @@
 LicenceFormatError
 ├── UnknownLicenceType  (also KeyError)    a licence type the catalogue does not have
 ├── DocumentError       (also ValueError)  a document that is not well-formed elicence/1
-│   └── UnsupportedHashSuite                a hash suite this installation cannot compute
+│   ├── UnsupportedHashSuite                a hash suite this installation cannot compute
+│   └── UnknownTypeVersion                  a (type, version) this catalogue does not hold
 ├── PresentationError   (also ValueError)  a disclosure a licence or presentation cannot make
 ├── PayloadError        (also ValueError)  a QR payload or image that does not decode
 └── CatalogueError      (also ValueError)  type definitions that break the catalogue's rules
@@ -53,6 +54,23 @@ class UnsupportedHashSuite(DocumentError):
         self.supported = tuple(supported)
         super().__init__(
             "hashSuite", f"unsupported hash suite {suite!r} (supported: {', '.join(supported)})"
+        )
+
+
+class UnknownTypeVersion(DocumentError):
+    """A document or payload names a licence type version the catalogue does not hold
+    (yet): `type_ref` is the type's id (a document) or code (a payload), `version` its
+    version. A verifier can load that version (checked against the registry's hash),
+    add it to the catalogue and parse again; until then the licence may be genuine."""
+
+    def __init__(self, type_id_or_code: str | int, version: int) -> None:
+        self.type_ref = type_id_or_code
+        self.version = version
+        named = (
+            f"code {type_id_or_code}" if isinstance(type_id_or_code, int) else repr(type_id_or_code)
+        )
+        super().__init__(
+            "type", f"unknown licence type {named} version {version}: not in this catalogue"
         )
 
 

@@ -11,8 +11,10 @@ files. Bytes are written as 0x-prefixed lower-case hex, text as JSON strings.
                       for SM3, FIPS 180-2's and RFC 4231's for SHA-256), before truncation
     commitments.json  licences: secret -> salt of each field -> commitment -> licence id
     merkle.json       trees of 1, 2, 3 and 5 leaves: root and every leaf's proof
-    payload.json      EL1: payloads (a full licence, a presentation) and their documents,
-                      unsealed (8 items) and sealed (9 items, the seal of seal.json)
+    payload.json      EL2: payloads (a full licence, a presentation) and their documents,
+                      unsealed (6 items) and sealed (7 items, the seal of seal.json), with
+                      the chain id and registry they are read with; the same as EL1:
+                      payloads (8 and 9 items), which readers still read
     seal.json         agency seals (SM2, licence/seal.py): key pair, message, seal
 
 The last three have cases in each hash suite (`hashSuite`: sha256-128, sm3-128).
@@ -223,31 +225,39 @@ def _full_document(suite: str = DEFAULT_SUITE) -> LicenceDocument:
 
 def payload() -> dict[str, Any]:
     cases = []
-    for suite in SUITES:
-        full = _full_document(suite)
-        shown = present(full, ["registeredCapital"])
-        sealed = _sealed(full)
-        # The first suite's cases keep the names they had before there was a second, and
-        # the unsealed ones those they had before seals.
-        tag = "" if suite == DEFAULT_SUITE else f" ({suite})"
-        cases += [
-            {
-                "name": name + tag,
-                "payload": encode_payload(document),
-                "document": document.to_json(),
-                "licenceId": _hex(document.licence_id),
-                "root": _hex(document.computed_root()),
-            }
-            for name, document in (
-                ("full licence", full),
-                ("presentation", shown),
-                ("sealed full licence", sealed),
-                ("sealed presentation", present(sealed, ["registeredCapital"])),
-            )
-        ]
+    for layout in (2, 1):
+        for suite in SUITES:
+            full = _full_document(suite)
+            shown = present(full, ["registeredCapital"])
+            sealed = _sealed(full)
+            # The first suite's cases keep the names they had before there was a second,
+            # the unsealed ones those they had before seals, and the EL1: ones say so.
+            tag = "" if suite == DEFAULT_SUITE else f" ({suite})"
+            tag += "" if layout == 2 else " (EL1:)"
+            cases += [
+                {
+                    "name": name + tag,
+                    "payload": encode_payload(document, layout=layout),
+                    # What the payload is read with: an EL2: payload names no chain or
+                    # registry (the verifier's own); an EL1: payload carries these.
+                    "chainId": document.anchor.chain_id,
+                    "registry": document.anchor.registry,
+                    "document": document.to_json(),
+                    "licenceId": _hex(document.licence_id),
+                    "root": _hex(document.computed_root()),
+                }
+                for name, document in (
+                    ("full licence", full),
+                    ("presentation", shown),
+                    ("sealed full licence", sealed),
+                    ("sealed presentation", present(sealed, ["registeredCapital"])),
+                )
+            ]
     return {
-        "description": 'payload = "EL1:" || Base45(zlib(CBOR(P))); see docs/format.md.'
-        + FIXTURE_NOTE,
+        "description": 'payload = "EL2:" || Base45(raw DEFLATE with the preset dictionary '
+        "licence/payload_dictionary.txt (RFC 1951, no zlib header or Adler-32) of CBOR(P)), "
+        'read with chainId and registry; the (EL1:) cases are "EL1:" || Base45(zlib(CBOR(P1))),'
+        " which readers still read; see docs/format.md." + FIXTURE_NOTE,
         "cases": cases,
     }
 
@@ -321,8 +331,25 @@ def canonical() -> dict[str, Any]:
     return {"description": "RFC 8785 (JCS) bytes of JSON values", "cases": cases}
 
 
+# The web page's copy of the payload dictionary (a module, so that the page needs no
+# request for it and the offline page's service worker caches it with the code).
+PAGE_DICTIONARY = REPO / "verifier" / "web" / "static" / "js" / "payload-dictionary.js"
+
+
+def page_dictionary() -> str:
+    text = (REPO / "licence" / "payload_dictionary.txt").read_bytes().decode("utf-8")
+    return (
+        "// Written by scripts/make_vectors.py from licence/payload_dictionary.txt, the EL2:\n"
+        "// payload's preset deflate dictionary (docs/format.md): its UTF-8 bytes are the\n"
+        "// file's (tests/web/test_js_vectors.py). Do not edit by hand.\n"
+        f"export const PAYLOAD_DICTIONARY = {json.dumps(text, ensure_ascii=False)};\n"
+    )
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
+    PAGE_DICTIONARY.write_text(page_dictionary(), encoding="utf-8")
+    print(f"wrote {PAGE_DICTIONARY.relative_to(REPO)}")
     for name, make in (
         ("canonical", canonical),
         ("hashes", hashes),

@@ -1,4 +1,4 @@
-"""Reading a licence from what a holder brings: JSON, `EL1:` text, or a photo or scan of
+"""Reading a licence from what a holder brings: JSON, `EL2:`/`EL1:` text, or a photo or scan of
 its QR code (PNG or JPEG), as the verify service's image route and the `elicence verify`
 and `present` commands do.
 
@@ -17,7 +17,7 @@ from PIL import Image
 
 from licence.document import LicenceDocument, loads_document
 from licence.errors import PayloadError
-from licence.payload import MAX_PAYLOAD_CHARS, PREFIX, decode_payload
+from licence.payload import MAX_PAYLOAD_CHARS, PREFIXES, decode_payload
 
 MAX_IMAGE_BYTES = 10 * 1000 * 1000
 MAX_IMAGE_PIXELS = 40 * 1000 * 1000  # as declared in the header
@@ -25,14 +25,18 @@ MAX_IMAGE_SIDE = 16384
 MIN_IMAGE_SIDE = 21  # a version-1 QR code without its quiet zone, one pixel per module
 MAX_DECODED_PIXELS = 10 * 1000 * 1000  # what is decoded: larger JPEGs are scaled down
 
-# Any "<letters/digits>:" start is taken for a payload, so that EL2: gets "unknown version".
+# Any "<letters/digits>:" start is taken for a payload, so that EL3: gets "unknown prefix".
 _LOOKS_LIKE_PAYLOAD = re.compile(rb"[A-Za-z0-9]{1,8}:")
 
 
-def load_any(data: bytes) -> LicenceDocument:
-    """A document from JSON, an `EL1:` payload (white space trimmed), or a PNG/JPEG QR image."""
+def load_any(
+    data: bytes, *, chain_id: int | None = None, registry: str | None = None
+) -> LicenceDocument:
+    """A document from JSON, an `EL2:`/`EL1:` payload (white space trimmed), or a PNG/JPEG
+    QR image. `chain_id` and `registry` are the reader's own deployment, which an EL2:
+    payload needs (licence.payload.decode_payload)."""
     if data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")):
-        return decode_payload(decode_image(data))
+        return decode_payload(decode_image(data), chain_id=chain_id, registry=registry)
     head = data.lstrip(b"\xef\xbb\xbf \t\r\n")
     if head.startswith((b"{", b"[")):
         return loads_document(data)
@@ -48,11 +52,11 @@ def load_any(data: bytes) -> LicenceDocument:
         raise PayloadError(
             "unrecognised", "neither a JSON document, an EL1: payload nor a PNG/JPEG image"
         ) from None
-    return decode_payload(text.strip())
+    return decode_payload(text.strip(), chain_id=chain_id, registry=registry)
 
 
 def decode_image(data: bytes) -> str:
-    """The text of the QR code in a PNG or JPEG image (an `EL1:` one when there are several).
+    """The text of the QR code in a PNG or JPEG image (an `EL2:`/`EL1:` one when there are several).
 
     Memory is bounded before any pixel is decoded: the header's size is checked first
     (a small file can declare a huge picture), a JPEG of more than MAX_DECODED_PIXELS is
@@ -89,7 +93,7 @@ def decode_image(data: bytes) -> str:
     texts = [str(code.text) for code in found if code.valid]
     if not texts:
         raise PayloadError("no-qr", "no readable QR code in the image")
-    ours = [t for t in texts if t.startswith(PREFIX)]
+    ours = [t for t in texts if t.startswith(PREFIXES)]
     return (ours or texts)[0]
 
 

@@ -62,7 +62,11 @@ def forgery(category: str, expected: Iterable[str], document: LicenceDocument) -
     made = [Forgery(category, frozenset(expected), "json", document.to_bytes().decode())]
     # A payload too long for a QR code is left out: the JSON form stands for it.
     with contextlib.suppress(LicenceFormatError):
-        made.append(Forgery(category, frozenset(expected), "qr", encode_payload(document)))
+        # As EL1:, which carries the document's own root, chain and registry, so that a
+        # forgery's verdict is the JSON form's; an EL2: payload names none of them, and a
+        # changed one folds to a root anchored nowhere (NOT_ANCHORED, docs/format.md).
+        payload = encode_payload(document, layout=1)
+        made.append(Forgery(category, frozenset(expected), "qr", payload))
     return made
 
 
@@ -513,7 +517,7 @@ class Forger:
             if self.random.random() >= 0.2:
                 continue
             try:
-                payload = encode_payload(read_forgery(item))
+                payload = encode_payload(read_forgery(item), layout=1)  # as in forgery()
             except (LicenceFormatError, ValueError, UnicodeError):
                 continue
             extra.append(replace(item, form="qr", data=payload))

@@ -33,7 +33,7 @@ def licence_file(tmp_path_factory) -> Path:
 def test_text_prints_the_payload_and_names_disclosed_and_hidden_fields(licence_file):
     result = run("present", str(licence_file), "--disclose", "registeredAddress", "--text")
     assert result.returncode == 0, result.stderr
-    shown = decode_payload(result.stdout.strip())
+    shown = decode_payload(result.stdout.strip(), chain_id=1337, registry=REGISTRY)
     assert "registeredAddress" in shown.fields
     assert shown.licence_id == loads_document(licence_file.read_bytes()).licence_id
     assert "disclosed: licenceNumber, holderName" in result.stderr
@@ -45,7 +45,7 @@ def test_qr_png_is_written_and_scans_to_the_presentation(licence_file, tmp_path)
     result = run("present", str(licence_file), "--disclose", "businessScope", "--qr", str(out))
     assert result.returncode == 0, result.stderr
     assert "hidden: legalRepresentative" in result.stdout
-    shown = decode_payload(decode_image(out.read_bytes()))
+    shown = decode_payload(decode_image(out.read_bytes()), chain_id=1337, registry=REGISTRY)
     assert "businessScope" in shown.fields and "legalRepresentative" in shown.hidden
 
 
@@ -79,13 +79,31 @@ def test_a_presentation_read_from_standard_input_can_hide_more(licence_file, tmp
     assert "businessScope" in loads_document(out.read_bytes()).hidden
 
 
-def test_a_payload_file_can_be_presented_again(licence_file, tmp_path):
+def test_a_payload_file_can_be_presented_again(licence_file, tmp_path, monkeypatch):
     payload = run("present", str(licence_file), "--disclose", "businessScope", "--text").stdout
     source = tmp_path / "payload.txt"
     source.write_text(payload)
+    # An EL2: payload names no chain or registry: the holder's configured ones are used.
+    monkeypatch.setenv("ELICENCE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ELICENCE_REGISTRY", REGISTRY)
+    monkeypatch.setenv("ELICENCE_CHAIN_ID", "1337")
     result = run("present", str(source), "--text")
     assert result.returncode == 0, result.stderr
-    assert "businessScope" in decode_payload(result.stdout.strip()).hidden
+    shown = decode_payload(result.stdout.strip(), chain_id=1337, registry=REGISTRY)
+    assert "businessScope" in shown.hidden
+
+
+def test_an_el2_payload_file_without_a_configured_registry_exits_2_saying_so(
+    licence_file, tmp_path, monkeypatch
+):
+    source = tmp_path / "payload.txt"
+    source.write_text(run("present", str(licence_file), "--text").stdout)
+    monkeypatch.setenv("ELICENCE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("ELICENCE_REGISTRY", raising=False)
+    monkeypatch.delenv("ELICENCE_CHAIN_ID", raising=False)
+    result = run("present", str(source), "--text")
+    assert result.returncode == 2
+    assert "names no chain or registry" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -102,10 +120,13 @@ def test_bad_option_exits_2_with_one_line(licence_file, args, words):
     assert "Traceback" not in result.stderr
 
 
-def test_revealing_a_hidden_field_exits_2(licence_file, tmp_path):
+def test_revealing_a_hidden_field_exits_2(licence_file, tmp_path, monkeypatch):
     first = run("present", str(licence_file), "--text").stdout
     source = tmp_path / "minimal.txt"
     source.write_text(first)
+    monkeypatch.setenv("ELICENCE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ELICENCE_REGISTRY", REGISTRY)
+    monkeypatch.setenv("ELICENCE_CHAIN_ID", "1337")
     result = run("present", str(source), "--disclose", "legalRepresentative")
     assert result.returncode == 2
     assert "can only hide more" in result.stderr
@@ -113,7 +134,7 @@ def test_revealing_a_hidden_field_exits_2(licence_file, tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "words"),
-    [(b"EL2:ABC", "prefix"), (b"{oops", "not JSON"), (b"\x89PNG\r\n\x1a\nxx", "image")],
+    [(b"EL3:ABC", "prefix"), (b"{oops", "not JSON"), (b"\x89PNG\r\n\x1a\nxx", "image")],
 )
 def test_unusable_input_exits_2_naming_the_problem(tmp_path, content, words):
     bad = tmp_path / "bad"

@@ -3,6 +3,7 @@ Python definitions (licence/), on any text."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sys
@@ -118,6 +119,24 @@ def test_encode_batch_of_another_type_and_a_lower_case_registry():
     wrapped = wrap_batch(food, rows, chain_id=7, registry=registry, secrets=secrets)
     encoded = encode_batch(food, rows, chain_id=7, registry=registry, secrets=secrets)
     assert encoded.documents == [d.to_bytes() for d in wrapped.documents]
+
+
+def test_every_document_of_a_batch_names_its_type_version_on_both_paths():
+    # A version 2 of the type (as a catalogue loaded from the registry would hold): the
+    # documents say which version they were issued under, in the compiled and Python
+    # writers alike (FullDocumentWriter's head, which issuer/_wrap.c copies as it is).
+    second = dataclasses.replace(BUSINESS, version=2)
+    rows = [business_licence(i) for i in range(3)]
+    secrets = _same_secrets(3)
+    wrapped = wrap_batch(second, rows, chain_id=31337, registry=REGISTRY, secrets=secrets)
+    encoded = encode_batch(second, rows, chain_id=31337, registry=REGISTRY, secrets=secrets)
+    assert encoded.documents == [d.to_bytes() for d in wrapped.documents]
+    for document in encoded.documents:
+        assert json.loads(document)["typeVersion"] == 2
+        assert document.startswith(
+            b'{"format":"elicence/1","hashSuite":"sha256-128","type":"business-licence",'
+            b'"typeVersion":2,"fields":{'
+        )
 
 
 _valid_text = st.text(

@@ -25,7 +25,14 @@ def licence() -> LicenceDocument:
 def test_load_any_reads_json_and_trimmed_payload_text(licence):
     payload = encode_payload(licence)
     assert load_any(licence.to_bytes()) == licence
-    assert load_any(f"  {payload}\r\n".encode()) == licence
+    # An EL2: payload is read with the reader's own chain and registry.
+    text = f"  {payload}\r\n".encode()
+    assert load_any(text, chain_id=1337, registry=REGISTRY) == licence
+    with pytest.raises(PayloadError) as caught:
+        load_any(text)
+    assert caught.value.reason == "deployment"
+    # Payloads printed before EL2: carry their own.
+    assert load_any(encode_payload(licence, layout=1).encode()) == licence
 
 
 def test_load_any_refuses_binary_that_is_nothing_it_knows():

@@ -67,7 +67,7 @@ def test_png_has_quiet_zone_and_six_pixels_per_module(payload, png):
 
 def test_generated_png_decodes_to_the_presentation(payload, png, presentation):
     assert decode_image(png) == payload
-    assert load_any(png) == presentation
+    assert load_any(png, chain_id=1337, registry=REGISTRY) == presentation
 
 
 def test_png_holds_exactly_the_modules_of_the_code_in_one_bit_grey(payload, png):

@@ -1,5 +1,6 @@
-"""The EL1: payload: round trips, every way decoding refuses, and the property that no
-changed payload decodes to a licence whose hashes still hold."""
+"""The EL1: payload, which every reader keeps reading (QR codes printed before EL2:):
+round trips, every way decoding refuses, and the property that no changed payload
+decodes to a licence whose hashes still hold. EL2: is tests/licence/test_payload_el2.py."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from licence.payload import (
     MAX_PAYLOAD_CHARS,
     base45_decode,
     decode_payload,
-    encode_payload,
 )
+from licence.payload import encode_payload as encode_any_payload
 from licence.presentation import present
 from tests.samples import business_licence, food_business_licence
 
@@ -34,6 +35,11 @@ BASE45 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 def licence() -> LicenceDocument:
     rows = [business_licence(i) for i in range(5)]
     return wrap_batch(BUSINESS, rows, chain_id=1337, registry=REGISTRY).documents[2]
+
+
+def encode_payload(document: LicenceDocument) -> str:
+    """The EL1: payload (writers write EL2: now; old QR codes are EL1:)."""
+    return encode_any_payload(document, layout=1)
 
 
 def pack(cbor: bytes) -> str:
@@ -134,7 +140,7 @@ def padding_bit_set(licence: LicenceDocument) -> str:
 
 BAD_PAYLOADS = [
     ("wrong prefix", lambda d: "HC1:" + encode_payload(d)[4:], "prefix"),
-    ("other payload version prefix", lambda d: "EL2:" + encode_payload(d)[4:], "prefix"),
+    ("other payload version prefix", lambda d: "EL3:" + encode_payload(d)[4:], "prefix"),
     ("lowercase prefix", lambda d: "el1:" + encode_payload(d)[4:], "prefix"),
     ("oversized", lambda d: "EL1:" + "0" * (MAX_PAYLOAD_CHARS - 3), "too-long"),
     ("lowercase base45", lambda d: "EL1:" + encode_payload(d)[4:].lower(), "base45"),
@@ -171,7 +177,7 @@ BAD_PAYLOADS = [
     ("unknown version", lambda d: spoil(d, 0, 9), "version"),
     ("version as text", lambda d: spoil(d, 0, "1"), "version"),
     ("array of seven", lambda d: pack(cbor2.dumps(layout(d)[:7])), "layout"),
-    ("unknown type code", lambda d: spoil(d, 1, 63), "type"),  # no shipped type has 63
+    ("type code out of range", lambda d: spoil(d, 1, 65536), "type"),
     ("zero chain id", lambda d: spoil(d, 2, 0), "layout"),
     ("registry of 19 bytes", lambda d: spoil(d, 3, b"\x11" * 19), "layout"),
     ("root as hex text", lambda d: spoil(d, 4, "0x" + "ab" * 16), "layout"),

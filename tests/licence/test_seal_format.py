@@ -13,7 +13,8 @@ from issuer.batch import wrap_batch
 from licence.catalogue import catalogue
 from licence.document import LicenceDocument, loads_document, parse_document
 from licence.errors import DocumentError, PayloadError
-from licence.payload import decode_payload, encode_payload
+from licence.payload import decode_payload
+from licence.payload import encode_payload as encode_any_payload
 from licence.presentation import present
 from tests.samples import business_licence
 
@@ -34,6 +35,11 @@ def sealed() -> LicenceDocument:
 def unsealed() -> LicenceDocument:
     rows = [business_licence(i) for i in range(3)]
     return wrap_batch(BUSINESS, rows, chain_id=1337, registry=REGISTRY).documents[1]
+
+
+def encode_payload(document: LicenceDocument) -> str:
+    """The EL1: payload, whose item 8 is the seal (EL2:'s item 6: test_payload_el2.py)."""
+    return encode_any_payload(document, layout=1)
 
 
 def cbor_items(payload: str) -> list:

@@ -31,7 +31,7 @@ from licence.digest import (
 from licence.document import loads_document
 from licence.errors import DocumentError, PayloadError, UnsupportedHashSuite
 from licence.merkle import build_tree, fold_proof
-from licence.payload import base45_decode, decode_payload, encode_payload
+from licence.payload import DICTIONARY, base45_decode, decode_payload, encode_payload
 from licence.presentation import present
 from tests.samples import business_licence
 
@@ -140,11 +140,16 @@ def test_an_sm3_payload_carries_its_suite_in_the_version_byte_and_reads_back():
     )
     for document in (batch.documents[0], present(batch.documents[0], [])):
         payload = encode_payload(document)
-        again = decode_payload(payload)
+        again = decode_payload(payload, chain_id=1, registry=REGISTRY)
         assert again == document and again.suite == SM3_SUITE
+        el1 = encode_payload(document, layout=1)
+        assert decode_payload(el1) == document
     # Item [0] names the suite: the layout is the same, so no byte is added.
-    items = cbor2.loads(zlib.decompress(base45_decode(payload[len("EL1:") :])))
+    items = cbor2.loads(zlib.decompress(base45_decode(el1[len("EL1:") :])))
     assert items[0] == 2 and len(items) == 8
+    inflater = zlib.decompressobj(-15, zdict=DICTIONARY)
+    items = cbor2.loads(inflater.decompress(base45_decode(payload[len("EL2:") :])))
+    assert items[0] == 2 and len(items) == 6
 
 
 @pytest.mark.parametrize(
@@ -170,10 +175,15 @@ def test_an_installation_without_sm3_reports_sm3_documents_and_payloads_as_unsup
         BUSINESS, [business_licence(1)], chain_id=1, registry=REGISTRY, suite="sm3-128"
     )
     text, payload = batch.documents[0].to_bytes(), encode_payload(batch.documents[0])
+    el1 = encode_payload(batch.documents[0], layout=1)
     # As on an OpenSSL built without SM3: the suite is simply not there.
     monkeypatch.delitem(digest.SUITES, SM3_SUITE)
     with pytest.raises(UnsupportedHashSuite, match="unsupported hash suite 'sm3-128'"):
         loads_document(text)
-    with pytest.raises(PayloadError) as raised:
-        decode_payload(payload)
-    assert raised.value.reason == UnsupportedHashSuite.code == "unsupported-hash-suite"
+    for read in (
+        lambda: decode_payload(payload, chain_id=1, registry=REGISTRY),
+        lambda: decode_payload(el1),
+    ):
+        with pytest.raises(PayloadError) as raised:
+            read()
+        assert raised.value.reason == UnsupportedHashSuite.code == "unsupported-hash-suite"

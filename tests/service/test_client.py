@@ -86,7 +86,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 def _corrupt(payload: str) -> str:
     compressed = bytearray(base45_decode(payload[len(PREFIX) :]))
-    compressed[2] = 0xFF  # a reserved deflate block type: zlib error -3
+    compressed[0] = 0xFF  # the first block's type is the reserved 11: inflate error -3
     return PREFIX + base45.b45encode(bytes(compressed)).decode("ascii")
 
 
@@ -145,7 +145,7 @@ def test_batch_of_one_matter_is_typed_per_item(served: Served) -> None:
     assert first.verdict is not None and first.verdict.is_valid
     assert second.verdict is not None and second.verdict.is_valid
     assert third.verdict is None and isinstance(third.problem, UnusableLicence)
-    assert third.problem.reason == "zlib"
+    assert third.problem.reason == "deflate"
 
 
 def test_an_unreadable_qr_is_a_typed_unusable_licence(served: Served) -> None:
@@ -153,7 +153,7 @@ def test_an_unreadable_qr_is_a_typed_unusable_licence(served: Served) -> None:
         client.verify_qr(_corrupt(served.qr(0)))
     problem = refused.value
     assert isinstance(problem, RequestRefused) and isinstance(problem, ValueError)
-    assert (problem.status, problem.kind, problem.reason) == (422, "unusable-licence", "zlib")
+    assert (problem.status, problem.kind, problem.reason) == (422, "unusable-licence", "deflate")
     assert "corrupt compressed data" in problem.detail
 
 

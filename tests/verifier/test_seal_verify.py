@@ -99,7 +99,12 @@ def test_a_sealed_payload_verifies_valid(world, source):
     key = seal.new_private_key()
     register(world, key)
     documents, _ = issue_sealed(world, key)
-    decoded = decode_payload(encode_payload(present(documents[0], [])))
+    anchor = documents[0].anchor  # an EL2: payload is read with the verifier's deployment
+    decoded = decode_payload(
+        encode_payload(present(documents[0], [])),
+        chain_id=anchor.chain_id,
+        registry=anchor.registry,
+    )
     assert verify(decoded, source).status is Status.VALID
 
 

@@ -1,30 +1,42 @@
 // The elicence/1 format in the browser, for the present page: read a licence or a
-// presentation, hide fields, and write the EL1: payload of docs/format.md.
+// presentation, hide fields, and write the EL2: payload of docs/format.md; and, for the
+// offline verify page, read an EL2: payload (decodeEl2; EL1: is js/offline/payload.js's).
 //
 // Everything runs on the holder's device: hashing uses WebCrypto (crypto.subtle) for
 // SHA-256 and the vendored sm-crypto for SM3 (WebCrypto has none; a global `sm3`), the
-// CBOR and Base45 encoders are the few lines below, and zlib is the vendored pako
-// (a global `pako`). Both globals come from classic <script>s loaded before this module.
+// CBOR and Base45 coders are the few lines below, and deflate is the vendored pako
+// (a global `pako`: its deflate half on the present page, its inflate half on the verify
+// page). Both globals come from classic <script>s loaded before this module.
 //
 // With H* the licence's hash suite's hash (SHA-256 for "sha256-128", SM3 for "sm3-128"):
 //   salt(name)              = HMAC-H*(secret, UTF-8(name))[0:16]
 //   commitment(name, value) = H*(0x02 || salt || JCS([name, value]))[0:16]
-//   payload                 = "EL1:" || Base45(zlib(CBOR([version, code, chainId,
-//                                  registry, root, proof, keys, fields(, seal)])))
-// where the version names the suite too (1 sha256-128, 2 sm3-128), and item 8, the
-// agency's 64-byte SM2 seal of the root, is there only when the licence has one.
+//   payload                 = "EL2:" || Base45(raw deflate with the preset dictionary
+//                                  (js/payload-dictionary.js) of CBOR([suite, code,
+//                                  typeVersion, proof, keys, fields(, seal)])))
+// where suite is 1 (sha256-128) or 2 (sm3-128), keys the secret or the disclosed fields'
+// salts concatenated, and item 6, the agency's 64-byte SM2 seal of the root, is there only
+// when the licence has one. No root, chain or registry: the verifier uses its own.
 //
-// The service's decoder (licence/payload.py) is strict: deterministic CBOR, zlib header 78 DA,
-// nothing after the stream. tests/web feeds this module's payloads to it.
+// The service's decoder (licence/payload.py) is strict: deterministic CBOR, nothing after
+// the stream, the free bits of deflate zero. tests/web feeds this module's payloads to it.
+
+import { PAYLOAD_DICTIONARY } from "./payload-dictionary.js";
 
 const DIGEST_BYTES = 16;
 const DEFAULT_SUITE = "sha256-128";
-const PREFIX = "EL1:";
+const PREFIX = "EL2:";
 const MAX_PAYLOAD_CHARS = 4296; // the largest alphanumeric QR code (version 40-L)
+const MAX_CBOR_BYTES = 16 * 1024; // the cap while inflating
+const MAX_PROOF_LENGTH = 40;
+const MAX_TYPE_CODE = 65535;
+const MAX_TYPE_VERSION = 65535;
 const HEX16 = /^0x[0-9a-f]{32}$/;
 const HEX_SEAL = /^0x[0-9a-f]{128}$/; // anchor.seal: SM2 r || s
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 const utf8 = new TextEncoder();
+/** The EL2: payload's preset dictionary, as bytes (licence/payload_dictionary.txt). */
+export const DICTIONARY = utf8.encode(PAYLOAD_DICTIONARY);
 
 /** A problem with the file the holder opened; `key` names a message of the dictionary. */
 export class FormatError extends Error {
@@ -150,8 +162,12 @@ export function readLicence(text, catalogue) {
   if (raw.format !== "elicence/1") throw new FormatError("err-format", String(raw.format));
   const suite = raw.hashSuite ?? DEFAULT_SUITE;
   suiteNamed(suite);
-  const type = catalogue.types.find((t) => t.id === raw.type);
-  if (!type) throw new FormatError("err-type", String(raw.type));
+  const typeVersion = raw.typeVersion ?? 1; // absent: issued before type versions
+  if (!Number.isSafeInteger(typeVersion) || typeVersion < 1 || typeVersion > MAX_TYPE_VERSION) {
+    throw new FormatError("err-member", "typeVersion");
+  }
+  const type = catalogue.types.find((t) => t.id === raw.type && (t.version ?? 1) === typeVersion);
+  if (!type) throw new FormatError("err-type", `${raw.type} version ${typeVersion}`);
   if (!isPlainObject(raw.fields)) throw new FormatError("err-member", "fields");
   for (const [name, value] of Object.entries(raw.fields)) {
     if (!type.fields.some((f) => f.name === name)) throw new FormatError("err-member", `fields.${name}`);
@@ -243,6 +259,7 @@ export async function present(licence, disclose) {
     format: "elicence/1",
     hashSuite: licence.suite,
     type: type.id,
+    typeVersion: type.version ?? 1,
     fields,
     salts,
     hidden,
@@ -332,17 +349,13 @@ export function base45Encode(bytes) {
 
 // ---------------------------------------------------------------- the payload
 
-/** The CBOR array P of docs/format.md for a licence or presentation. */
+/** The CBOR array of an EL1: payload (docs/format.md), which readers still read: the
+ * offline page re-encodes EL1: payloads with it to check they are canonical. */
 export function payloadItems(document, type) {
   const names = type.fields.map((f) => f.name);
   const keys = document.secret
     ? hexToBytes(document.secret)
     : names.filter((n) => n in document.fields).map((n) => hexToBytes(document.salts[n]));
-  const fields = names.map((n) => {
-    if (n in document.fields) return document.fields[n];
-    if (document.hidden && n in document.hidden) return hexToBytes(document.hidden[n]);
-    return null;
-  });
   const { anchor } = document;
   const items = [
     suiteNamed(document.hashSuite ?? DEFAULT_SUITE).version,
@@ -352,22 +365,335 @@ export function payloadItems(document, type) {
     hexToBytes(anchor.root),
     concat(...anchor.proof.map(hexToBytes)),
     keys,
-    fields,
+    fieldItems(document, names),
   ];
-  // A presentation keeps its licence's seal: the verifier refuses a sealed batch's
-  // licence without it.
   if (anchor.seal !== undefined) items.push(hexToBytes(anchor.seal));
   return items;
 }
 
-/** The EL1: text of a document: "EL1:" + Base45(zlib level 9 (CBOR(P))). */
+function fieldItems(document, names) {
+  return names.map((n) => {
+    if (n in document.fields) return document.fields[n];
+    if (document.hidden && n in document.hidden) return hexToBytes(document.hidden[n]);
+    return null;
+  });
+}
+
+/** The CBOR array P of an EL2: payload (docs/format.md) for a licence or presentation. */
+export function el2Items(document, type) {
+  const names = type.fields.map((f) => f.name);
+  let keys;
+  if (document.secret) {
+    keys = hexToBytes(document.secret);
+  } else {
+    const shown = names.filter((n) => n in document.fields);
+    const hidesNone = !document.hidden || Object.keys(document.hidden).length === 0;
+    // Sixteen bytes of keys with no hidden field read as a secret; no type allows such a
+    // presentation (three fields are required), so none is written.
+    if (shown.length === 1 && hidesNone) throw new FormatError("err-member", "salts");
+    keys = concat(...shown.map((n) => hexToBytes(document.salts[n])));
+  }
+  const items = [
+    suiteNamed(document.hashSuite ?? DEFAULT_SUITE).version,
+    type.code,
+    document.typeVersion ?? type.version ?? 1,
+    concat(...document.anchor.proof.map(hexToBytes)),
+    keys,
+    fieldItems(document, names),
+  ];
+  // A presentation keeps its licence's seal: the verifier refuses a sealed batch's
+  // licence without it.
+  if (document.anchor.seal !== undefined) items.push(hexToBytes(document.anchor.seal));
+  return items;
+}
+
+/** The EL2: text of a document: "EL2:" + Base45(raw deflate, level 9, with the preset
+ * dictionary, of CBOR(P)): the same text as licence/payload.py writes (tests/web). */
 export function encodePayload(document, type) {
-  const cbor = cborEncode(payloadItems(document, type));
-  // Level 9 with the default 32 KiB window gives the header 78 DA the reader requires.
-  const compressed = pako.deflate(cbor, { level: 9 });
+  const cbor = cborEncode(el2Items(document, type));
+  // legacyHash: zlib's own hash of three bytes (pako 3's default hash differs), so that the
+  // page writes zlib's stream, as Python does, and payloads as short.
+  const compressed = pako.deflateRaw(cbor, { level: 9, dictionary: DICTIONARY, legacyHash: true });
   const text = PREFIX + base45Encode(compressed);
   if (text.length > MAX_PAYLOAD_CHARS) {
     throw new FormatError("err-too-long", String(text.length));
   }
   return text;
+}
+
+// ---------------------------------------------------------------- reading EL2:
+
+/** An EL2: payload refused; `code` is the service's reason code (docs/format.md). */
+export class PayloadError extends Error {
+  constructor(code, detail) {
+    super(`${code}: ${detail}`);
+    this.code = code;
+    this.detail = detail;
+  }
+}
+
+export function base45Decode(text) {
+  const out = [];
+  const digits = [];
+  for (const c of text) {
+    const value = BASE45.indexOf(c);
+    if (value < 0) throw new PayloadError("base45", `${JSON.stringify(c)} is not a Base45 character`);
+    digits.push(value);
+  }
+  if (digits.length % 3 === 1) throw new PayloadError("base45", "not valid Base45 (bad length)");
+  let i = 0;
+  for (; i + 2 < digits.length; i += 3) {
+    const n = digits[i] + 45 * digits[i + 1] + 2025 * digits[i + 2];
+    if (n > 0xffff) throw new PayloadError("base45", "not valid Base45 (group value)");
+    out.push(n >> 8, n & 0xff);
+  }
+  if (i < digits.length) {
+    const n = digits[i] + 45 * digits[i + 1];
+    if (n > 0xff) throw new PayloadError("base45", "not valid Base45 (group value)");
+    out.push(n);
+  }
+  return Uint8Array.from(out);
+}
+
+const TOO_LARGE = Symbol("too large");
+
+/** {ok, raw, trailing, error, detail} of inflating a raw stream with the dictionary and
+ * the 16 KiB cap (enforced while inflating: a bomb stops there). Never throws. */
+function inflateRaw(data) {
+  const inflate = globalThis.pako;
+  if (!inflate || typeof inflate.Inflate !== "function") {
+    throw new Error("the vendored pako inflate (vendor/pako/pako_inflate.umd.min.js) is not loaded");
+  }
+  const inflater = new inflate.Inflate({ raw: true, dictionary: DICTIONARY, chunkSize: MAX_CBOR_BYTES + 1 });
+  const chunks = [];
+  let total = 0;
+  inflater.onData = (chunk) => {
+    total += chunk.length;
+    if (total > MAX_CBOR_BYTES) throw TOO_LARGE;
+    chunks.push(chunk.slice());
+  };
+  try {
+    inflater.push(data, true);
+  } catch (exc) {
+    if (exc === TOO_LARGE) return { ok: false, error: "too-large", detail: "more than 16 KiB" };
+    return { ok: false, error: "deflate", detail: String(exc) };
+  }
+  if (!inflater.ended || inflater.err !== 0) {
+    const cut = inflater.err === -5 || !inflater.ended;
+    return { ok: false, error: "deflate", detail: cut ? "the compressed data is cut short" : inflater.msg };
+  }
+  return { ok: true, raw: concat(...chunks), trailing: inflater.strm.avail_in };
+}
+
+function sameBytes(a, b) {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
+
+function inflated(data) {
+  const result = data.length ? inflateRaw(data) : { ok: false, error: "deflate", detail: "no data" };
+  if (!result.ok) throw new PayloadError(result.error, result.detail);
+  if (result.trailing) throw new PayloadError("deflate", `${result.trailing} bytes after the compressed data`);
+  // The padding after a stored block's 3-bit header, and after the last block, is
+  // ignored by inflate; left free, a payload could change and still decode the same.
+  let free = ((data[0] >> 1) & 0b11) === 0 && data[0] >> 3 !== 0;
+  const last = data.length - 1;
+  for (let bit = 0; bit < 8 && !free; bit += 1) {
+    if ((data[last] >> bit) & 1) {
+      const cleared = data.slice();
+      cleared[last] ^= 1 << bit;
+      const again = inflateRaw(cleared);
+      free = again.ok && !again.trailing && sameBytes(again.raw, result.raw);
+    }
+  }
+  if (free) throw new PayloadError("non-canonical", "bits that deflate ignores are not zero");
+  return result.raw;
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const NOT_A_PAYLOAD_ITEM = Symbol("another CBOR kind"); // refused by the layout checks
+
+/** One CBOR item of the kinds a payload uses; others decode to NOT_A_PAYLOAD_ITEM (the
+ * layout refuses them), and the re-encoding check refuses any non-deterministic form. */
+function cborDecode(bytes) {
+  let at = 0;
+  const need = (n) => {
+    if (at + n > bytes.length) throw new PayloadError("cbor", "malformed CBOR (cut short)");
+  };
+  const argument = (info) => {
+    if (info < 24) return BigInt(info);
+    const size = { 24: 1, 25: 2, 26: 4, 27: 8 }[info];
+    if (size === undefined) throw new PayloadError("cbor", "malformed CBOR (indefinite or reserved length)");
+    need(size);
+    let n = 0n;
+    for (let i = 0; i < size; i += 1) n = (n << 8n) | BigInt(bytes[at + i]);
+    at += size;
+    return n;
+  };
+  const item = (depth) => {
+    if (depth > 5) throw new PayloadError("cbor", "malformed CBOR (nested too deep)");
+    need(1);
+    const head = bytes[at];
+    at += 1;
+    const major = head >> 5;
+    const info = head & 0x1f;
+    if (major === 7) {
+      if (info === 22) return null;
+      if (info === 20 || info === 21 || info === 23) return NOT_A_PAYLOAD_ITEM;
+      if (info >= 25 && info <= 27) {
+        need({ 25: 2, 26: 4, 27: 8 }[info]);
+        at += { 25: 2, 26: 4, 27: 8 }[info];
+        return NOT_A_PAYLOAD_ITEM;
+      }
+      throw new PayloadError("cbor", "malformed CBOR (simple value)");
+    }
+    const n = argument(info);
+    if (major === 0) return n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n;
+    if (major === 1) return NOT_A_PAYLOAD_ITEM;
+    if (major === 2 || major === 3) {
+      if (n > BigInt(bytes.length - at)) throw new PayloadError("cbor", "malformed CBOR (cut short)");
+      const body = bytes.slice(at, at + Number(n));
+      at += Number(n);
+      if (major === 2) return body;
+      try {
+        return strictUtf8.decode(body);
+      } catch {
+        throw new PayloadError("cbor", "malformed CBOR (text is not UTF-8)");
+      }
+    }
+    if (major === 4 || major === 5) {
+      if (n > BigInt(bytes.length - at)) throw new PayloadError("cbor", "malformed CBOR (cut short)");
+      const count = Number(n) * (major === 5 ? 2 : 1);
+      const out = [];
+      for (let i = 0; i < count; i += 1) out.push(item(depth + 1));
+      return major === 4 ? out : NOT_A_PAYLOAD_ITEM;
+    }
+    item(depth + 1); // a tag's content
+    return NOT_A_PAYLOAD_ITEM;
+  };
+  const value = item(1);
+  if (at !== bytes.length) throw new PayloadError("cbor", `${bytes.length - at} bytes after the CBOR item`);
+  return value;
+}
+
+const isBytes = (value, size) => value instanceof Uint8Array && (size === undefined || value.length === size);
+const isInt = (value) => Number.isSafeInteger(value) && value >= 0;
+
+/**
+ * The document an EL2: payload carries, read with the verifier's own `deployment`
+ * ({chainId, registry}: an EL2: payload names neither), as {json, raw}: `json` the JSON
+ * document of docs/format.md (its anchor.root the root its leaf and proof fold to, which
+ * the verifier looks up), `raw` the CBOR. `types` is {types: [...]} as GET v1/catalogue
+ * gives them, or a function (code, version) returning one (or throwing). PayloadError
+ * (`code` the service's reason) for what licence/payload.py refuses; the document's own
+ * rules (a hidden mandatory field, ...) are the caller's strict parser's.
+ */
+export async function decodeEl2(text, types, deployment) {
+  if (text.length > MAX_PAYLOAD_CHARS) {
+    throw new PayloadError("too-long", `${text.length} characters; a payload has at most ${MAX_PAYLOAD_CHARS}`);
+  }
+  if (!text.startsWith(PREFIX)) throw new PayloadError("prefix", `an EL2: payload starts with "EL2:"`);
+  if (!deployment || deployment.chainId === undefined || typeof deployment.registry !== "string") {
+    throw new PayloadError("deployment", "an EL2: payload is read with the verifier's own chain id and registry");
+  }
+  const raw = inflated(base45Decode(text.slice(PREFIX.length)));
+  const items = cborDecode(raw);
+  if (!Array.isArray(items) || !items.length) {
+    throw new PayloadError("layout", "the CBOR item must be an array of 6 or 7 items");
+  }
+  const suite = SUITE_NAMES[items[0]];
+  if (!isInt(items[0]) || suite === undefined) throw new PayloadError("version", `unknown suite ${String(items[0])}`);
+  if (items.length !== 6 && items.length !== 7) {
+    throw new PayloadError("layout", `the array has ${items.length} items, not 6 or 7 (sealed)`);
+  }
+  const [, code, version, proof, keys, fields] = items;
+  if (!isInt(version) || version < 1 || version > MAX_TYPE_VERSION) {
+    throw new PayloadError("type-version", `[2] typeVersion must be an integer in 1..${MAX_TYPE_VERSION}`);
+  }
+  if (!isInt(code)) throw new PayloadError("layout", "[1] type must be a catalogue code");
+  if (code < 1 || code > MAX_TYPE_CODE) throw new PayloadError("type", `[1] type code ${code} is not in 1..${MAX_TYPE_CODE}`);
+  const type = typeof types === "function"
+    ? types(code, version)
+    : types.types.find((t) => t.code === code && (t.version ?? 1) === version);
+  if (!type) throw new PayloadError("type", `unknown licence type code ${code} version ${version}`);
+  if (!isBytes(proof) || proof.length % DIGEST_BYTES || proof.length > MAX_PROOF_LENGTH * DIGEST_BYTES) {
+    throw new PayloadError("layout", `[3] proof must be a byte string of 16*n bytes, n <= ${MAX_PROOF_LENGTH}`);
+  }
+  const names = type.fields.map((f) => f.name);
+  if (!Array.isArray(fields) || fields.length !== names.length) {
+    throw new PayloadError("layout", `[5] fields must be an array of ${names.length} items`);
+  }
+  const disclosed = {};
+  const hidden = {};
+  names.forEach((name, i) => {
+    const value = fields[i];
+    if (typeof value === "string") disclosed[name] = value;
+    else if (isBytes(value, DIGEST_BYTES)) hidden[name] = bytesToHex(value);
+    else if (value !== null) throw new PayloadError("layout", `[5] fields (${name}) must be text, 16 bytes or null`);
+  });
+  const proofHex = [];
+  for (let i = 0; i < proof.length; i += DIGEST_BYTES) proofHex.push(bytesToHex(proof.slice(i, i + DIGEST_BYTES)));
+  const json = {
+    format: "elicence/1",
+    hashSuite: suite,
+    type: type.id,
+    typeVersion: version,
+    fields: disclosed,
+    anchor: { chainId: deployment.chainId, registry: deployment.registry, root: null, proof: proofHex },
+  };
+  if (items.length === 7) {
+    if (!isBytes(items[6], 64)) throw new PayloadError("layout", "[6] seal must be a byte string of 64 bytes");
+    json.anchor.seal = bytesToHex(items[6]);
+  }
+  const shown = Object.keys(disclosed);
+  if (!isBytes(keys) || keys.length % DIGEST_BYTES) {
+    throw new PayloadError("layout", "[4] keys must be a byte string of 16*n bytes");
+  }
+  if (keys.length === DIGEST_BYTES && !Object.keys(hidden).length) {
+    json.secret = bytesToHex(keys);
+  } else if (keys.length === DIGEST_BYTES * shown.length) {
+    json.salts = {};
+    shown.forEach((name, i) => {
+      json.salts[name] = bytesToHex(keys.slice(i * DIGEST_BYTES, (i + 1) * DIGEST_BYTES));
+    });
+    json.hidden = hidden;
+  } else {
+    throw new PayloadError("layout", "[4] keys must be a secret of 16 bytes or 16 bytes of salt per disclosed field");
+  }
+  if (!sameBytes(cborEncode(el2Items(json, type)), raw)) {
+    throw new PayloadError("non-canonical", "the CBOR is not in its one deterministic form");
+  }
+  json.anchor.root = bytesToHex(await rootOf(json, names));
+  return { json, raw };
+}
+
+const SUITE_NAMES = Object.fromEntries(Object.entries(SUITES).map(([name, s]) => [s.version, name]));
+
+/** The root a document's fields and proof lead to (docs/format.md, "Hashing"). */
+async function rootOf(json, names) {
+  const { hash } = suiteNamed(json.hashSuite);
+  const secret = json.secret ? hexToBytes(json.secret) : null;
+  const committed = {};
+  for (const name of names) {
+    if (name in json.fields) {
+      const salt = secret ? await saltOf(secret, name, json.hashSuite) : hexToBytes(json.salts[name]);
+      committed[name] = bytesToHex(await commitmentOf(name, json.fields[name], salt, json.hashSuite));
+    } else if (json.hidden && name in json.hidden) {
+      committed[name] = json.hidden[name];
+    }
+  }
+  // JCS: keys sorted by UTF-16 code units, which is what Array.prototype.sort compares.
+  const sorted = {};
+  for (const name of Object.keys(committed).sort()) sorted[name] = committed[name];
+  const body = JSON.stringify({ commitments: sorted, format: "elicence/1", hashSuite: json.hashSuite, type: json.type });
+  let node = await hash(concat(Uint8Array.of(0x00), utf8.encode(body)));
+  for (const sibling of json.anchor.proof.map(hexToBytes)) {
+    const [a, b] = compare(node, sibling) <= 0 ? [node, sibling] : [sibling, node];
+    node = await hash(concat(Uint8Array.of(0x01), a, b));
+  }
+  return node;
+}
+
+function compare(a, b) {
+  for (let i = 0; i < a.length; i += 1) if (a[i] !== b[i]) return a[i] - b[i];
+  return 0;
 }
