@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -23,21 +24,47 @@ from ledger.config import ConfigError, HomeConfig, default_home
 from ledger.errors import ChainUnreachable, LedgerError, RegistryNotFound
 from licence.document import LicenceDocument
 from licence.errors import LicenceFormatError, PayloadError, UnsupportedHashSuite
-from verifier.errors import CouldNotCheck, UntrustedRegistry
+from verifier.errors import CouldNotCheck, TypeUnavailable, UntrustedRegistry
 from verifier.images import load_any
+from verifier.type_loading import TypeLoader, parse_loading
+
+if TYPE_CHECKING:
+    from verifier.trust_snapshot import TrustSnapshot
 
 # 1 is "not VALID" for verify, 3 "could not check" (the codes of cli.support).
 EXIT_VALID, EXIT_NOT_VALID = EXIT_OK, EXIT_REFUSED
 EXIT_COULD_NOT_CHECK = EXIT_UNREACHABLE
 
 
-def read_document(file: str) -> LicenceDocument:
-    """A document, presentation, EL1: payload or QR image from a path or '-' (standard
+def read_document(
+    file: str,
+    types: Callable[[], TypeLoader] | None = None,
+    deployment: Callable[[], tuple[int, str]] | None = None,
+) -> LicenceDocument:
+    """A document, presentation, EL2:/EL1: payload or QR image from a path or '-' (standard
     input); exits 2 when unusable, 3 (could not check) for a hash suite this
-    installation cannot compute: the licence may be genuine."""
+    installation cannot compute or a licence type version it cannot load (from `types`,
+    made only when the catalogue lacks the version): the licence may be genuine."""
     data = read_input(file)
+
+    def load() -> LicenceDocument:
+        try:
+            return load_any(data)
+        except PayloadError as exc:
+            if exc.reason != "deployment" or deployment is None:
+                raise
+        # An EL2: payload names no chain or registry: it is read with the trusted ones.
+        chain_id, registry = deployment()
+        return load_any(data, chain_id=chain_id, registry=registry)
+
     try:
-        return load_any(data)
+        if types is None:
+            return load()
+        return parse_loading(load, types)
+    except TypeUnavailable as exc:
+        fail(f"could not check {file}: {exc}", EXIT_COULD_NOT_CHECK)
+    except (ChainUnreachable, CouldNotCheck) as exc:
+        fail(f"could not check {file}: {exc}", EXIT_COULD_NOT_CHECK)
     except LicenceFormatError as exc:
         if isinstance(exc, UnsupportedHashSuite) or (
             isinstance(exc, PayloadError) and exc.reason == UnsupportedHashSuite.code
@@ -54,7 +81,7 @@ def verify(
     file: Annotated[
         str,
         typer.Argument(
-            help="Licence document or presentation (JSON), an EL1: payload, a PNG/JPEG "
+            help="Licence document or presentation (JSON), an EL2:/EL1: payload, a PNG/JPEG "
             "QR image, or - for standard input."
         ),
     ],
@@ -132,6 +159,27 @@ def verify(
             envvar="ELICENCE_SNAPSHOT_MAX_AGE",
         ),
     ] = "7d",
+    catalogue_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--catalogue",
+            help="A folder of licence type definitions to load a type version this "
+            "installation lacks from (checked against the registry's hash); default: "
+            "the registry's own copy.",
+            file_okay=False,
+            envvar="ELICENCE_CATALOGUE",
+            show_default=False,
+        ),
+    ] = None,
+    catalogue_url: Annotated[
+        str | None,
+        typer.Option(
+            help="A URL template ({code}, {version}, {id}) to load a type version from "
+            "instead: https, or http://127.0.0.1; checked against the registry's hash.",
+            envvar="ELICENCE_CATALOGUE_URL",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Verify a licence document against the registry and print the verdict.
 
@@ -143,6 +191,10 @@ def verify(
     and says so; the snapshot must be signed by a governor you trust (--governor). A
     snapshot older than --max-age is reported as stale, and a VALID verdict from it
     exits 4, never 0.
+
+    A licence of a type version this installation lacks is checked with the definition
+    the registry published (or a copy from --catalogue / --catalogue-url, refused unless
+    its hash is the registry's); one it cannot load could not be checked (exit 3).
 
     Exit status: 0 VALID, 1 any other verdict, 2 unusable input (or no trusted
     registry, or a document naming another one, or a snapshot refused), 3 could not
@@ -157,28 +209,51 @@ def verify(
     from verifier.render import print_verdict
     from verifier.trust import verify_trusted
 
-    document = read_document(file)
     folder = home or default_home()
+
+    def types() -> TypeLoader:
+        # Only for a type version this installation lacks: the trusted registry's record.
+        from ledger.chain import connect
+        from ledger.registry import Registry
+        from verifier.trust import trusted_registry
+
+        try:
+            config = HomeConfig.read(folder, chain, registry, chain_id=chain_id)
+            trusted = trusted_registry(config.registry, folder)
+            records = Registry.at(connect(config.chain_url), trusted)
+            return TypeLoader([records], folder=catalogue_dir, url=catalogue_url)
+        except (ConfigError, UntrustedRegistry, RegistryNotFound, ValueError) as exc:
+            fail(str(exc), EXIT_UNUSABLE)
+
+    if snapshot is not None:
+        try:
+            config = HomeConfig.read(folder, chain, registry, chain_id=chain_id)
+        except ConfigError as exc:
+            fail(str(exc), EXIT_UNUSABLE)
+        # Loaded before the document: a type version this installation lacks is read
+        # from the snapshot (checked there against the registry's hash), not the chain.
+        loaded = _trusted_snapshot(
+            config, folder, snapshot, governors=governor, seal_key=governor_seal_key
+        )
+        offline = read_document(
+            file,
+            lambda: TypeLoader([loaded], folder=catalogue_dir),
+            lambda: (loaded.chain_id, loaded.registry_address),
+        )
+        _verify_with_snapshot(offline, loaded, max_age=max_age, as_json=as_json)
+    deployment = _trusted_deployment(
+        folder, (chain, registry, chain_id), from_snapshot=False, file=file
+    )
+    document = read_document(file, types, deployment)
     try:
         config = HomeConfig.read(folder, chain, registry, chain_id=chain_id)
     except ConfigError as exc:
         fail(str(exc), EXIT_UNUSABLE)
-    if snapshot is not None:
-        _verify_with_snapshot(
-            document,
-            config,
-            folder,
-            snapshot,
-            governors=governor,
-            seal_key=governor_seal_key,
-            max_age=max_age,
-            as_json=as_json,
-        )
     try:
         verdict = verify_trusted(document, config, folder)
     except UntrustedRegistry as exc:
         fail(str(exc), EXIT_UNUSABLE)
-    except (ChainUnreachable, CouldNotCheck) as exc:
+    except (ChainUnreachable, CouldNotCheck, TypeUnavailable) as exc:
         fail(f"could not check: {exc}", EXIT_COULD_NOT_CHECK)
     except RegistryNotFound as exc:
         fail(str(exc), EXIT_UNUSABLE)
@@ -191,32 +266,61 @@ def verify(
     raise typer.Exit(EXIT_VALID if verdict.is_valid else EXIT_NOT_VALID)
 
 
+def _trusted_deployment(
+    home: Path,
+    given: tuple[str | None, str | None, int | None],
+    *,
+    from_snapshot: bool,
+    file: str,
+) -> Callable[[], tuple[int, str]]:
+    """The trusted chain id and registry, found only when an EL2: payload needs them
+    (it names neither): from the configuration, else the chain's own id."""
+
+    def deployment() -> tuple[int, str]:
+        from ledger.chain import connect
+        from verifier.trust import trusted_registry
+
+        chain, registry, chain_id = given
+        try:
+            config = HomeConfig.read(home, chain, registry, chain_id=chain_id)
+            trusted = trusted_registry(config.registry, home)
+        except (ConfigError, UntrustedRegistry) as exc:
+            fail(str(exc), EXIT_UNUSABLE)
+        if config.chain_id is not None:
+            return config.chain_id, trusted
+        if from_snapshot:
+            fail(
+                "an EL2: payload is read with the trusted chain's id: pass --chain-id (or "
+                "set ELICENCE_CHAIN_ID) to verify it from a snapshot",
+                EXIT_UNUSABLE,
+            )
+        try:
+            return connect(config.chain_url).chain_id, trusted
+        except LedgerError as exc:
+            fail(f"could not check {file}: {exc}", EXIT_COULD_NOT_CHECK)
+
+    return deployment
+
+
 EXIT_STALE = 4  # VALID, but as of a snapshot older than --max-age
 
 
-def _verify_with_snapshot(
-    document: LicenceDocument,
+def _trusted_snapshot(
     config: HomeConfig,
     home: Path,
     path: Path,
     *,
     governors: list[str] | None,
     seal_key: str | None,
-    max_age: str,
-    as_json: bool,
-) -> NoReturn:
-    """The verdict from a trust snapshot, with the same checks as from the chain."""
+) -> TrustSnapshot:
+    """The trust snapshot at `path`, signed by a governor trusted here; exits 2 when it
+    is refused."""
     import os
 
-    from cli.snapshot import parse_age
     from ledger.config import governor_of
-    from verifier.checks import CHINA
-    from verifier.checks import verify as check
-    from verifier.render import print_verdict
-    from verifier.trust import refuse_foreign, trusted_registry
+    from verifier.trust import trusted_registry
     from verifier.trust_snapshot import SnapshotRefused, load_snapshot, pinned_seal_key
 
-    limit = parse_age(max_age)
     trusted = list(governors or [])
     if not trusted:
         named = os.environ.get("ELICENCE_GOVERNOR", "")
@@ -231,19 +335,42 @@ def _verify_with_snapshot(
         )
     try:
         registry = trusted_registry(config.registry, home)
-        loaded = load_snapshot(
+        return load_snapshot(
             path,
             governors=trusted,
             registry=registry,
             chain_id=config.chain_id,
             governor_seal_key=pinned_seal_key(home, seal_key),
         )
-        refuse_foreign(document, registry, loaded.chain_id)
     except (SnapshotRefused, UntrustedRegistry) as exc:
         fail(str(exc), EXIT_UNUSABLE)
     except ValueError as exc:  # a --governor that is no address
         fail(f"--governor: {exc}", EXIT_UNUSABLE)
-    verdict = check(document, loaded)
+
+
+def _verify_with_snapshot(
+    document: LicenceDocument,
+    loaded: TrustSnapshot,
+    *,
+    max_age: str,
+    as_json: bool,
+) -> NoReturn:
+    """The verdict from a trust snapshot, with the same checks as from the chain."""
+    from cli.snapshot import parse_age
+    from verifier.checks import CHINA
+    from verifier.checks import verify as check
+    from verifier.render import print_verdict
+    from verifier.trust import refuse_foreign
+
+    limit = parse_age(max_age)
+    try:
+        refuse_foreign(document, loaded.registry_address, loaded.chain_id)
+    except UntrustedRegistry as exc:
+        fail(str(exc), EXIT_UNUSABLE)
+    try:
+        verdict = check(document, loaded)
+    except TypeUnavailable as exc:
+        fail(f"could not check: {exc}", EXIT_COULD_NOT_CHECK)
     age = loaded.age()
     stale = age > limit
     when = loaded.block_time.astimezone(CHINA).isoformat(timespec="seconds")

@@ -4,7 +4,10 @@ A batch is recorded PLANNED (its root and every licence's secret, one SQLite
 transaction) before its anchoring transaction is sent, and ANCHORED once it is mined.
 A resumed batch is anchored only if the chain does not have its root already: an
 earlier run's transaction may have landed after the run was killed. The agency's
-authorisation for the licence type, and its seal key, are checked before any work.
+authorisation for the licence type, that type version's publication with the very
+definition the agency issues under (the same SHA-256), and its seal key, are checked
+before any work: a batch hashed under a field list the registry does not record could
+never be read the same way by a verifier.
 
 Sealing: when the registry names a seal key for the agency at the block the batches will
 be anchored in (the next block), every batch root is sealed with it (licence.seal), and
@@ -34,7 +37,7 @@ from ledger.registry import Registry
 from licence import seal as sm2_seal
 from licence.catalogue import LicenceType
 
-_BATCH_ANCHORED = Web3.keccak(text="BatchAnchored(bytes16,uint32,uint8,uint32)")
+_BATCH_ANCHORED = Web3.keccak(text="BatchAnchored(bytes16,uint32,uint16,uint16,uint32)")
 
 
 def authorised_agency(registry: Registry, agency: LocalAccount, licence_type: LicenceType) -> int:
@@ -58,7 +61,32 @@ def authorised_agency(registry: Registry, agency: LocalAccount, licence_type: Li
             f"{licence_type.name.zh} ({licence_type.id}); the governor can add it with "
             f"`elicence agency types`"
         )
+    _check_published(registry, licence_type)
     return agency_id
+
+
+def _check_published(registry: Registry, licence_type: LicenceType) -> None:
+    """IssuingError unless the registry publishes this version of the type with the
+    definition the agency holds."""
+    named = f"{licence_type.name.zh} ({licence_type.id}) version {licence_type.version}"
+    try:
+        published = registry.licence_type(licence_type.code, licence_type.version)
+    except LedgerError as exc:
+        raise IssuingError(f"cannot read the registry: {exc}") from exc
+    if published is None:
+        raise IssuingError(
+            f"{named} is not published in registry {registry.address}: the governor "
+            "publishes it first (`elicence catalogue publish`); nothing was issued"
+        )
+    if published.definition_hash != licence_type.definition_hash:
+        raise IssuingError(
+            f"this installation's definition of {named} has SHA-256 "
+            f"0x{licence_type.definition_hash.hex()}, but the registry published "
+            f"0x{published.definition_hash.hex()} for code {licence_type.code} version "
+            f"{licence_type.version}: verifiers would read these licences under another "
+            "field list; use the published definition (`elicence catalogue show "
+            f"{licence_type.id}`); nothing was issued"
+        )
 
 
 @dataclass(frozen=True)
@@ -200,7 +228,13 @@ def _anchor(
         found = None if planned_now else registry.anchor_of(record.root)
         if found is None:
             try:
-                sent = registry.anchor(agency.key, record.root, licence_type.code, record.count)
+                sent = registry.anchor(
+                    agency.key,
+                    record.root,
+                    licence_type.code,
+                    record.count,
+                    type_version=licence_type.version,
+                )
             except RegistryRejected as exc:
                 # An earlier run's transaction may have been mined meanwhile.
                 if exc.error_name != "LicenceRegistryAlreadyAnchored":

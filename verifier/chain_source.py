@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from functools import cached_property
 from typing import TypeVar
 
 from ledger.errors import ChainUnreachable
-from ledger.registry import Agency, Anchor, LeafState, Registry, SealKey
+from ledger.registry import Agency, Anchor, LeafState, PublishedType, Registry, SealKey
 from verifier.errors import CouldNotCheck
 
 T = TypeVar("T")
@@ -26,8 +27,10 @@ class RegistrySource:
 
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
-        # The registry never overwrites an anchor, so a found anchor can be kept.
+        # The registry never overwrites an anchor, so a found anchor can be kept; nor a
+        # published type version.
         self._anchors: dict[bytes, Anchor] = {}
+        self._types: dict[tuple[int, int], PublishedType] = {}
 
     @cached_property
     def chain_id(self) -> int:
@@ -70,3 +73,23 @@ class RegistrySource:
         every time, as `compromised_from`: a compromise can be reported at any moment;
         the costly part, verifying a seal, is cached per root by verifier.checks)."""
         return _reading(lambda: self._registry.seal_key_at(agency_id, block_number))
+
+    def licence_type(self, code: int, version: int) -> PublishedType | None:
+        """A published type version (its definition's hash), or None; kept once found."""
+        key = (code, version)
+        if key not in self._types:
+            found = _reading(lambda: self._registry.licence_type(code, version))
+            if found is None:
+                return None
+            self._types[key] = found
+        return self._types[key]
+
+    def licence_type_definition(self, code: int, version: int) -> bytes | None:
+        """A published type version's definition, from its event (one read: the event
+        carries the hash too, so `licence_type` then asks nothing more), or None."""
+        definition = _reading(lambda: self._registry.licence_type_definition(code, version))
+        if definition is not None:
+            # The block is not needed by verification; 0 says "not read".
+            digest = hashlib.sha256(definition).digest()
+            self._types.setdefault((code, version), PublishedType(code, version, digest, 0))
+        return definition

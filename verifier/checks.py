@@ -5,7 +5,8 @@
 2. anchor     that root is anchored in the trusted registry     else NOT_ANCHORED
 3. issuer     the batch was anchored for this licence type by an agency authorised for
               it at that block (the registry refuses anchors from anyone else), and the
-              issuing authority the licence names is that agency else ISSUER_NOT_AUTHORISED
+              issuing authority the licence names is that agency else ISSUER_NOT_AUTHORISED;
+              and for the type version the document names           else TAMPERED
 4. seal       the batch root carries the agency's SM2 seal (licence.seal), verified with
               the seal key the registry names for the agency at the anchoring block; a
               batch anchored before the agency had a seal key needs none
@@ -31,7 +32,7 @@ from licence.errors import LicenceFormatError
 from licence.fields import field_problems, parse_date
 from licence.reasons import describe
 from licence.statuses import LeafStatus
-from verifier.errors import CouldNotCheck
+from verifier.errors import CouldNotCheck, DefinitionMismatch
 from verifier.source import AgencyView, AnchorView, LedgerSource, SealKeyView
 from verifier.verdict import (
     AUTHORITY_FIELD,
@@ -102,8 +103,21 @@ def verify(
     """Check a licence or presentation against the trusted registry; never raises for a
     licence that is merely bad (that is the verdict), only CouldNotCheck when the ledger
     cannot be read, and UnsupportedHashSuite for a suite this installation cannot compute
-    (the licence may be genuine, so it gets no verdict, never TAMPERED)."""
+    (the licence may be genuine, so it gets no verdict, never TAMPERED), and
+    DefinitionMismatch when the registry published the document's type version with
+    another definition than this verifier holds (it would hash the licence otherwise
+    than its issuer did: no verdict either)."""
     hash_function(document.suite)
+    licence_type = document.licence_type
+    published = ledger.licence_type(licence_type.code, licence_type.version)
+    if published is not None and published.definition_hash != licence_type.definition_hash:
+        raise DefinitionMismatch(
+            "this verifier's catalogue",
+            licence_type.code,
+            licence_type.version,
+            published.definition_hash,
+            licence_type.definition_hash,
+        )
     today = today or today_in_china()
     checked_at = dt.datetime.now(CHINA)
     block_height = ledger.block_number()
@@ -264,6 +278,21 @@ def _issuer(document: LicenceDocument, anchor: AnchorView, agency: AgencyView) -
                     "anchoredType": anchor.licence_type,
                     "licenceType": licence_type.id,
                     "typeCode": licence_type.code,
+                },
+            ),
+        )
+    if anchor.type_version != licence_type.version:
+        # The batch's leaves were hashed under the anchored version's field list; a
+        # document naming another version was changed after issuing.
+        return _failed(
+            CheckName.ISSUER,
+            Status.TAMPERED,
+            Wording(
+                "issuer.other-type-version",
+                {
+                    "anchoredVersion": anchor.type_version,
+                    "licenceType": licence_type.id,
+                    "typeVersion": licence_type.version,
                 },
             ),
         )

@@ -24,6 +24,8 @@ class AnchorView(Protocol):
     def timestamp(self) -> int: ...
     @property
     def key_number(self) -> int: ...
+    @property
+    def type_version(self) -> int: ...
 
 
 class AgencyView(Protocol):
@@ -73,6 +75,13 @@ class LeafView(Protocol):
     def batch_revoked(self) -> bool: ...
 
 
+class PublishedTypeView(Protocol):
+    """A licence type version as the registry published it: its definition's SHA-256."""
+
+    @property
+    def definition_hash(self) -> bytes: ...
+
+
 class LedgerSource(Protocol):
     """One trusted registry on one chain."""
 
@@ -85,6 +94,10 @@ class LedgerSource(Protocol):
     def agency(self, agency_id: int) -> AgencyView: ...
     def status_of(self, root: bytes, leaf: bytes) -> LeafView: ...
     def compromised_from(self, agency_id: int, key_number: int) -> int | None: ...
+    def licence_type(self, code: int, version: int) -> PublishedTypeView | None:
+        """The registry's record of a published type version, or None."""
+        ...
+
     def seal_key_at(self, agency_id: int, block_number: int) -> SealKeyView | None:
         """The agency's seal key for batches anchored in `block_number` (the newest key
         valid from that block or earlier), or None if it had none then."""

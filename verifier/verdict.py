@@ -101,8 +101,10 @@ REASON_TEXTS: dict[str, Label] = {
         "registry {trustedRegistry} on chain {trustedChainId}",
     ),
     "anchor.not-found": Label(
-        "登记合约 {registry} 中没有批次根 {root} 的存证",
-        "root {root} is not anchored in registry {registry}",
+        "登记合约 {registry} 中没有批次根 {root} 的存证：证照系伪造或已被改动，"
+        "或属于另一登记合约",
+        "root {root} is not anchored in registry {registry}: the licence was forged or "
+        "altered, or belongs to another registry",
     ),
     "anchor.key-compromised": Label(
         "批次根于区块 {block} 由机构 {agencyId} 的第 {key} 号密钥上链，而该签名密钥已报告"
@@ -117,6 +119,12 @@ REASON_TEXTS: dict[str, Label] = {
         "the batch was anchored for licence type code {anchoredType}, but this licence is a "
         "{licenceType|type} (code {typeCode})",
     ),
+    "issuer.other-type-version": Label(
+        "该批次是按{licenceType|type}第 {anchoredVersion} 版上链的，而此证照自称第 "
+        "{typeVersion} 版：证照已被改动",
+        "the batch was anchored under version {anchoredVersion} of {licenceType|type}, but "
+        "this licence names version {typeVersion}: it was changed",
+    ),
     "issuer.other-authority": Label(
         "证照所写发证机关为“{named}”，但其批次由“{agency}”（{agencyCode}）上链",
         "the licence names issuing authority '{named}', but its batch was anchored by "
@@ -129,8 +137,7 @@ REASON_TEXTS: dict[str, Label] = {
     ),
     "issuer.ok": Label(
         "由{agency}（{agencyCode}）上链，该机构在区块 {block} 时有权签发{licenceType|type}",
-        "anchored by {agency} ({agencyCode}), authorised for {licenceType|type} at block "
-        "{block}",
+        "anchored by {agency} ({agencyCode}), authorised for {licenceType|type} at block {block}",
     ),
     "issuer.ok-redacted": Label(
         "由机构 {agencyCode} 上链，该机构在区块 {block} 时有权签发{licenceType|type}",
@@ -202,15 +209,11 @@ REASON_TEXTS: dict[str, Label] = {
     "validity.not-yet": Label(
         "自 {validFrom} 起生效；今天是 {today}", "valid from {validFrom}; today is {today}"
     ),
-    "validity.not-yet-redacted": Label(
-        "{today} 尚未生效", "not yet in force on {today}"
-    ),
+    "validity.not-yet-redacted": Label("{today} 尚未生效", "not yet in force on {today}"),
     "validity.expired": Label(
         "已于 {validUntil} 到期；今天是 {today}", "expired on {validUntil}; today is {today}"
     ),
-    "validity.expired-redacted": Label(
-        "{today} 已不在有效期内", "no longer in force on {today}"
-    ),
+    "validity.expired-redacted": Label("{today} 已不在有效期内", "no longer in force on {today}"),
     "validity.ok": Label(
         "有效期自 {validFrom} 至 {validUntil}；今天是 {today}",
         "valid from {validFrom} until {validUntil}; today is {today}",
@@ -220,6 +223,12 @@ REASON_TEXTS: dict[str, Label] = {
         "valid from {validFrom} until no end date (长期); today is {today}",
     ),
     "validity.ok-redacted": Label("{today} 在有效期内", "in force on {today}"),
+    "type.unavailable": Label(
+        "无法核验：无法加载证照类型 {licenceType} 第 {typeVersion} 版（{detail}）；"
+        "证照可能是真实的",
+        "could not check: licence type {licenceType} version {typeVersion} cannot be loaded "
+        "({detail}); the licence may be genuine",
+    ),
     "skipped": Label("未检查：前一项核验未通过", "not checked: an earlier check failed"),
 }
 

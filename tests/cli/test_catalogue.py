@@ -4,14 +4,17 @@ run as the real command: on an 80-column terminal and into a pipe."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 from rich.cells import cell_len
 
 from licence.catalogue import catalogue
+from licence.catalogue_rules import parse_definition
 from tests.cli.test_columns import WIDTH, in_terminal
-from tests.conftest import run_elicence
+from tests.conftest import ELICENCE, run_elicence
 
 TYPES = Path(__file__).parents[2] / "licence" / "licence_types"
 
@@ -173,3 +176,97 @@ def test_check_of_a_missing_file_is_unusable_input(tmp_path):
     result = run_elicence("catalogue", "check", str(tmp_path / "none.json"))
     assert result.returncode == 2
     assert "cannot read" in result.stderr
+
+
+REMARKS = {
+    "name": "remarks", "label": {"zh": "备注", "en": "Remarks"}, "kind": "text",
+    "required": False, "personal": False, "maxLength": 200,
+}  # fmt: skip
+SECRET = "correct horse battery staple"
+
+
+def _governor(home, *args):
+    env = {**os.environ, "ELICENCE_HOME": str(home), "ELICENCE_PASSPHRASE": SECRET}
+    env |= {"COLUMNS": "200", "NO_COLOR": "1"}
+    return subprocess.run(
+        [str(ELICENCE), *args], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
+
+
+def _next_version(version=2, label="备注", remove=False):
+    def change(raw):
+        raw["version"] = version
+        if remove:
+            raw["fields"].pop(8)
+        raw["fields"].append({**REMARKS, "label": {"zh": label, "en": "Remarks"}})
+
+    return change
+
+
+def test_publish_refuses_an_invalid_definition_before_reaching_any_chain(tmp_path):
+    def spoil(raw):
+        raw["fields"][3]["pattern"] = "(["
+
+    bad = _definition(tmp_path, "bad.json", spoil)
+    result = run_elicence("catalogue", "publish", str(bad), "--chain", "http://127.0.0.1:9")
+    assert result.returncode == 1
+    assert "fields[3].pattern" in result.stderr
+
+
+@pytest.mark.slow  # real processes, scrypt keystores
+def test_publish_then_list_show_and_refuse_what_would_change_a_published_version(
+    embedded_node_url, tmp_path
+):
+    home = tmp_path / "governor"
+    deployed = _governor(home, "registry", "deploy", "--chain", embedded_node_url)
+    assert deployed.returncode == 0, deployed.stderr
+
+    listed = _governor(home, "catalogue")
+    assert listed.returncode == 0, listed.stderr
+    header, *lines = listed.stdout.splitlines()
+    assert header.split("\t")[-1] == "registry"
+    assert all("\tpublished at block " in line for line in lines), listed.stdout
+
+    v2 = _definition(tmp_path, "food-v2.json", _next_version())
+    published = _governor(home, "catalogue", "publish", str(v2))
+    assert published.returncode == 0, published.stderr
+    expected_hash = parse_definition(json.loads(v2.read_text("utf-8"))).definition_hash.hex()
+    line = published.stdout.strip()
+    assert line.startswith("2 food-business-licence version 2: published")
+    assert f"sha256 {expected_hash}" in line and ", gas " in line
+
+    again = _governor(home, "catalogue", "publish", str(v2))
+    assert again.returncode == 0 and "published already" in again.stdout
+
+    listed = _governor(home, "catalogue").stdout.splitlines()
+    food_v2 = [ln.split("\t") for ln in listed if ln.startswith("2\tfood-business-licence\t2\t")]
+    assert len(food_v2) == 1 and food_v2[0][-1].startswith("published at block ")
+
+    shown = _governor(home, "catalogue", "show", "food-business-licence", "--version", "2")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[-1].split("\t")[0] == "remarks"
+
+    other = _definition(tmp_path, "food-v2-other.json", _next_version(label="附注"))
+    refused = _governor(home, "catalogue", "publish", str(other))
+    assert refused.returncode == 1
+    assert f"0x{expected_hash}" in refused.stderr and "nothing was sent" in refused.stderr
+
+    gap = _definition(tmp_path, "food-v4.json", _next_version(version=4))
+    refused = _governor(home, "catalogue", "publish", str(gap))
+    assert refused.returncode == 1 and "the next is 3" in refused.stderr
+
+    broken = _definition(tmp_path, "food-v3.json", _next_version(version=3, remove=True))
+    refused = _governor(home, "catalogue", "publish", str(broken))
+    assert refused.returncode == 1
+    assert "rule no-removed-field" in refused.stderr
+
+
+def test_catalogue_is_listed_when_the_named_registry_cannot_be_read():
+    result = run_elicence(
+        "catalogue", "--chain", "http://127.0.0.1:9", "--registry", "0x" + "11" * 20
+    )
+    assert result.returncode == 0, result.stderr
+    assert "registry could not be read" in result.stderr
+    header, *lines = result.stdout.splitlines()
+    assert header.split("\t") == ["code", "id", "version", "名称", "owners"]
+    assert len(lines) == len(catalogue().every_version())

@@ -123,7 +123,13 @@ def create_app(settings: Settings, *, registry: Registry | None = None, worker: 
         audit=audit,
         metrics=metrics,
         gate=Gate(keys, settings, RateLimiter(), stores.key_limiter),
-        verification=VerificationService(live, audit, metrics),
+        verification=VerificationService(
+            live,
+            audit,
+            metrics,
+            catalogue_folder=settings.catalogue,
+            catalogue_url=settings.catalogue_url,
+        ),
         catalogue_json=json.dumps(catalogue_json(), ensure_ascii=False).encode("utf-8"),
     )
     # The operator page's last hour (verifier.service.operator_series).

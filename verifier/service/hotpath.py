@@ -44,6 +44,7 @@ from verifier.service.problems import (
 from verifier.service.requests import (
     MAX_JSON_DEPTH,
     drain,
+    live_deployment,
     load_licence,
     media_type_of,
     parse_json,
@@ -117,7 +118,10 @@ class SingleVerification:
         )
         require_json(media_type_of(content_type.decode("latin-1")))
         request = validate(VerificationRequest, read_json(await _body(receive)))
-        document = load_licence(request)
+        deployment = live_deployment(services.live)  # what an EL2: payload is read with
+        document = await services.verification.read_licence(
+            lambda: load_licence(request, deployment)
+        )
         return await services.verification.verify_one(
             document, caller, request.purpose, Channel.SINGLE
         )

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from ledger.errors import ChainUnreachable, LedgerError
 from ledger.index import RegistryIndex
-from ledger.registry import Agency, Anchor, LeafState, Registry, SealKey
+from ledger.registry import Agency, Anchor, LeafState, PublishedType, Registry, SealKey
 from verifier.errors import CouldNotCheck
 
 OpenRegistry = Callable[[], Registry]
@@ -183,6 +183,10 @@ class IndexView:
     def seal_key_at(self, agency_id: int, block_number: int) -> SealKey | None:
         """The agency's seal key for batches anchored in `block_number`, or None."""
         return self.index.seal_key_at(agency_id, block_number)
+
+    def licence_type(self, code: int, version: int) -> PublishedType | None:
+        """A published licence type version, or None."""
+        return self.index.licence_type(code, version)
 
 
 class LiveIndex:

@@ -57,8 +57,9 @@ class LicenceInput(_Strict):
     qr: str | None = Field(
         None,
         max_length=MAX_PAYLOAD_CHARS,
-        description="An EL1: payload, as read from the QR code.",
-        examples=["EL1:..."],
+        description="An EL2: payload (or an EL1: one printed before EL2), as read from the QR "
+        "code; an EL2: payload is read with the service's own chain id and registry.",
+        examples=["EL2:..."],
     )
     document: dict[str, Any] | None = Field(
         None, description="A licence document or presentation (elicence/1 JSON)."
@@ -248,7 +249,7 @@ class FieldOut(BaseModel):
 
 
 class LicenceTypeOut(BaseModel):
-    """A licence type of the catalogue (its current version)."""
+    """One version of a licence type of the catalogue, and its state in the registry."""
 
     id: str
     code: int
@@ -257,6 +258,19 @@ class LicenceTypeOut(BaseModel):
     owners: list[LabelOut]
     fields: list[FieldOut]
     mandatoryDisclosure: list[str]
+    definitionHash: str = Field(
+        description="SHA-256 of the definition's RFC 8785 canonical JSON (64 hex digits), "
+        "what the registry records for this version"
+    )
+    published: bool | None = Field(
+        description="Whether the registry published this version with this very hash; "
+        "null while the service has not read the chain yet"
+    )
+    publishedAt: int | None = Field(description="The block it was published in, if it was")
+    publishedHash: str | None = Field(
+        description="The hash the registry recorded for this code and version (differs "
+        "from definitionHash when the registry published another definition)"
+    )
 
 
 class CatalogueOut(BaseModel):

@@ -21,8 +21,9 @@ import asyncio
 import json
 import math
 import re
+from collections.abc import Callable
 from itertools import accumulate
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
@@ -33,9 +34,11 @@ from licence.errors import (
     DocumentError,
     LicenceFormatError,
     PayloadError,
+    UnknownTypeVersion,
     UnsupportedHashSuite,
 )
-from licence.payload import decode_payload
+from licence.payload import PREFIX, decode_payload
+from verifier.errors import CouldNotCheck
 from verifier.service.errors import (
     InvalidRequest,
     MalformedRequest,
@@ -45,6 +48,9 @@ from verifier.service.errors import (
 )
 from verifier.service.models import LicenceInput
 from verifier.service.problems import field_errors, problem, problem_response
+
+if TYPE_CHECKING:
+    from verifier.service.live import LiveIndex
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -203,14 +209,38 @@ def validate(model: type[M], raw: object) -> M:
         raise InvalidRequest("the request does not follow the schema", errors) from None
 
 
-def load_licence(item: LicenceInput) -> LicenceDocument:
-    """The licence an input carries; UnusableLicence saying what is wrong."""
+Deployment = Callable[[], tuple[int, str]]
+
+
+def live_deployment(live: LiveIndex) -> Deployment:
+    """The chain id and registry the service trusts, which an EL2: payload is read with
+    (it names neither): those of the open index; CouldNotCheck before the chain has been
+    reached (the index opens at the first check)."""
+
+    def deployment() -> tuple[int, str]:
+        index = live.index
+        if index is None:
+            raise CouldNotCheck(
+                "the chain has not been reached yet: an EL2: payload is read "
+                "with the trusted registry's chain id"
+            )
+        return index.chain_id, index.registry_address
+
+    return deployment
+
+
+def load_licence(item: LicenceInput, deployment: Deployment | None = None) -> LicenceDocument:
+    """The licence an input carries; UnusableLicence saying what is wrong, or
+    UnknownTypeVersion for a type version the catalogue lacks (the service loads it and
+    reads the licence again: VerificationService.read_licence)."""
     try:
         if item.qr is not None:
-            return decode_payload(item.qr.strip())
+            return read_payload(item.qr.strip(), deployment)
         return parse_document(item.document)
     except PayloadError as exc:
         raise UnusableLicence(f"qr: {exc}", reason=exc.reason) from None
+    except UnknownTypeVersion:
+        raise
     except UnsupportedHashSuite as exc:
         # Not a broken licence (it may be genuine): the reason code says what is missing.
         where = f"document.{exc.path}"
@@ -220,6 +250,14 @@ def load_licence(item: LicenceInput) -> LicenceDocument:
         raise UnusableLicence(f"{where}: {exc.reason}", path=where) from None
     except (LicenceFormatError, ValueError) as exc:
         raise UnusableLicence(str(exc)) from None
+
+
+def read_payload(text: str, deployment: Deployment | None) -> LicenceDocument:
+    """`decode_payload` with the service's own chain and registry for an EL2: payload."""
+    if deployment is not None and text.startswith(PREFIX):
+        chain_id, registry = deployment()
+        return decode_payload(text, chain_id=chain_id, registry=registry)
+    return decode_payload(text)
 
 
 async def drain(receive: Receive, declared: int | None, seen: int = 0) -> None:

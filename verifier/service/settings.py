@@ -77,6 +77,27 @@ class Settings(BaseSettings):
         '(default: the home\'s config.json "governorSealKey").',
     )
 
+    catalogue: Path | None = Field(
+        default=None,
+        description="Folder of licence type definitions a version the service lacks is "
+        "read from (checked against the registry's hash; none: the registry's event, "
+        "from the index).",
+    )
+    catalogue_url: str | None = Field(
+        default=None,
+        description="URL template ({code}, {version}, {id}; https, or http://127.0.0.1) a "
+        "version the service lacks is read from instead (checked against the registry's "
+        "hash).",
+    )
+
+    @field_validator("catalogue_url")
+    @classmethod
+    def _catalogue_url(cls, value: str | None) -> str | None:
+        # Refused at start-up, not when the first licence of a new version comes.
+        from verifier.type_loading import check_url
+
+        return None if not value else check_url(value)
+
     @field_validator("governor_seal_key")
     @classmethod
     def _seal_key(cls, value: str | None) -> str | None:

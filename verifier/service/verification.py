@@ -11,15 +11,18 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import Counter
 
 from licence.catalogue import catalogue
 from licence.document import LicenceDocument
+from licence.errors import UnknownTypeVersion
 from verifier.checks import CHINA, verify
-from verifier.errors import CouldNotCheck
+from verifier.errors import CouldNotCheck, TypeUnavailable
 from verifier.service.access import Caller
 from verifier.service.audit import (
     COULD_NOT_CHECK,
@@ -35,16 +38,20 @@ from verifier.service.errors import (
     HoldingNotProven,
     InvalidRequest,
     ServiceError,
+    UnusableLicence,
 )
 from verifier.service.live import IndexView, LiveIndex
 from verifier.service.metrics import Metrics
 from verifier.service.models import Channel
 from verifier.service.problems import problem_of
+from verifier.type_loading import TypeLoader, TypeRecords
 from verifier.verdict import CheckName, Outcome, Status, Verdict
 
 log = logging.getLogger("elicence.service")
 
 HOLDER_FIELD = "unifiedSocialCreditCode"
+# The problem's reason for a licence of a type version this service cannot load.
+TYPE_UNAVAILABLE = "type-unavailable"
 # The audit log's verdict for a holder-log request whose document did not prove holding.
 HOLDING_NOT_PROVEN = "HOLDING_NOT_PROVEN"
 
@@ -60,8 +67,20 @@ class Item:
 class VerificationService:
     """Verifies for callers; one per app."""
 
-    def __init__(self, live: LiveIndex, audit: AppendingLog, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        live: LiveIndex,
+        audit: AppendingLog,
+        metrics: Metrics,
+        *,
+        catalogue_folder: Path | None = None,
+        catalogue_url: str | None = None,
+    ) -> None:
         self.live = live
+        # Where a type version the catalogue lacks is read from (None: the index's copy
+        # of the registry's event); always checked against the registry's hash.
+        self.catalogue_folder = catalogue_folder
+        self.catalogue_url = catalogue_url
         self.audit = audit
         self.metrics = metrics
         # Here rather than in Metrics: it counts what this class's writer sets aside.
@@ -88,13 +107,46 @@ class VerificationService:
                 body["anchor"]["transaction"] = self.live.anchor_transaction(anchor)
         return body
 
+    def type_loader(self, index: TypeRecords) -> TypeLoader:
+        """A loader of type versions checked against `index`'s record of the registry."""
+        return TypeLoader([index], folder=self.catalogue_folder, url=self.catalogue_url)
+
+    async def read_licence(self, parse: Callable[[], LicenceDocument]) -> LicenceDocument:
+        """`parse()` (a request's licence); when it names a licence type version the
+        catalogue lacks, that version is loaded from the index, checked against the hash
+        the registry recorded (verifier.type_loading), and `parse()` runs again.
+
+        The index, freshly caught up, holds every version published up to the block this
+        service trusts (its confirmations): a version the index has not seen is one it
+        would not trust yet, so the chain is not asked again.
+
+        Raises:
+            UnusableLicence: reason `type-unavailable`: the version cannot be loaded (the
+                licence may be genuine: could not check, never TAMPERED).
+            CouldNotCheck: the chain could not be read.
+        """
+        try:
+            return parse()
+        except UnknownTypeVersion as exc:
+            missing = exc
+        view = await self.live.fresh()
+        loader = self.type_loader(view.index)
+        try:
+            # In a thread: parsing and checking a definition is milliseconds of work.
+            await asyncio.to_thread(loader.load, missing.type_ref, missing.version)
+            return parse()
+        except (TypeUnavailable, UnknownTypeVersion) as exc:
+            raise UnusableLicence(
+                str(exc), reason=TYPE_UNAVAILABLE, path="document.typeVersion"
+            ) from None
+
     async def verify_one(
         self, document: LicenceDocument, caller: Caller, purpose: str | None, channel: Channel
     ) -> dict[str, Any]:
         """Verify one licence for a caller: the answer body."""
         caller.check_type(document.licence_type)
         view = await self._fresh([document], caller, purpose, channel)
-        verdict = verify(document, view)
+        verdict = _verified(document, view)
         await self._record([verdict], caller, purpose, channel)
         return self.answer(verdict, view, caller)
 
@@ -126,9 +178,14 @@ class VerificationService:
                 checked.append(item)
         documents = [i.document for i in checked if i.document is not None]
         view = await self._fresh(documents, caller, purpose, Channel.BATCH)
-        verdicts: list[Verdict | None] = [
-            verify(i.document, view) if i.document is not None else None for i in checked
-        ]
+        verdicts: list[Verdict | None] = []
+        for index, item in enumerate(checked):
+            try:
+                verdicts.append(None if item.document is None else _verified(item.document, view))
+            except UnusableLicence as exc:
+                path = f"items.{index}.{exc.path}"
+                checked[index] = Item(None, UnusableLicence(str(exc), reason=exc.reason, path=path))
+                verdicts.append(None)
         await self._record([v for v in verdicts if v is not None], caller, purpose, Channel.BATCH)
         out_items = []
         for index, (item, verdict) in enumerate(zip(checked, verdicts, strict=True)):
@@ -161,7 +218,7 @@ class VerificationService:
         """
         caller.check_type(document.licence_type)
         view = await self._fresh([document], caller, None, Channel.HOLDER)
-        verdict = verify(document, view)
+        verdict = _verified(document, view)
         if document.is_presentation or not _proven(verdict):
             await self._audit(caller, None, Channel.HOLDER, [_outcome(verdict, HOLDING_NOT_PROVEN)])
             raise HoldingNotProven(
@@ -256,6 +313,17 @@ class VerificationService:
                 verdict.status.value,
                 verdict.block_height,
             )
+
+
+def _verified(document: LicenceDocument, view: IndexView) -> Verdict:
+    """The verdict; UnusableLicence (could not check) when the registry published the
+    licence's type version with another definition than this service holds."""
+    try:
+        return verify(document, view)
+    except TypeUnavailable as exc:
+        raise UnusableLicence(
+            str(exc), reason=TYPE_UNAVAILABLE, path="document.typeVersion"
+        ) from None
 
 
 def _proven(verdict: Verdict) -> bool:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from verifier.service.deps import CallerDep, ServicesDep
 from verifier.service.models import HolderLogOut, LicenceInput
-from verifier.service.requests import load_licence, read_json, validate
+from verifier.service.requests import live_deployment, load_licence, read_json, validate
 from verifier.service.routers.common import answers, json_body, json_response
 from verifier.service.settings import MAX_JSON_BYTES
 
@@ -39,5 +39,7 @@ async def holder_verifications(
     be this licence, and every query is itself audited (operation `holder-log`).
     """
     body = validate(LicenceInput, await read_json(request))
-    answer = await services.verification.holder_log(load_licence(body), caller)
+    deployment = live_deployment(services.live)  # what an EL2: payload is read with
+    document = await services.verification.read_licence(lambda: load_licence(body, deployment))
+    answer = await services.verification.holder_log(document, caller)
     return json_response(answer)
