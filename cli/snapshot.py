@@ -98,7 +98,8 @@ def export(
     console.print(
         f"trust snapshot as of block {snapshot.block_number()} "
         f"({snapshot.block_time.isoformat(timespec='seconds')}): {counts['agencies']} "
-        f"agencies, {counts['anchors']} roots, {counts['statuses']} changed statuses; "
+        f"agencies, {counts['anchors']} roots, {counts['statuses']} changed statuses, "
+        f"{counts['licenceTypes']} licence type versions; "
         f"{file.stat().st_size:,} bytes in {time.perf_counter() - started:.1f} s; "
         f"signed by {snapshot.governor}"
         + ("" if seal_key is None else " and its SM2 key")

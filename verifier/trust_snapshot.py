@@ -8,10 +8,13 @@ can be trusted.
 
 The file is gzip-compressed JSON (UTF-8):
 
-    {"format": "elicence-trust-snapshot/1",
+    {"format": "elicence-trust-snapshot/2",
      "body": {
        "chainId": 31337, "registry": "0x…", "governor": "0x…",
        "blockNumber": N, "blockHash": "0x…", "blockTime": <unix seconds>,
+       "licenceTypes": [{"code", "version", "definitionHash" (64 hex, no 0x),
+                         "definition" (the published RFC 8785 JSON, as text),
+                         "blockNumber"}],
        "agencies": [{"id", "code", "name", "licenceTypes": [codes], "retired",
                      "registeredAtBlock", "retiredAtBlock" (or null),
                      "keys": [{"number", "address", "fromBlock", "untilBlock" (or null),
@@ -19,7 +22,7 @@ The file is gzip-compressed JSON (UTF-8):
                      "sealKeys": [{"number", "publicKey" (128 hex, no 0x), "validFrom",
                                    "compromisedFromBlock" (or null)}]}],
        "anchorColumns": ["root", "agencyId", "licenceType", "count", "block", "time",
-                         "keyNumber"],
+                         "keyNumber", "typeVersion"],
        "anchors": [[<32 hex>, …], …],
        "statusColumns": ["agencyId", "leaf", "status", "reason", "block", "successor"],
        "statuses": [[1, <32 hex>, 2, 1, 812, <32 hex> or null], …],
@@ -28,6 +31,11 @@ The file is gzip-compressed JSON (UTF-8):
      "signatures": {
        "governor": {"address": "0x…", "signature": "0x<65 bytes>"},
        "sm2": {"publicKey": "<128 hex>", "signature": "<128 hex, r || s>"} or null}}
+
+`licenceTypes` holds every licence type version published in the registry (its
+LicenceTypePublished events, as the index keeps them) with the definition itself, so a
+verifier with no chain reads types by the definitions the governor published, not by a
+copy of its own. An agency's "licenceTypes" are the types it is authorised for.
 
 `statuses` lists every licence whose status (per anchoring agency, as the registry keeps
 it) is not active. The governor's chain key (secp256k1) signs, as an EIP-191 personal
@@ -57,11 +65,20 @@ large registry, are held as one sorted bytes blob of 20-byte keys (agency id, le
 an array of indexes into the few distinct states (`_Statuses`), not as a dict of Python
 objects (docs/offline.md, "Size and time", has the figures).
 
+Loading checks each definition against its "definitionHash" (SHA-256 of its UTF-8
+bytes): one that does not match refuses the whole snapshot (code "definition"), for
+the signature only proves that the governor signed it, not that the exporter read the
+index right. A definition that matches but cannot be read as a licence type by this
+verifier, or whose canonical form hashes otherwise, is kept out of `licence_types()`:
+documents of that version then cannot be checked ("type.unavailable"), never judged by
+another definition.
+
 SnapshotRefused (VerifierError, ValueError): the file is not a trust snapshot, its
 signature or content was altered, it was signed by a key the verifier does not trust as
-governor, it lacks the SM2 co-signature the verifier asks for, or it is of another
-registry or chain. Its `code` says which, with the offline page's codes (verifier/web/
-static/js/offline.js): "format", "signature", "unsigned", "other-registry".
+governor, it lacks the SM2 co-signature the verifier asks for, a definition in it does
+not hash to its stated hash, or it is of another registry or chain. Its `code` says
+which, with the offline page's codes (verifier/web/static/js/offline.js): "format",
+"signature", "unsigned", "definition", "other-registry".
 """
 
 from __future__ import annotations
@@ -76,7 +93,8 @@ import sqlite3
 import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
@@ -87,22 +105,37 @@ from eth_keys.exceptions import BadSignature
 from eth_utils.address import to_checksum_address
 
 from ledger.private import PRIVATE_FILE
-from ledger.registry import Agency, Anchor, LeafState, SealKey, licence_types_from_mask
+from ledger.registry import Agency, Anchor, LeafState, SealKey
 from licence import seal
+from licence.catalogue import LicenceType
+from licence.errors import DefinitionError
 from licence.statuses import FINAL, LeafStatus
 from verifier.errors import VerifierError
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
-    from ledger.registry import Registry
+    from ledger.registry import PublishedType, Registry
 
-FORMAT = "elicence-trust-snapshot/1"
-ANCHOR_COLUMNS = ["root", "agencyId", "licenceType", "count", "block", "time", "keyNumber"]
+FORMAT = "elicence-trust-snapshot/2"
+# Format 1 had the registry's 63-type bitmask and no definitions: a registry of that
+# time cannot be read by this elicence either (docs/registry.md).
+_FORMAT_1 = "elicence-trust-snapshot/1"
+ANCHOR_COLUMNS = [
+    "root",
+    "agencyId",
+    "licenceType",
+    "count",
+    "block",
+    "time",
+    "keyNumber",
+    "typeVersion",
+]
+TYPE_MEMBERS: Final = ("code", "version", "definitionHash", "definition", "blockNumber")
 STATUS_COLUMNS = ["agencyId", "leaf", "status", "reason", "block", "successor"]
 BATCH_COLUMNS = ["root", "reason", "block"]
 # The body's members held as look-ups once loaded, not kept in TrustSnapshot.body.
-TABLES: Final = ("anchors", "statuses", "batchRevocations")
+TABLES: Final = ("anchors", "statuses", "batchRevocations", "licenceTypes")
 DEFAULT_MAX_AGE = dt.timedelta(days=7)
 SEAL_KEY_VARIABLE = "ELICENCE_GOVERNOR_SEAL_KEY"
 SEAL_KEY_MEMBER = "governorSealKey"  # of HOME/config.json
@@ -204,13 +237,14 @@ def read_index(index_path: Path) -> dict[str, Any]:
             "registry": meta["registry"],
             "blockNumber": height,
             "blockHash": None if row is None else str(row[0]),
+            "licenceTypes": _licence_types(db, index_path),
             "agencies": _agencies(db),
             "anchorColumns": ANCHOR_COLUMNS,
             "anchors": [
                 [root.hex(), *rest]
                 for root, *rest in db.execute(
                     "SELECT root, agency_id, licence_type, count, block_number, timestamp, "
-                    "key_number FROM anchors ORDER BY block_number, root"
+                    "key_number, type_version FROM anchors ORDER BY block_number, root"
                 )
             ],
             "statusColumns": STATUS_COLUMNS,
@@ -240,18 +274,56 @@ def read_index(index_path: Path) -> dict[str, Any]:
     return body
 
 
+def _licence_types(db: sqlite3.Connection, index_path: Path) -> list[dict[str, Any]]:
+    """Every published licence type version with its definition, from the index's
+    licence_types table, each definition checked against the hash the registry recorded.
+
+    Raises:
+        SnapshotRefused: a definition in the index does not hash to its recorded hash.
+    """
+    published = []
+    for code, version, hashed, stored, block in db.execute(
+        "SELECT code, version, definition_hash, definition, block_number FROM licence_types "
+        "ORDER BY code, version"
+    ):
+        definition, recorded = bytes(stored), bytes(hashed)
+        if hashlib.sha256(definition).digest() != recorded:
+            raise SnapshotRefused(
+                f"{index_path}: its definition of licence type {code} version {version} "
+                f"hashes to {hashlib.sha256(definition).hexdigest()}, not to the registry's "
+                f"{recorded.hex()}: sync a new index"
+            )
+        try:
+            text = definition.decode("utf-8")
+        except UnicodeDecodeError:
+            # Published, but no definition anyone can read: left out, so its documents
+            # are "could not check" offline as they are online.
+            continue
+        published.append(
+            {
+                "code": code,
+                "version": version,
+                "definitionHash": recorded.hex(),
+                "definition": text,
+                "blockNumber": block,
+            }
+        )
+    return published
+
+
 def _agencies(db: sqlite3.Connection) -> list[dict[str, Any]]:
     """Each agency with the history of its keys, from the state tables and the journal
     (the state keeps only the current key; validity and retirement need the events)."""
+    authorised = _authorised_types(db)
     agencies: dict[int, dict[str, Any]] = {}
-    for id_, signer, types, retired, code, name, _ in db.execute(
-        "SELECT * FROM agencies ORDER BY id"
+    for id_, signer, retired, code, name in db.execute(
+        "SELECT id, signer, retired, code, name FROM agencies ORDER BY id"
     ):
         agencies[id_] = {
             "id": id_,
             "code": code,
             "name": name,
-            "licenceTypes": sorted(licence_types_from_mask(types)),
+            "licenceTypes": authorised.get(id_, []),
             "retired": bool(retired),
             "registeredAtBlock": None,
             "retiredAtBlock": None,
@@ -291,6 +363,23 @@ def _agencies(db: sqlite3.Connection) -> list[dict[str, Any]]:
         if agency_id in agencies:
             agencies[agency_id]["sealKeys"].append(seal_key)
     return list(agencies.values())
+
+
+def _authorised_types(db: sqlite3.Connection) -> dict[int, list[int]]:
+    """The codes each agency is authorised for, ascending: from an `agency_types` table
+    (agency, code) when the index has one, else from the agencies' `licence_types`
+    column (a JSON array of codes)."""
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    authorised: dict[int, list[int]] = {}
+    if "agency_types" in tables:
+        for agency_id, licence_type in db.execute(
+            "SELECT agency_id, licence_type FROM agency_types ORDER BY agency_id, licence_type"
+        ):
+            authorised.setdefault(agency_id, []).append(licence_type)
+        return authorised
+    for agency_id, codes in db.execute("SELECT id, licence_types FROM agencies"):
+        authorised[agency_id] = sorted(int(code) for code in json.loads(codes))
+    return authorised
 
 
 def _seal_keys(db: sqlite3.Connection) -> list[tuple[int, dict[str, Any]]]:
@@ -533,6 +622,8 @@ def load_snapshot(
         if statuses is None:
             statuses = _Statuses.of(body["statuses"])
         return _build(body, digest, statuses)
+    except SnapshotRefused as exc:  # signed, yet a definition is not the one it names
+        raise SnapshotRefused(f"{path}: {exc}", exc.code) from None
     except (KeyError, TypeError, ValueError) as exc:  # signed, yet not of this format
         raise SnapshotRefused(f"{path}: its content is not a snapshot's ({exc})") from None
 
@@ -668,6 +759,11 @@ def _check(
     governor_seal_key: bytes | None,
 ) -> None:
     """Return if the document's signatures are good and its registry the trusted one."""
+    if document.get("format") == _FORMAT_1:
+        raise SnapshotRefused(
+            f"{path} is a trust snapshot of format {_FORMAT_1}, from before licence types "
+            f"were published in the registry: export a new one (format {FORMAT})"
+        )
     if document.get("format") != FORMAT:
         raise SnapshotRefused(f"{path} is not a trust snapshot of format {FORMAT}")
     body = document["body"]
@@ -830,7 +926,9 @@ class _Statuses:
 class TrustSnapshot:
     """A checked snapshot as a LedgerSource (verifier.source): the checks of
     verifier.checks run on it as on the index. `body` is the signed body's header: every
-    member but the anchors, statuses and batch revocations, which are in the look-ups."""
+    member but the anchors, statuses, batch revocations and licence types, which are in
+    the look-ups. `published` maps (code, version) to (definition hash, block) and
+    `definitions` to the definition's bytes, each already checked against that hash."""
 
     body: dict[str, Any]
     sha256: str
@@ -840,6 +938,8 @@ class TrustSnapshot:
     batch_revocations: dict[bytes, LeafState]
     compromises: dict[tuple[int, int], int]
     seal_keys: dict[int, list[SealKey]]
+    published: dict[tuple[int, int], tuple[bytes, int]] = field(default_factory=dict)
+    definitions: dict[tuple[int, int], bytes] = field(default_factory=dict)
 
     @property
     def chain_id(self) -> int:
@@ -905,12 +1005,78 @@ class TrustSnapshot:
         return found
 
     def counts(self) -> dict[str, int]:
-        """How many agencies, anchors and changed statuses it holds."""
+        """How many agencies, anchors, changed statuses and published type versions it
+        holds."""
         return {
             "agencies": len(self.agencies),
             "anchors": len(self.anchors),
             "statuses": len(self.leaves),
+            "licenceTypes": len(self.published),
         }
+
+    # The registry's licence types, with the names and results of ledger.registry.Registry
+    # and ledger.index.RegistryIndex, so that what loads a type version from those loads
+    # it from a snapshot too.
+
+    def licence_type(self, code: int, version: int) -> PublishedType | None:
+        """The published version (its definition hash and block), or None."""
+        from ledger.registry import PublishedType
+
+        found = self.published.get((code, version))
+        if found is None:
+            return None
+        return PublishedType(
+            code=code, version=version, definition_hash=found[0], block_number=found[1]
+        )
+
+    def latest_type_version(self, code: int) -> int:
+        """The newest version of a type published as of the snapshot (0 when none)."""
+        return max((v for c, v in self.published if c == code), default=0)
+
+    def licence_type_definition(self, code: int, version: int) -> bytes | None:
+        """The definition as published (checked against its hash when loaded), or None."""
+        return self.definitions.get((code, version))
+
+    def published_types(self) -> list[PublishedType]:
+        """Every published version, by code and version."""
+        found = (self.licence_type(code, version) for code, version in sorted(self.published))
+        return [t for t in found if t is not None]
+
+    def licence_types(self) -> list[LicenceType]:
+        """The published versions this verifier can read, as licence types: each parsed
+        from its definition, whose canonical form hashes to the registry's hash."""
+        return list(self._readable[0].values())
+
+    def unreadable_types(self) -> dict[tuple[int, int], str]:
+        """The published versions left out of `licence_types()`, with the reason."""
+        return dict(self._readable[1])
+
+    @cached_property
+    def _readable(self) -> tuple[dict[tuple[int, int], LicenceType], dict[tuple[int, int], str]]:
+        from licence.catalogue_rules import parse_definition_text
+
+        readable: dict[tuple[int, int], LicenceType] = {}
+        unreadable: dict[tuple[int, int], str] = {}
+        for (code, version), definition in sorted(self.definitions.items()):
+            source = f"trust snapshot: licence type {code} version {version}"
+            try:
+                parsed = parse_definition_text(definition.decode("utf-8"), source)
+            except DefinitionError as exc:
+                unreadable[(code, version)] = str(exc)
+                continue
+            recorded = self.published[(code, version)][0]
+            if (parsed.code, parsed.version) != (code, version):
+                unreadable[(code, version)] = (
+                    f"{source}: it defines type {parsed.code} version {parsed.version}"
+                )
+            elif parsed.definition_hash != recorded:
+                unreadable[(code, version)] = (
+                    f"{source}: its canonical form hashes to {parsed.definition_hash.hex()}, "
+                    f"not to the registry's {recorded.hex()}"
+                )
+            else:
+                readable[(code, version)] = parsed
+        return readable, unreadable
 
 
 def _build(body: dict[str, Any], sha256: str, statuses: _Statuses | None = None) -> TrustSnapshot:
@@ -940,7 +1106,13 @@ def _build(body: dict[str, Any], sha256: str, statuses: _Statuses | None = None)
             )
             for key in raw.get("sealKeys", ())
         ]
-    anchors = {(root := bytes.fromhex(row[0])): Anchor(root, *row[1:7]) for row in body["anchors"]}
+    published, definitions = _published_types(body["licenceTypes"])
+    width = len(ANCHOR_COLUMNS)
+    anchors = {}
+    for row in body["anchors"]:
+        if len(row) != width:
+            raise ValueError(f"an anchor has {len(row)} columns, not {width}")
+        anchors[bytes.fromhex(row[0])] = Anchor(bytes.fromhex(row[0]), *row[1:width])
     leaves = _Statuses.of(body["statuses"]) if statuses is None else statuses
     batches = {
         bytes.fromhex(root): LeafState(LeafStatus.REVOKED, reason, block, None, batch_revoked=True)
@@ -955,4 +1127,42 @@ def _build(body: dict[str, Any], sha256: str, statuses: _Statuses | None = None)
         batch_revocations=batches,
         compromises=compromises,
         seal_keys=seal_keys,
+        published=published,
+        definitions=definitions,
     )
+
+
+def _published_types(
+    entries: list[dict[str, Any]],
+) -> tuple[dict[tuple[int, int], tuple[bytes, int]], dict[tuple[int, int], bytes]]:
+    """The body's licence types as look-ups, every definition checked against its hash.
+
+    Raises:
+        SnapshotRefused: a definition does not hash to the hash stated beside it.
+        ValueError (or KeyError, TypeError): an entry is not of this format.
+    """
+    published: dict[tuple[int, int], tuple[bytes, int]] = {}
+    definitions: dict[tuple[int, int], bytes] = {}
+    for entry in entries:
+        code, version, stated, text, block = (entry[name] for name in TYPE_MEMBERS)
+        if not all(type(n) is int for n in (code, version, block)):
+            raise ValueError("a licence type's code, version and block are integers")
+        if (code, version) in published:
+            raise ValueError(f"licence type {code} version {version} is listed twice")
+        if not isinstance(stated, str) or len(stated) != 64 or stated != stated.lower():
+            raise ValueError("a definition hash is 64 lowercase hex digits")
+        if not isinstance(text, str):
+            raise ValueError("a definition is JSON text")
+        recorded = bytes.fromhex(stated)
+        definition = text.encode("utf-8", "surrogatepass")
+        actual = hashlib.sha256(definition).digest()
+        if actual != recorded:
+            raise SnapshotRefused(
+                f"its definition of licence type {code} version {version} hashes to "
+                f"{actual.hex()}, not to the {stated} it names for it (and the registry "
+                "recorded): it was not exported from a sound index",
+                "definition",
+            )
+        published[(code, version)] = (recorded, block)
+        definitions[(code, version)] = definition
+    return published, definitions

@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from ledger.index import RegistryIndex
+from licence.catalogue import catalogue
 from licence.document import parse_document
 from licence.reasons import Reason
 from tests.samples import business_licence
@@ -116,7 +117,15 @@ def test_compromised_key_counts_in_the_snapshot(world, lives, tmp_path):
 def test_snapshot_names_its_block_and_every_changed_status(world, lives, snapshot_file):
     snapshot = _load(snapshot_file, world)
     assert snapshot.block_number() == world.chain.block_number()
-    assert snapshot.counts() == {"agencies": 2, "anchors": 3, "statuses": 2}
+    codes = {t.code for t in catalogue()}
+    published = sum(world.registry.latest_type_version(code) for code in codes)
+    assert published > 0
+    assert snapshot.counts() == {
+        "agencies": 2,
+        "anchors": 3,
+        "statuses": 2,
+        "licenceTypes": published,
+    }
     assert snapshot.age() < dt.timedelta(hours=1)
 
 

@@ -2,10 +2,11 @@
 // with the globals the page gives it: WebCrypto (globalThis.crypto), the vendored
 // sm-crypto SM3 and SM2 and pako's inflate half loaded as the page's classic <script>s,
 // and fetch for what it reads beside the page (Node's fetch reads no file: URLs, so
-// those are read from disk here, and v1/catalogue from the file the job names).
+// those are read from disk here). There is no GET v1/catalogue: offline, the licence
+// types are the snapshot's own, and asking the service for them is an error here.
 //
 // Usage: node offline_node.mjs JOB.json  (tests/web/test_offline_verdicts.py writes it)
-//   JOB = {"static": dir, "catalogue": the file of GET /v1/catalogue's answer,
+//   JOB = {"static": dir,
 //          "snapshots": [{"name", "path", "anchor"}],
 //          "cases": [{"name", "snapshot", "text", "now"}],
 //          "sm2": [{"publicKey", "message", "signature"} (hex)]}
@@ -25,9 +26,8 @@ const networkFetch = globalThis.fetch;
 globalThis.fetch = async (url, options) => {
   const target = new URL(String(url));
   if (target.protocol !== "file:") return networkFetch(url, options);
-  // GET v1/catalogue beside the page: the service's answer, which the test wrote.
-  const file = target.pathname.endsWith("/v1/catalogue") ? job.catalogue : fileURLToPath(target);
-  return new Response(readFileSync(file), { headers: { "content-type": "application/json" } });
+  if (target.pathname.includes("/v1/")) throw new TypeError(`offline: no service for ${target.pathname}`);
+  return new Response(readFileSync(fileURLToPath(target)), { headers: { "content-type": "application/json" } });
 };
 
 const offline = await import(pathToFileURL(path.join(job.static, "js", "offline.js")).href);
@@ -44,6 +44,8 @@ for (const item of job.snapshots) {
     snapshots[item.name] = {
       ok: true,
       counts: snapshot.counts,
+      types: snapshot.catalogue.types.map((t) => `${t.id}@${t.version}`),
+      unreadableTypes: Object.fromEntries(snapshot.unreadableTypes),
       blockNumber: snapshot.blockNumber,
       ageSeconds: offline.snapshotAge(snapshot, new Date(item.now ?? Date.now())),
       loadSeconds: (performance.now() - started) / 1000,

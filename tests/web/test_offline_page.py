@@ -24,6 +24,7 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,14 +39,15 @@ from selenium.webdriver.remote.webelement import WebElement
 
 from cli.snapshot import GOVERNOR_SEAL_KEYSTORE
 from issuer.batch import wrap_batch
-from issuer.keystore import GOVERNOR_KEYSTORE, create, keystore_path
+from issuer.keystore import GOVERNOR_KEYSTORE, create, keystore_path, load_seal_key
 from issuer.qr import qr_png_bytes
 from ledger import Registry, connect
 from ledger.config import HomeConfig
 from licence import seal
 from licence.catalogue import catalogue
+from licence.catalogue_rules import parse_definition
 from licence.document import LicenceDocument, parse_document
-from licence.payload import encode_payload
+from licence.payload import decode_payload, encode_payload
 from licence.reasons import Reason
 from tests.conftest import (
     AGENCY_CODE,
@@ -56,13 +58,16 @@ from tests.conftest import (
     NodeProcess,
     free_port,
     key_for,
+    publish_types,
 )
 from tests.samples import business_licence
 from tests.web.conftest import STATIC, wait
 from tests.web.pages import card, contrast, open_page, shoot, verify_text
 from verifier.chain_source import RegistrySource
 from verifier.checks import verify
-from verifier.trust_snapshot import load_snapshot
+from verifier.errors import TypeUnavailable
+from verifier.trust_snapshot import body_digest, load_snapshot, sign_body
+from verifier.type_loading import TypeLoader, parse_loading
 
 SUITES = ("sha256-128", "sm3-128")
 # The licences the page, the CLI and the chain must give the same verdict for, in each
@@ -75,6 +80,28 @@ CASES = (
     "EXPIRED",
     "ISSUER_NOT_AUTHORISED key",
     "ISSUER_NOT_AUTHORISED seal",
+)
+# Version 2 of the business licence, published on chain only (the page reads it from the
+# snapshot), and a v1 licence that names version 2 (its hashes agree; its batch's version
+# does not): the JSON texts, as the holder would upload them.
+VERSION_CASES = ("VALID version 2", "TAMPERED type version")
+BUSINESS_V1 = json.loads(catalogue().get("business-licence").definition)
+BUSINESS_V2 = parse_definition(
+    {
+        **BUSINESS_V1,
+        "version": 2,
+        "fields": [
+            *BUSINESS_V1["fields"],
+            {
+                "name": "remarks",
+                "label": {"zh": "备注", "en": "Remarks"},
+                "kind": "text",
+                "required": False,
+                "personal": False,
+                "maxLength": 200,
+            },
+        ],
+    }
 )
 PASSPHRASE = "offline page passphrase"
 PHONE_WIDTH = 375
@@ -136,9 +163,9 @@ def test_worker_precaches_every_file_the_pages_load() -> None:
     assert {"index.html", "js/verify.js", "js/offline.js", "reasons.json"} <= shell
     for path in shell:
         assert (STATIC / path).is_file(), f"sw.js precaches {path}, which does not exist"
-    # Of the API only the catalogue (public, the same for all): never a verdict.
-    kept = re.search(r"const KEPT = \[(.*?)\];", SW.read_text("utf-8"), re.DOTALL)
-    assert kept is not None and re.findall(r'"([^"]+)"', kept.group(1)) == ["v1/catalogue"]
+    # Nothing of the API: never a verdict, and no copy of the catalogue either (offline,
+    # the licence types are the snapshot's signed definitions).
+    assert "v1/" not in SW.read_text("utf-8").split("const SHELL")[1]
 
 
 def test_worker_cache_name_changes_with_the_files_it_precaches() -> None:
@@ -163,6 +190,7 @@ class World:
     foreign: Path  # a snapshot of another registry, signed by the same governor
     governor_seal_key: bytes  # the governor's SM2 public key, which co-signs snapshots
     documents: dict[tuple[str, str], LicenceDocument] = field(default_factory=dict)
+    texts: dict[tuple[str, str], str] = field(default_factory=dict)  # of VERSION_CASES
 
 
 def _governor_home(home: Path, url: str, chain_id: int, registry: str, key: LocalAccount) -> None:
@@ -190,6 +218,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         chain = connect(node.url)
         governor, agency = key_for("offline-page-governor"), key_for("offline-page-agency")
         registry = Registry.deploy(chain, governor)
+        publish_types(registry, governor, [1])
+        registry.publish_licence_type(governor, BUSINESS_V2)
         registry.register_agency(governor, AGENCY_CODE, AGENCY_NAME, agency.address, [1])
         # The agency seals its batches (SM2), so the page checks seals as the service does.
         seal_key = seal.new_private_key()
@@ -199,27 +229,35 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         def sealer(root: bytes) -> bytes:
             return seal.seal_root(seal_key, chain.chain_id, registry_bytes, root)
 
-        business = catalogue().get("business-licence")
+        business = catalogue().get("business-licence", 1)
 
-        def issue(rows: list[dict[str, str]], suite: str, by: LocalAccount, sealed: bool) -> Any:
+        def issue(
+            rows: list[dict[str, str]],
+            suite: str,
+            by: LocalAccount,
+            sealed: bool,
+            of_type: Any = business,
+        ) -> Any:
             batch = wrap_batch(
-                business,
+                of_type,
                 rows,
                 chain_id=chain.chain_id,
                 registry=registry.address,
                 suite=suite,
                 sealer=sealer if sealed else None,
             )
-            registry.anchor(by, batch.root, business.code, len(rows))
+            registry.anchor(by, batch.root, of_type.code, len(rows), type_version=of_type.version)
             return batch
 
         # A second agency (no seal key) whose chain key is reported compromised from
         # its first anchor here on: what it anchored since is ISSUER_NOT_AUTHORISED.
         posing = key_for("offline-page-other-agency")
+        publish_types(registry, governor, [1])
         registry.register_agency(
             governor, OTHER_AGENCY_CODE, OTHER_AGENCY_NAME, posing.address, [1]
         )
         documents: dict[tuple[str, str], LicenceDocument] = {}
+        texts: dict[tuple[str, str], str] = {}
         leaked = []
         for n, suite in enumerate(SUITES):
             rows = [
@@ -261,6 +299,19 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             documents[(suite, "SUPERSEDED")] = batch.documents[2]
             documents[(suite, "EXPIRED")] = batch.documents[3]
             documents[(suite, "ISSUER_NOT_AUTHORISED key")] = other.documents[0]
+            second = issue(
+                [business_licence(10 * n + 6, remarks="二〇二六年换发")],
+                suite,
+                agency,
+                sealed=True,
+                of_type=BUSINESS_V2,
+            )
+            texts[(suite, "VALID version 2")] = second.documents[0].to_bytes().decode()
+            claims = json.loads(valid.to_bytes())
+            claims["typeVersion"] = 2
+            texts[(suite, "TAMPERED type version")] = json.dumps(claims, ensure_ascii=False)
+            claims["typeVersion"] = 3  # never published
+            texts[(suite, "unpublished version")] = json.dumps(claims, ensure_ascii=False)
         registry.mark_signer_compromised(governor, posing.address, min(leaked))
         # The agency's seal key reported compromised from these batches on: sealed by
         # whoever holds it now, they are ISSUER_NOT_AUTHORISED (its earlier ones stand).
@@ -282,6 +333,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         _export(home, snapshot)
 
         other = Registry.deploy(chain, governor)
+        publish_types(other, governor, [1])
         other.register_agency(governor, AGENCY_CODE, AGENCY_NAME, agency.address, [1])
         other_home = base / "other-home"
         _governor_home(other_home, node.url, chain.chain_id, other.address, governor)
@@ -301,9 +353,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             foreign,
             bytes.fromhex(seal_public),
             documents,
+            texts,
         )
     finally:
         node.stop()
+        # What reading version 2 loaded into this process's catalogue goes with the world.
+        held = catalogue()
+        held._install({k: v for k, v in held._by_key.items() if k != BUSINESS_V2.key})
 
 
 class Service:
@@ -421,16 +477,26 @@ def _checks(shown: WebElement) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _python_verdict(world: World, document: LicenceDocument) -> dict[str, Any]:
-    snapshot = load_snapshot(
+def _loaded_snapshot(world: World) -> Any:
+    return load_snapshot(
         world.snapshot,
         governors=[world.governor.address],
         registry=world.registry,
         chain_id=world.chain_id,
         governor_seal_key=world.governor_seal_key,
     )
-    answer: dict[str, Any] = verify(document, snapshot).to_json()
+
+
+def _python_verdict(world: World, document: LicenceDocument) -> dict[str, Any]:
+    answer: dict[str, Any] = verify(document, _loaded_snapshot(world)).to_json()
     return answer
+
+
+def _read_with_snapshot(world: World, text: str) -> LicenceDocument:
+    """The JSON text as the service reads it offline: a type version it lacks from the
+    snapshot (TypeUnavailable when the snapshot lacks it too)."""
+    snapshot = _loaded_snapshot(world)
+    return parse_loading(lambda: parse_document(json.loads(text)), lambda: TypeLoader([snapshot]))
 
 
 def _chain_verdict(world: World, document: LicenceDocument) -> dict[str, Any]:
@@ -460,6 +526,22 @@ def _cli_verdict(world: World, path: Path) -> tuple[int, dict[str, Any]]:
     assert done.returncode in (0, 1), done.stderr
     answer: dict[str, Any] = json.loads(done.stdout)
     return done.returncode, answer
+
+
+def _cli_exit(world: World, path: Path) -> int:
+    done = subprocess.run(
+        [
+            str(ELICENCE),
+            *("verify", str(path), "--json", "--home", str(world.home)),
+            *("--snapshot", str(world.snapshot), "--governor", world.governor.address),
+            *("--governor-seal-key", world.governor_seal_key.hex()),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+        check=False,
+    )
+    return done.returncode
 
 
 def _shape(verdict: dict[str, Any]) -> tuple[str, list[tuple[str, str, str]]]:
@@ -515,7 +597,7 @@ def test_page_verifies_from_its_snapshot_after_the_service_is_gone(
     shown = card(browser)
     _assert_same_verdict(shown, _python_verdict(world, valid), block)
     assert shown.get_attribute("data-status") == "VALID"
-    # The type named from the catalogue the worker kept (GET v1/catalogue failed).
+    # The type named from the snapshot's definitions (GET v1/catalogue failed).
     assert shown.find_element(By.CSS_SELECTOR, "[data-fact=licence-type] dd").text == "营业执照"
     shoot(browser, screenshots, f"offline-valid-{suite}", shown)
 
@@ -559,6 +641,45 @@ def test_page_verifies_from_its_snapshot_after_the_service_is_gone(
         _assert_same_verdict(shown, from_snapshot, block)
         assert from_cli["snapshot"]["blockNumber"] == int(block)
 
+    revoked_file = tmp_path / "revoked.json"
+    revoked_file.write_bytes(revoked.to_bytes())
+
+    # A second version of the type, published on chain only, and a licence that names
+    # another version than its batch was anchored under: read by the snapshot's types.
+    by_cli: dict[str, tuple[Path, tuple[str, list[tuple[str, str, str]]]]] = {}
+    for case in VERSION_CASES:
+        expected = case.split()[0]
+        text = world.texts[(suite, case)]
+        path = tmp_path / f"{case.lower().replace(' ', '-')}.json"
+        path.write_text(text, "utf-8")
+        _upload(browser, "upload", path)
+        shown = card(browser)
+        page = (str(shown.get_attribute("data-status")), _checks(shown))
+        document = _read_with_snapshot(world, text)
+        from_snapshot = _python_verdict(world, document)
+        assert _shape(from_snapshot)[0] == expected, from_snapshot
+        assert page == _shape(from_snapshot), case
+        assert page == _shape(_chain_verdict(world, document)), case
+        _assert_same_verdict(shown, from_snapshot, block)
+        by_cli[case] = (path, page)
+    codes = [code for _, _, code in _checks(card(browser))]
+    assert "issuer.other-type-version" in codes
+
+    # A version the registry never published: could not check (the licence may be
+    # genuine), as `elicence verify --snapshot` says with exit status 3.
+    text = world.texts[(suite, "unpublished version")]
+    with pytest.raises(TypeUnavailable):
+        _read_with_snapshot(world, text)
+    path = tmp_path / "unpublished.json"
+    path.write_text(text, "utf-8")
+    _upload(browser, "upload", path)
+    shown = card(browser)
+    assert shown.get_attribute("data-kind") == "unchecked"
+    assert "快照中没有这份证照所属证照类型的这一版本" in shown.text
+    unpublished = path
+    _upload(browser, "upload", revoked_file)
+    shown = card(browser)
+
     # At a phone's width everything still fits, the age included.
     browser.set_window_size(PHONE_WIDTH, 800)
     assert _no_sideways_scroll(browser)
@@ -568,11 +689,43 @@ def test_page_verifies_from_its_snapshot_after_the_service_is_gone(
     browser.execute_script("arguments[0].scrollIntoView()", panel)
     shoot(browser, screenshots, f"offline-panel-phone-{suite}", panel)
 
+    # The CLI with the snapshot reads the other versions as the page does.
+    for case, (path, page) in by_cli.items():
+        _, from_cli = _cli_verdict(world, path)
+        assert page == _shape(from_cli), case
+    assert _cli_exit(world, unpublished) == 3
+
+
+@pytest.mark.slow
+def test_holders_page_offline_reads_the_licence_types_from_the_kept_snapshot(
+    browser: WebDriver, world: World, service: Service, tmp_path: Path
+) -> None:
+    # The verify page keeps the snapshot; the holder's page, opened with the service gone,
+    # lays the QR payload out by the snapshot's definitions (no copy of the catalogue).
+    open_page(browser, service.url)
+    _wait_offline_ready(browser)
+    _wait_snapshot(browser)
+    _wait_controlled(browser)
+    service.stop()
+    open_page(browser, service.url + "/present.html")
+    valid = world.documents[("sha256-128", "VALID")]
+    path = tmp_path / "valid.json"
+    path.write_bytes(valid.to_bytes())
+    browser.find_element(By.ID, "licence-file").send_keys(str(path))
+    payload = wait(browser).until(lambda d: d.find_element(By.ID, "payload").get_attribute("value"))
+    shown = decode_payload(str(payload), chain_id=world.chain_id, registry=world.registry)
+    assert shown.licence_id == valid.licence_id
+    assert set(shown.fields) < set(valid.fields)  # personal data starts hidden
+
 
 @pytest.mark.slow
 def test_snapshot_older_than_the_chosen_age_is_shown_amber_on_the_verdict(
     browser: WebDriver, world: World, service: Service, screenshots: Path
 ) -> None:
+    # A node that mines blocks faster than one a second dates them ahead of the clock:
+    # an age of 0 days is passed only once the snapshot's block time is.
+    ahead = _loaded_snapshot(world).block_time.timestamp() + 1 - time.time()
+    time.sleep(max(0.0, ahead))
     open_page(browser, service.url)
     _wait_offline_ready(browser)
     block = _wait_snapshot(browser)
@@ -609,6 +762,14 @@ def _altered(world: World, folder: Path, how: str) -> Path:
     document = json.loads(gzip.decompress(world.snapshot.read_bytes()))
     if how == "signature":
         document["body"]["statuses"] = []  # hide the revocations
+    elif how == "definition":
+        # A definition changed, its stated hash left, signed again by both governor keys:
+        # what an exporter that misread its index would sign.
+        body = document["body"]
+        entry = body["licenceTypes"][0]
+        entry["definition"] = entry["definition"].replace("营业执照", "营业许可", 1)
+        sm2 = load_seal_key(keystore_path(world.home, GOVERNOR_SEAL_KEYSTORE), PASSPHRASE)
+        document["signatures"] = sign_body(body, body_digest(body), world.governor, sm2)
     else:  # "unsigned": the SM2 co-signature stripped
         document["signatures"]["sm2"] = None
     path.write_bytes(gzip.compress(json.dumps(document).encode("utf-8")))
@@ -623,6 +784,7 @@ def _altered(world: World, folder: Path, how: str) -> Path:
         ("signature", "签名无效"),
         ("unsigned", "缺少登记合约管理人的国密签名"),
         ("format", "不是可识别的信任快照"),
+        ("definition", "类型定义与所记录的哈希不符"),
     ],
 )
 def test_snapshot_file_of_another_registry_or_altered_is_refused_with_its_reason(
@@ -664,8 +826,7 @@ def test_worker_keeps_the_shell_only_and_an_update_drops_the_old_cache(
     assert _cache_names(browser) == [f"elicence-shell-{_version()}"]
     cached = _cached_urls(browser)
     assert f"{service.url}/index.html" in cached
-    assert f"{service.url}/v1/catalogue" in cached
-    assert [u for u in cached if "/v1/" in u] == [f"{service.url}/v1/catalogue"], cached
+    assert [u for u in cached if "/v1/" in u] == [], cached
 
     # What an old version left behind is deleted when a worker activates.
     browser.execute_async_script(

@@ -17,7 +17,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 
-from licence.payload import PREFIX, base45_decode, encode_payload
+from licence.payload import base45_decode, encode_payload
 from tests.web.conftest import WAIT_S, Site
 from tests.web.pages import card, open_page, shoot, verify_text
 
@@ -44,18 +44,22 @@ def visible_text(shown: WebElement) -> str:
 def corrupt_payload(payload: str) -> str:
     """`payload` with its deflate stream broken: the first block's type is the reserved
     one, so inflating fails as a badly printed or retyped code does (zlib error -3)."""
-    compressed = bytearray(base45_decode(payload[len(PREFIX) :]))
+    prefix, body = payload[:4], payload[4:]  # EL1: or EL2:
+    compressed = bytearray(base45_decode(body))
     compressed[2] = 0xFF
-    return PREFIX + base45.b45encode(bytes(compressed)).decode("ascii")
+    return prefix + base45.b45encode(bytes(compressed)).decode("ascii")
 
 
 @pytest.mark.parametrize("status", ["VALID", "TAMPERED", "REVOKED"])
 def test_chinese_page_shows_no_english_reason_text(
     browser: WebDriver, site: Site, screenshots: Path, status: str
 ) -> None:
-    answer = site.verify({"qr": encode_payload(site.document(status))})
+    # EL1: carries the root, so a changed field reads TAMPERED (an EL2: payload, which
+    # carries none, folds to a root never anchored: NOT_ANCHORED).
+    payload = encode_payload(site.document(status), layout=1)
+    answer = site.verify({"qr": payload})
     open_page(browser, site.url)
-    shown = verify_text(browser, encode_payload(site.document(status)))
+    shown = verify_text(browser, payload)
     assert shown.get_attribute("data-status") == status
     reasons = [r.text for r in shown.find_elements(By.CSS_SELECTOR, ".check__reason")]
     reasons += [r.text for r in shown.find_elements(By.CSS_SELECTOR, ".card__reason")]
@@ -97,7 +101,8 @@ def test_english_page_words_the_reasons_in_english(browser: WebDriver, site: Sit
 def test_corrupt_qr_payload_gets_a_plain_chinese_sentence_and_folded_detail(
     browser: WebDriver, site: Site, screenshots: Path
 ) -> None:
-    corrupt = corrupt_payload(encode_payload(site.document("VALID")))
+    # An EL1: payload (still read) whose zlib stream is broken.
+    corrupt = corrupt_payload(encode_payload(site.document("VALID"), layout=1))
     problem = httpx.post(f"{site.url}/v1/verifications", json={"qr": corrupt}, timeout=WAIT_S)
     assert (problem.status_code, problem.json()["reason"]) == (422, "zlib")
     open_page(browser, site.url)

@@ -1,8 +1,9 @@
 """The present page in a real headless Chromium: the QR it makes verifies VALID.
 
-The page builds the presentation and its EL1: payload itself (WebCrypto, its own CBOR
-and Base45, pako's zlib): these tests hand that payload to the strict Python decoder
-(licence.payload.decode_payload), to the service, and to the verify page.
+The page builds the presentation and its EL2: payload itself (WebCrypto, its own CBOR
+and Base45, pako's raw deflate with the preset dictionary): these tests hand that
+payload to the strict Python decoder (licence.payload.decode_payload, with the service's
+chain and registry), to the service, and to the verify page.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ def _open_licence(driver: WebDriver, site: Site, path: Path) -> None:
     open_page(driver, site.url + "/present.html")
     driver.find_element(By.ID, "licence-file").send_keys(str(path))
     wait(driver).until(lambda d: d.find_element(By.ID, "payload").get_attribute("value"))
+
+
+def _read(payload: str, site: Site) -> LicenceDocument:
+    """The page's EL2: payload as the service reads it: with its own chain and registry."""
+    anchor = site.document("VALID").anchor
+    return decode_payload(payload, chain_id=anchor.chain_id, registry=anchor.registry)
 
 
 def _payload(driver: WebDriver) -> str:
@@ -74,7 +81,7 @@ def test_initial_qr_decodes_in_python_and_verifies_valid(browser: WebDriver, sit
     document = site.document("VALID")
     _open_licence(browser, site, site.path("VALID"))
     payload = _payload(browser)
-    shown = decode_payload(payload)  # the strict reader: canonical CBOR, 78 DA, no slack
+    shown = _read(payload, site)  # the strict reader: canonical CBOR, no slack
     assert shown == present(document, [n for n in document.fields if n != "legalRepresentative"])
     assert site.verify({"qr": payload})["status"] == "VALID"
 
@@ -86,7 +93,7 @@ def test_hiding_a_field_gives_a_qr_that_verifies_valid_with_the_field_hidden(
     _open_licence(browser, site, site.path("VALID"))
     payload = _toggle_and_wait(browser, "registeredCapital")
     assert not _choice(browser, "registeredCapital").is_selected()
-    hidden = decode_payload(payload)
+    hidden = _read(payload, site)
     assert "registeredCapital" in hidden.hidden and "registeredCapital" not in hidden.fields
     assert hidden.licence_id == document.licence_id
     # The QR code the page drew carries exactly that payload, and a reader can read it.
@@ -113,12 +120,12 @@ def test_hiding_a_field_gives_a_qr_that_verifies_valid_with_the_field_hidden(
 def test_disclosing_personal_data_and_minimum_both_verify(browser: WebDriver, site: Site) -> None:
     _open_licence(browser, site, site.path("VALID"))
     with_person = _toggle_and_wait(browser, "legalRepresentative")
-    assert "legalRepresentative" in decode_payload(with_person).fields
+    assert "legalRepresentative" in _read(with_person, site).fields
     assert site.verify({"qr": with_person})["status"] == "VALID"
     before = _payload(browser)
     browser.find_element(By.ID, "disclose-minimum").click()
     wait(browser).until(lambda d: _payload(d) != before)
-    minimal = decode_payload(_payload(browser))
+    minimal = _read(_payload(browser), site)
     assert set(minimal.fields) == BUSINESS.mandatory_disclosure & set(minimal.commitments)
     assert site.verify({"qr": _payload(browser)})["status"] == "VALID"
 
@@ -135,7 +142,7 @@ def test_saved_presentation_can_be_presented_again_hiding_more(
     capital = _choice(browser, "registeredCapital")
     assert not capital.is_selected() and not capital.is_enabled()
     payload = _toggle_and_wait(browser, "businessScope")
-    again = decode_payload(payload)
+    again = _read(payload, site)
     assert again == present(first, ["registeredAddress"])
     assert site.verify({"qr": payload})["status"] == "VALID"
 
@@ -152,7 +159,7 @@ def test_presentation_file_the_page_saves_is_the_one_in_the_qr(
         "fetch(document.getElementById('save-json').href).then(r => r.text()).then(done);"
     )
     from_file: LicenceDocument = loads_document(str(saved).encode("utf-8"))
-    assert from_file == decode_payload(_payload(browser))
+    assert from_file == _read(_payload(browser), site)
 
 
 def test_licence_never_leaves_the_device(browser: WebDriver, site: Site) -> None:

@@ -9,13 +9,12 @@
 //
 // Answers of the API (v1/...) are not intercepted, so never cached: a verdict is true
 // only as of its block and may hold fields a caller may see. The page keeps the trust
-// anchor and the trust snapshot itself, in IndexedDB (js/offline-ui.js). One exception,
-// KEPT: the catalogue of licence types (v1/catalogue), public and the same for everyone,
-// which the page and offline.js need to show and check a licence; it is the service's,
-// not a file of the page, so it is asked of the network first and the kept copy used only
-// when the network fails.
+// anchor and the trust snapshot itself, in IndexedDB (js/offline-ui.js). The catalogue
+// of licence types is not kept either: offline, the page reads licences by the
+// definitions in the trust snapshot, which the governor signed and offline.js checks
+// against the registry's hashes, not by a copy of GET v1/catalogue.
 
-const VERSION = "d13064402db7";
+const VERSION = "2bdafa84bf6c";
 const PREFIX = "elicence-shell-";
 const CACHE = PREFIX + VERSION;
 
@@ -32,6 +31,7 @@ const SHELL = [
   "js/offline.js",
   "js/offline/document.js",
   "js/offline/payload.js",
+  "js/payload-dictionary.js",
   "js/present.js",
   "js/reasons.js",
   "js/scan.js",
@@ -51,19 +51,15 @@ const SHELL = [
   "icons/icon-512.png",
 ];
 
-const KEPT = ["v1/catalogue"];
-
 const scope = new URL(self.registration.scope);
 const shellUrls = new Set(SHELL.map((path) => new URL(path, scope).href));
-const keptUrls = new Set(KEPT.map((path) => new URL(path, scope).href));
 
 self.addEventListener("install", (event) => {
   event.waitUntil(
     (async () => {
       const cache = await caches.open(CACHE);
       // "reload": fetch past the HTTP cache, so the new cache never holds an old file.
-      const all = [...SHELL, ...KEPT];
-      await cache.addAll(all.map((path) => new Request(new URL(path, scope), { cache: "reload" })));
+      await cache.addAll(SHELL.map((path) => new Request(new URL(path, scope), { cache: "reload" })));
       await self.skipWaiting();
     })(),
   );
@@ -87,30 +83,10 @@ function shellKey(url) {
   return shellUrls.has(bare) ? bare : null;
 }
 
-/** The network's answer, kept for when the network fails; the kept one then. */
-async function networkFirst(request, key) {
-  const cache = await caches.open(CACHE);
-  try {
-    const response = await fetch(request);
-    if (response.ok) await cache.put(key, response.clone());
-    if (response.status < 500) return response;
-    return (await cache.match(key)) ?? response; // the service up, its answer not
-  } catch (exc) {
-    const kept = await cache.match(key);
-    if (kept) return kept;
-    throw exc;
-  }
-}
-
 self.addEventListener("fetch", (event) => {
   const request = event.request;
   if (request.method !== "GET") return;
   const url = new URL(request.url);
-  const bare = url.origin + url.pathname;
-  if (keptUrls.has(bare)) {
-    event.respondWith(networkFirst(request, bare));
-    return;
-  }
   const key = shellKey(url);
   if (key === null) return; // the API and everything else: straight to the network
   event.respondWith(

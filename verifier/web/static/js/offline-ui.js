@@ -8,7 +8,7 @@
 // against it by offline.js's loadTrustSnapshot before it is used or kept. A snapshot
 // kept in IndexedDB is checked again at every load: storage is not trusted either.
 
-import { el } from "./common.js";
+import { el, useSnapshotCatalogue } from "./common.js";
 import { lang, t } from "./i18n.js";
 
 const DB_NAME = "elicence-offline";
@@ -95,6 +95,33 @@ async function offline() {
   return offlineModule;
 }
 
+/** The catalogue ({types}) of the snapshot kept in IndexedDB, checked again against the
+ * pinned anchor, or null: for a page that has no snapshot loaded (the holder's page,
+ * offline). */
+export async function keptCatalogue() {
+  try {
+    const anchor = await kept("anchor");
+    const saved = await kept("snapshot");
+    if (!anchor || !saved) return null;
+    // The co-signature's SM2 is a classic script the verify page loads and others not.
+    if (!globalThis.sm2) await classicScript("vendor/sm-crypto/sm2.js");
+    const { loadTrustSnapshot } = await offline();
+    return (await loadTrustSnapshot(saved.bytes, anchor)).catalogue;
+  } catch {
+    return null;
+  }
+}
+
+function classicScript(path) {
+  return new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = new URL(`../${path}`, import.meta.url).href;
+    script.onload = resolve;
+    script.onerror = () => reject(new Error(`${path} did not load`));
+    document.head.append(script);
+  });
+}
+
 /** True when a checked snapshot is loaded. */
 export function hasSnapshot() {
   return state.snapshot !== null;
@@ -147,7 +174,7 @@ function sameBytes(a, b) {
 }
 
 function refused(exc) {
-  const known = ["format", "signature", "unsigned", "other-registry", "no-anchor", "service-none"];
+  const known = ["format", "signature", "unsigned", "definition", "other-registry", "no-anchor", "service-none"];
   const key = known.includes(exc?.code) ? `snapshot-refused-${exc.code}` : "snapshot-refused-other";
   state.problem = [key, String(exc?.message ?? exc)];
 }
@@ -306,6 +333,12 @@ async function registerWorker() {
  * the returned function (on a language switch).
  */
 export async function setUpOffline(when) {
+  // The page's catalogue, when the service cannot give it, is the snapshot's.
+  let restoredDone;
+  const restored = new Promise((resolve) => {
+    restoredDone = resolve;
+  });
+  useSnapshotCatalogue(() => restored.then(() => state.snapshot?.catalogue ?? null));
   const redraw = () => renderPanel(when);
   changed = redraw;
   registerWorker();
@@ -350,6 +383,7 @@ export async function setUpOffline(when) {
   } catch {
     // IndexedDB unavailable: nothing kept, nothing to restore
   }
+  restoredDone();
   try {
     await pinAnchor();
     // The newest trusted snapshot wins, wherever it came from.

@@ -13,20 +13,35 @@
 // (`sm3`, for sm3-128 licences), vendor/sm-crypto/sm2.js (`sm2`, agency seals and the
 // governor's SM2 co-signature) and vendor/pako/pako_inflate.umd.min.js (`pako`, EL1:
 // payloads; it replaces a `pako` global of pako_deflate, so a page needing both loads the
-// deflate half after the inflate half and keeps a reference). The catalogue of licence
-// types is the service's (GET v1/catalogue, beside the page) and the words of status
-// reasons reasons.json: the service worker keeps both for offline use.
+// deflate half after the inflate half and keeps a reference). The licence types are the
+// snapshot's own: the definitions the governor published in the registry, each checked
+// against its hash (docs/offline.md), not a copy kept by the page. The words of status
+// reasons are reasons.json, which the service worker keeps.
 // secp256k1 (the governor's chain-key signature) and Keccak-256 are vendored ES modules.
 
-import { loadsDocument, parseDocument, licenceId, computedRoot, fieldProblems, parseDate, checksummed, DocumentRefused } from "./offline/document.js";
+import {
+  loadsDocument,
+  parseDocument,
+  licenceId,
+  computedRoot,
+  fieldProblems,
+  parseDate,
+  checksummed,
+  typeVersionOf,
+  DocumentRefused,
+} from "./offline/document.js";
 import { decodePayload, cborOf, sameBytes, PayloadRefused } from "./offline/payload.js";
-import { bytesToHex, hexToBytes } from "./elformat.js";
+import * as elformat from "./elformat.js";
 import { recoverPublicKey } from "../vendor/noble-secp256k1/index.js";
 import { keccak_256 } from "../vendor/noble-hashes/sha3.js";
 
 export { DocumentRefused, PayloadRefused };
 
-const FORMAT = "elicence-trust-snapshot/1";
+const { bytesToHex, hexToBytes } = elformat;
+const EL2_PREFIX = "EL2:";
+
+const FORMAT = "elicence-trust-snapshot/2";
+const FORMAT_1 = "elicence-trust-snapshot/1"; // before licence types were on chain
 const DEFAULT_MAX_AGE_SECONDS = 7 * 24 * 3600; // verifier.trust_snapshot.DEFAULT_MAX_AGE
 const SM2_ID = "1234567812345678";
 const SEAL_TAG = "elicence/1 seal";
@@ -41,6 +56,7 @@ const SM2_P = 0xfffffffeffffffffffffffffffffffffffffffff00000000ffffffffffffffff
  * "format" (not a trust snapshot, or its content is not a snapshot's),
  * "signature" (altered after signing, or signed by a key not trusted as governor),
  * "unsigned" (no SM2 co-signature, though the trust anchor pins the governor's SM2 key),
+ * "definition" (a licence type definition does not hash to the hash stated beside it),
  * "other-registry" (of another registry or chain than the anchor's). */
 export class SnapshotRefused extends Error {
   constructor(code, message) {
@@ -50,7 +66,7 @@ export class SnapshotRefused extends Error {
   }
 }
 
-// ---------------------------------------------------------------- the catalogue
+// ---------------------------------------------------------------- resources
 
 const loaded = new Map();
 
@@ -67,12 +83,6 @@ function pageJson(path) {
     loaded.set(path, reading);
   }
   return loaded.get(path);
-}
-
-/** The service's catalogue (GET v1/catalogue, which the service worker keeps), as
- * {types}: the payload's field order is the one the service reads by. */
-async function catalogue() {
-  return { types: (await pageJson("v1/catalogue")).licenceTypes };
 }
 
 // ---------------------------------------------------------------- loading a snapshot
@@ -193,6 +203,12 @@ export async function loadTrustSnapshot(bytes, anchor) {
   } catch (exc) {
     throw new SnapshotRefused("format", `not a trust snapshot: ${exc.message}`);
   }
+  if (document !== null && typeof document === "object" && document.format === FORMAT_1) {
+    throw new SnapshotRefused(
+      "format",
+      `a trust snapshot of format ${FORMAT_1}, from before licence types were published in the registry: export a new one`,
+    );
+  }
   if (document === null || typeof document !== "object" || document.format !== FORMAT) {
     throw new SnapshotRefused("format", `not a trust snapshot of format ${FORMAT}`);
   }
@@ -243,10 +259,127 @@ export async function loadTrustSnapshot(bytes, anchor) {
     throw new SnapshotRefused("other-registry", `of registry ${body.registry}, but the trusted registry is ${anchor.registry}`);
   }
   try {
-    return build(body, digest, anchor.maxAgeSeconds ?? DEFAULT_MAX_AGE_SECONDS);
+    const types = await licenceTypesOf(body.licenceTypes);
+    return build(body, digest, anchor.maxAgeSeconds ?? DEFAULT_MAX_AGE_SECONDS, types);
   } catch (exc) {
+    if (exc instanceof SnapshotRefused) throw exc;
     throw new SnapshotRefused("format", `its content is not a snapshot's (${exc.message})`);
   }
+}
+
+// ---------------------------------------------------------------- the licence types
+
+const HEX32 = /^[0-9a-f]{64}$/;
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * The snapshot's licence types (verifier.trust_snapshot._published_types): every
+ * published version by "code:version" with its hash, and the page's form of each
+ * definition it can read. A definition that does not hash to its stated hash refuses the
+ * snapshot ("definition"); one that does but is not a readable, canonical definition of
+ * that version is left out (its licences are "type.unavailable"), never used.
+ */
+async function licenceTypesOf(entries) {
+  need(Array.isArray(entries), "licenceTypes");
+  const published = new Map();
+  const types = [];
+  const unreadable = new Map();
+  for (const entry of entries) {
+    need(entry !== null && typeof entry === "object", "licence type");
+    const { code, version, definitionHash, definition, blockNumber } = entry;
+    need(isInt(code) && isInt(version) && isInt(blockNumber), "licence type code, version, block");
+    need(typeof definitionHash === "string" && HEX32.test(definitionHash), "definition hash");
+    need(typeof definition === "string" && !LONE_SURROGATE.test(definition), "definition text");
+    const key = `${code}:${version}`;
+    need(!published.has(key), `licence type ${code} version ${version} listed twice`);
+    const actual = plainHex(new Uint8Array(await crypto.subtle.digest("SHA-256", utf8.encode(definition))));
+    if (actual !== definitionHash) {
+      throw new SnapshotRefused(
+        "definition",
+        `its definition of licence type ${code} version ${version} hashes to ${actual}, not to the ${definitionHash} it names for it`,
+      );
+    }
+    published.set(key, { code, version, definitionHash, blockNumber });
+    try {
+      types.push(pageType(definition, code, version));
+    } catch (exc) {
+      unreadable.set(key, exc.message);
+    }
+  }
+  return { published, types, unreadable };
+}
+
+/** RFC 8785 JSON of a parsed value: keys in UTF-16 code unit order (what sort() does),
+ * strings and numbers as JSON.stringify writes them (JCS's own rules). */
+function jcs(value) {
+  if (Array.isArray(value)) return "[" + value.map(jcs).join(",") + "]";
+  if (value !== null && typeof value === "object") {
+    return "{" + Object.keys(value).sort().map((k) => JSON.stringify(k) + ":" + jcs(value[k])).join(",") + "}";
+  }
+  return JSON.stringify(value);
+}
+
+const TYPE_MEMBERS = ["id", "code", "version", "name", "owners", "mandatoryDisclosure", "mandatoryPersonal", "fields"];
+const FIELD_MEMBERS = ["name", "label", "kind", "required", "personal", "maxLength", "pattern", "absentMeans", "example"];
+const KINDS = ["text", "date", "credit_code"];
+
+function only(obj, allowed, what) {
+  need(obj !== null && typeof obj === "object" && !Array.isArray(obj), what);
+  for (const name of Object.keys(obj)) need(allowed.includes(name), `${what}: unknown member ${name}`);
+  return obj;
+}
+
+function label(value, what) {
+  only(value, ["zh", "en"], what);
+  need(typeof value.zh === "string" && typeof value.en === "string", what);
+  return { zh: value.zh, en: value.en };
+}
+
+/** A published definition in the shape of GET v1/catalogue's types (what the checks
+ * and the card read), or throws: not the canonical text (the registry's hash is of the
+ * canonical form), of another code or version, or not of a definition's shape. The
+ * service reads definitions with stricter rules (licence/catalogue_rules.py); a
+ * definition it refuses cannot have been published by `elicence catalogue publish`. */
+function pageType(text, code, version) {
+  const raw = JSON.parse(text);
+  need(jcs(raw) === text, "not the canonical form of its definition");
+  only(raw, TYPE_MEMBERS, "definition");
+  need(raw.code === code && raw.version === version, `it defines type ${raw.code} version ${raw.version}`);
+  need(typeof raw.id === "string" && /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/.test(raw.id), "id");
+  need(Array.isArray(raw.fields) && raw.fields.length > 0, "fields");
+  need(Array.isArray(raw.owners) && Array.isArray(raw.mandatoryDisclosure), "owners, mandatoryDisclosure");
+  const mandatory = new Set(raw.mandatoryDisclosure);
+  const fields = raw.fields.map((f, i) => {
+    only(f, FIELD_MEMBERS, `fields[${i}]`);
+    need(typeof f.name === "string" && /^[a-z][A-Za-z0-9]*$/.test(f.name), `fields[${i}].name`);
+    need(KINDS.includes(f.kind) && typeof f.required === "boolean" && typeof f.personal === "boolean", `fields[${i}]`);
+    need(f.maxLength === undefined || isInt(f.maxLength), `fields[${i}].maxLength`);
+    need(f.pattern === undefined || typeof f.pattern === "string", `fields[${i}].pattern`);
+    if (f.pattern !== undefined) new RegExp(`^(?:${f.pattern})$`, "u"); // throws if it does not compile
+    return {
+      name: f.name,
+      label: label(f.label, `fields[${i}].label`),
+      kind: f.kind,
+      required: f.required,
+      personal: f.personal,
+      mandatoryDisclosure: mandatory.has(f.name),
+      absentMeans: f.absentMeans === undefined ? null : label(f.absentMeans, `fields[${i}].absentMeans`),
+      maxLength: f.maxLength ?? null,
+      pattern: f.pattern ?? null,
+    };
+  });
+  const names = fields.map((f) => f.name);
+  need(new Set(names).size === names.length, "a field name twice");
+  for (const name of mandatory) need(names.includes(name), `mandatoryDisclosure names no field ${name}`);
+  return {
+    id: raw.id,
+    code,
+    version,
+    name: label(raw.name, "name"),
+    owners: raw.owners.map((o, i) => label(o, `owners[${i}]`)),
+    fields,
+    mandatoryDisclosure: names.filter((n) => mandatory.has(n)),
+  };
 }
 
 function need(condition, what) {
@@ -262,7 +395,7 @@ const hexKey = (v) =>
   typeof v !== "string" ? null : LOWER_HEX16.test(v) ? v : ANY_HEX16.test(v) ? v.toLowerCase() : null;
 
 /** The look-ups verification reads (verifier.trust_snapshot._build). */
-function build(body, sha256, maxAgeSeconds) {
+function build(body, sha256, maxAgeSeconds, licenceTypes) {
   need(isInt(body.chainId) && typeof body.registry === "string", "chainId, registry");
   need(isInt(body.blockNumber) && isInt(body.blockTime), "blockNumber, blockTime");
   const agencies = new Map();
@@ -286,9 +419,9 @@ function build(body, sha256, maxAgeSeconds) {
   }
   const anchors = new Map();
   for (const row of body.anchors) {
-    need(Array.isArray(row) && row.length === 7 && hexKey(row[0]) !== null, "anchor");
-    const [root, agencyId, licenceType, count, block, time, keyNumber] = row;
-    anchors.set(hexKey(root), { agencyId, licenceType, count, block, time, keyNumber });
+    need(Array.isArray(row) && row.length === 8 && hexKey(row[0]) !== null, "anchor");
+    const [root, agencyId, licenceType, count, block, time, keyNumber, typeVersion] = row;
+    anchors.set(hexKey(root), { agencyId, licenceType, count, block, time, keyNumber, typeVersion });
   }
   // The changed statuses are most of a large snapshot (a million rows): they stay the
   // parsed rows, indexed by leaf id (a row's own string, no new key is made); the rare
@@ -320,7 +453,16 @@ function build(body, sha256, maxAgeSeconds) {
     blockTime: body.blockTime,
     sha256,
     maxAgeSeconds,
-    counts: { agencies: agencies.size, anchors: anchors.size, statuses: statuses.length },
+    counts: {
+      agencies: agencies.size,
+      anchors: anchors.size,
+      statuses: statuses.length,
+      licenceTypes: licenceTypes.published.size,
+    },
+    // The catalogue the page reads licences by, offline: {types} as GET v1/catalogue's.
+    catalogue: Object.freeze({ types: licenceTypes.types }),
+    published: licenceTypes.published,
+    unreadableTypes: licenceTypes.unreadable,
     agencies,
     anchors,
     statuses,
@@ -443,6 +585,15 @@ function issuerCheck(doc, anchor, agency) {
       typeCode: doc.type.code,
     });
   }
+  if (anchor.typeVersion !== (doc.type.version ?? 1)) {
+    // The batch was hashed under the anchored version's fields: a document naming another
+    // version was changed after issuing (verifier/checks.py).
+    return failed("issuer", "TAMPERED", "issuer.other-type-version", {
+      anchoredVersion: anchor.typeVersion,
+      licenceType: doc.type.id,
+      typeVersion: doc.type.version ?? 1,
+    });
+  }
   const named = doc.fields.issuingAuthority;
   if (named !== undefined && named !== agency.name) {
     return failed("issuer", "ISSUER_NOT_AUTHORISED", "issuer.other-authority", {
@@ -527,14 +678,16 @@ function validityCheck(doc, today) {
     : passed("validity", "validity.ok-no-end", since);
 }
 
-/** The document `text` names: a licence JSON document or an EL1: payload.
- * Throws DocumentRefused or PayloadRefused (each with `.code`) when the service would
- * give no verdict either. */
-async function readDocument(text) {
-  const types = await catalogue();
+/** The document `text` names: a licence JSON document or an EL2:/EL1: payload, read by
+ * the snapshot's licence types (an EL2: payload also by its chain and registry, which
+ * the payload does not carry). Throws DocumentRefused or PayloadRefused (each with
+ * `.code`) when the service would give no verdict either. */
+async function readDocument(text, snapshot) {
+  const types = snapshot.catalogue;
   // As the page asks the service: JSON when it starts with "{", else a QR payload.
   const trimmed = text.replace(/^\uFEFF/, "").trim();
   if (trimmed.startsWith("{")) return loadsDocument(text, types);
+  if (trimmed.startsWith(EL2_PREFIX)) return await readEl2(trimmed, types, snapshot);
   const { json, raw } = decodePayload(trimmed, types);
   let doc;
   try {
@@ -558,7 +711,7 @@ async function readDocument(text) {
  * on `now`'s date in China Standard Time.
  */
 export async function verifyOffline(text, snapshot, now = new Date()) {
-  const doc = await readDocument(text);
+  const doc = await readDocument(text, snapshot);
   const today = new Date(now.getTime() + CHINA_OFFSET_MS).toISOString().slice(0, 10);
   const [integrityCheck, leaf] = await integrity(doc);
   const checks = [integrityCheck];
@@ -608,6 +761,30 @@ export async function verifyOffline(text, snapshot, now = new Date()) {
     successor: changed && state.successor ? "0x" + state.successor : null,
     blockHeight: snapshot.blockNumber,
   };
+}
+
+/** An EL2: payload, decoded by elformat.js (the format's second implementation) with
+ * the snapshot's chain and registry, which an EL2: payload does not carry, and the
+ * snapshot's licence types (a version it lacks: "type.unavailable"). */
+async function readEl2(text, types, snapshot) {
+  const deployment = { chainId: snapshot.chainId, registry: checksummed(snapshot.registry.toLowerCase()) };
+  const typeOf = (code, version) => typeVersionOf(types, (t) => t.code === code, version, `code ${code}`);
+  let decoded;
+  try {
+    decoded = await elformat.decodeEl2(text, typeOf, deployment);
+  } catch (exc) {
+    if (exc instanceof DocumentRefused || exc instanceof PayloadRefused) throw exc;
+    if (exc instanceof elformat.PayloadError) throw new PayloadRefused(exc.code, exc.detail);
+    throw exc;
+  }
+  try {
+    return parseDocument(decoded.json, types);
+  } catch (exc) {
+    if (exc instanceof DocumentRefused) {
+      throw new PayloadRefused(exc.code === "document" ? "document" : exc.code, exc.message);
+    }
+    throw exc;
+  }
 }
 
 function orderedFields(doc) {

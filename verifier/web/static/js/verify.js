@@ -30,7 +30,7 @@ let redrawOffline = () => {};
 
 // ---------------------------------------------------------------- asking the service
 
-/** Verify pasted or read text: a licence JSON or an EL1: payload. */
+/** Verify pasted or read text: a licence JSON or an EL2:/EL1: payload. */
 async function verifyText(raw) {
   const text = raw.replace(/^\uFEFF/, "").trim();
   if (!text) {
@@ -68,8 +68,16 @@ async function verifyOffline(text) {
     const { verdict, offline } = await verifyFromSnapshot(text);
     show({ kind: "verdict", verdict, offline });
   } catch (exc) {
+    const detail = String(exc?.message ?? exc);
+    if (exc?.code === "type.unavailable" || exc?.code === "unsupported-hash-suite") {
+      // The licence may be genuine: the snapshot lacks its type version, or this page
+      // its hash suite. Could not check, never a verdict.
+      const sentence = exc.code === "type.unavailable" ? "offline-type-unavailable" : "problem-suite";
+      show({ kind: "unchecked", sentence: [sentence], detail });
+      return;
+    }
     // Not a licence (offline.js cannot read it): as the service's 4xx, no verdict.
-    show({ kind: "unreadable", sentence: ["problem-document"], detail: String(exc?.message ?? exc) });
+    show({ kind: "unreadable", sentence: ["problem-document"], detail });
   } finally {
     slot.removeAttribute("aria-busy");
   }

@@ -19,8 +19,9 @@ const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 const utf8 = new TextEncoder();
 
 /** A document the service would refuse to verify; `code` is "document", or
- * "unsupported-hash-suite" for a suite this page cannot compute (the licence may be
- * genuine: no verdict, never TAMPERED). `path` names the member at fault. */
+ * "unsupported-hash-suite" for a suite this page cannot compute, or "type.unavailable"
+ * for a licence type version the trust snapshot does not hold (in both cases the licence
+ * may be genuine: no verdict, never TAMPERED). `path` names the member at fault. */
 export class DocumentRefused extends Error {
   constructor(path, reason, code = "document") {
     super(path ? `${path}: ${reason}` : reason);
@@ -109,12 +110,20 @@ export async function computedRoot(doc, leaf) {
 
 // ---------------------------------------------------------------- strict reading
 
-/** The licence type that `matches` picks, in its current (highest) version: documents
- * and payloads name a type, not a version, and are read with the current one. */
-export function currentType(catalogue, matches) {
-  let found = null;
-  for (const type of catalogue.types) {
-    if (matches(type) && (found === null || (type.version ?? 1) > (found.version ?? 1))) found = type;
+export const MAX_TYPE_VERSION = 65535;
+
+/** The licence type version that `matches` picks (documents name the id, payloads the
+ * code; both the version, 1 when a document names none), or throws "type.unavailable":
+ * the snapshot does not hold it, so the licence cannot be checked here (as the service's
+ * TypeUnavailable, verifier/type_loading.py). */
+export function typeVersionOf(catalogue, matches, version, named) {
+  const found = catalogue.types.find((type) => matches(type) && (type.version ?? 1) === version);
+  if (!found) {
+    throw new DocumentRefused(
+      "type",
+      `licence type ${named} version ${version} is not in the trust snapshot (not published when it was exported, or unreadable): it cannot be checked here`,
+      "type.unavailable",
+    );
   }
   return found;
 }
@@ -230,7 +239,7 @@ export function loadsDocument(text, catalogue) {
  * {type, suite, fields, secret, salts, hidden, anchorJson}, hex as in the file. */
 export function parseDocument(raw, catalogue) {
   const obj = object(raw, "");
-  onlyMembers(obj, "", ["format", "type", "fields", "anchor"], ["hashSuite", "secret", "salts", "hidden"]);
+  onlyMembers(obj, "", ["format", "type", "fields", "anchor"], ["hashSuite", "typeVersion", "secret", "salts", "hidden"]);
   if (obj.format !== FORMAT) {
     throw new DocumentRefused("format", `unsupported format ${JSON.stringify(obj.format)}`);
   }
@@ -239,8 +248,11 @@ export function parseDocument(raw, catalogue) {
     throw new DocumentRefused("hashSuite", `unsupported hash suite ${suite}`, "unsupported-hash-suite");
   }
   const typeId = string(obj.type, "type");
-  const type = currentType(catalogue, (t) => t.id === typeId);
-  if (!type) throw new DocumentRefused("type", `unknown licence type ${typeId}`);
+  const version = obj.typeVersion ?? 1;
+  if (!Number.isSafeInteger(version) || version < 1 || version > MAX_TYPE_VERSION) {
+    throw new DocumentRefused("typeVersion", `must be a whole number from 1 to ${MAX_TYPE_VERSION}`);
+  }
+  const type = typeVersionOf(catalogue, (t) => t.id === typeId, version, JSON.stringify(typeId));
   const fieldOf = (name) => type.fields.find((f) => f.name === name);
 
   const fields = object(obj.fields, "fields");

@@ -8,12 +8,13 @@
 // bytes after the stream, and the same code runs under Node in tests/web.
 
 import { cborEncode, payloadItems } from "../elformat.js";
-import { currentType } from "./document.js";
+import { typeVersionOf } from "./document.js";
 
 export const PREFIX = "EL1:";
 const MAX_PAYLOAD_CHARS = 4296; // the largest alphanumeric QR code (version 40-L)
 const MAX_CBOR_BYTES = 16 * 1024;
 const MAX_PROOF_LENGTH = 40;
+const MAX_TYPE_CODE = 65535;
 const LAYOUT_ITEMS = 8; // a sealed payload has one more: the seal
 const HASH = 16;
 const ADDRESS = 20;
@@ -256,8 +257,11 @@ function cborItems(raw) {
 function jsonOf(items, catalogue) {
   const [version, code, chainId, registry, root, proof, keys, fields] = items;
   if (!isInt(code)) throw new PayloadRefused("layout", "[1] type must be a catalogue code");
-  const type = currentType(catalogue, (t) => t.code === code);
-  if (!type) throw new PayloadRefused("type", `no licence type has catalogue code ${code}`);
+  if (!(code >= 1 && code <= MAX_TYPE_CODE)) {
+    throw new PayloadRefused("type", `[1] type code ${code} is not in 1..${MAX_TYPE_CODE}`);
+  }
+  // An EL1: payload is of version 1 of its type (it names none).
+  const type = typeVersionOf(catalogue, (t) => t.code === code, 1, `code ${code}`);
   if (!isInt(chainId) || !(BigInt(chainId) > 0n && BigInt(chainId) < 2n ** 64n)) {
     throw new PayloadRefused("layout", "[2] chainId must be an integer in 1..2**64-1");
   }
