@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from issuer.batch import wrap_batch
 from licence.catalogue import catalogue
-from licence.document import AnchorRef, LicenceDocument
+from licence.document import LicenceDocument
 from licence.errors import PayloadError
 from licence.payload import (
     MAX_CBOR_BYTES,
@@ -24,11 +24,11 @@ from licence.payload import (
 )
 from licence.payload import encode_payload as encode_any_payload
 from licence.presentation import present
+from tests.licence.payload_strategies import BASE45, changed_payloads, documents
 from tests.samples import business_licence, food_business_licence
 
 REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 BUSINESS = catalogue().get("business-licence")
-BASE45 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 
 
 @pytest.fixture(scope="module")
@@ -216,47 +216,10 @@ def test_payload_too_big_for_a_qr_code_is_refused_when_encoding(licence):
 
 # --- properties -----------------------------------------------------------------------
 
-hashes = st.binary(min_size=16, max_size=16)
-values = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=24)
-
-
-@st.composite
-def documents(draw) -> LicenceDocument:
-    """Any business licence or presentation the format allows (hashes need not hold)."""
-    names = BUSINESS.field_names
-    present_names = [n for n in names if BUSINESS.field(n).required or draw(st.booleans())]
-    hidden_names = {
-        n for n in present_names if n not in BUSINESS.mandatory_disclosure and draw(st.booleans())
-    }
-    fields = {n: draw(values) for n in present_names if n not in hidden_names}
-    anchor = AnchorRef(
-        chain_id=draw(st.integers(1, 2**64 - 1)),
-        registry=REGISTRY,
-        root=draw(hashes),
-        proof=tuple(draw(st.lists(hashes, max_size=20))),
-    )
-    if not hidden_names and draw(st.booleans()):
-        return LicenceDocument(BUSINESS, fields, anchor, secret=draw(hashes))
-    return LicenceDocument(
-        BUSINESS,
-        fields,
-        anchor,
-        salts={n: draw(hashes) for n in fields},
-        hidden={n: draw(hashes) for n in hidden_names},
-    )
-
 
 @given(documents())
 def test_any_licence_round_trips(document):
     assert decode_payload(encode_payload(document)) == document
-
-
-@st.composite
-def changed_payloads(draw, payload: str) -> str:
-    index = draw(st.integers(0, len(payload) - 1))
-    alphabet = "EL1" + BASE45 if index < 4 else BASE45
-    char = draw(st.sampled_from(alphabet).filter(lambda c: c != payload[index]))
-    return payload[:index] + char + payload[index + 1 :]
 
 
 def _issued_presentations() -> list[LicenceDocument]:

@@ -19,7 +19,7 @@ from issuer.batch import wrap_batch
 from licence import document as document_module
 from licence import payload as payload_module
 from licence.catalogue import Catalogue, catalogue
-from licence.document import AnchorRef, LicenceDocument, parse_document
+from licence.document import LicenceDocument, parse_document
 from licence.errors import DocumentError, PayloadError, UnknownTypeVersion
 from licence.payload import (
     DICTIONARY,
@@ -28,13 +28,13 @@ from licence.payload import (
     encode_payload,
 )
 from licence.presentation import present
+from tests.licence.payload_strategies import BASE45, changed_payloads, documents
 from tests.samples import business_licence, food_business_licence
 
 REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 OTHER_REGISTRY = "0x" + "12" * 20
 CHAIN_ID = 1337
 BUSINESS = catalogue().get("business-licence")
-BASE45 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 SEAL = bytes(range(64))
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -379,52 +379,10 @@ def test_a_presentation_of_one_field_hiding_none_is_not_written(licence):
 
 # --- properties -------------------------------------------------------------------------
 
-hashes = st.binary(min_size=16, max_size=16)
-values = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=24)
 
-
-@st.composite
-def documents(draw) -> LicenceDocument:
-    """Any business licence or presentation the format allows, its root the one its
-    leaf and proof fold to (an EL2: payload carries no other)."""
-    names = BUSINESS.field_names
-    present_names = [n for n in names if BUSINESS.field(n).required or draw(st.booleans())]
-    hidden_names = {
-        n for n in present_names if n not in BUSINESS.mandatory_disclosure and draw(st.booleans())
-    }
-    fields = {n: draw(values) for n in present_names if n not in hidden_names}
-    anchor = AnchorRef(
-        CHAIN_ID,
-        REGISTRY,
-        b"",
-        tuple(draw(st.lists(hashes, max_size=20))),
-        draw(st.none() | st.binary(min_size=64, max_size=64)),
-    )
-    if not hidden_names and draw(st.booleans()):
-        document = LicenceDocument(BUSINESS, fields, anchor, secret=draw(hashes))
-    else:
-        document = LicenceDocument(
-            BUSINESS,
-            fields,
-            anchor,
-            salts={n: draw(hashes) for n in fields},
-            hidden={n: draw(hashes) for n in hidden_names},
-        )
-    rooted = dataclasses.replace(anchor, root=document.computed_root())
-    return dataclasses.replace(document, anchor=rooted)
-
-
-@given(documents())
+@given(documents(chain_id=CHAIN_ID, rooted=True))
 def test_any_licence_round_trips(document):
     assert read(encode_payload(document)) == document
-
-
-@st.composite
-def changed_payloads(draw, payload: str) -> str:
-    index = draw(st.integers(0, len(payload) - 1))
-    alphabet = "EL2" + BASE45 if index < 4 else BASE45
-    char = draw(st.sampled_from(alphabet).filter(lambda c: c != payload[index]))
-    return payload[:index] + char + payload[index + 1 :]
 
 
 def _issued() -> list[LicenceDocument]:

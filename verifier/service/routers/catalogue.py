@@ -21,7 +21,7 @@ import json
 import logging
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
@@ -30,7 +30,7 @@ from licence.catalogue import Label, LicenceType, catalogue
 from verifier.errors import CouldNotCheck, VerifierError
 from verifier.service.deps import ServicesDep
 from verifier.service.models import CatalogueOut
-from verifier.type_loading import TypeLoader
+from verifier.type_loading import PublishedRecord, TypeLoader
 
 log = logging.getLogger("elicence.service")
 
@@ -43,21 +43,8 @@ def _label(value: Label | None) -> dict[str, str] | None:
     return None if value is None else {"zh": value.zh, "en": value.en}
 
 
-class Published(Protocol):
-    """A published version as the index records it (ledger.registry.PublishedType)."""
-
-    @property
-    def code(self) -> int: ...
-    @property
-    def version(self) -> int: ...
-    @property
-    def definition_hash(self) -> bytes: ...
-    @property
-    def block_number(self) -> int: ...
-
-
 def _on_chain(
-    t: LicenceType, published: Mapping[tuple[int, int], Published] | None
+    t: LicenceType, published: Mapping[tuple[int, int], PublishedRecord] | None
 ) -> dict[str, Any]:
     record = None if published is None else published.get((t.code, t.version))
     return {
@@ -73,7 +60,7 @@ def _on_chain(
 
 
 def catalogue_json(
-    published: Mapping[tuple[int, int], Published] | None = None,
+    published: Mapping[tuple[int, int], PublishedRecord] | None = None,
 ) -> dict[str, Any]:
     """The catalogue as the API shows it: every version of every type it holds, by code
     and version, with its state in the registry (`published`: None when unknown)."""
