@@ -14,7 +14,7 @@
 // definitions in the trust snapshot, which the governor signed and offline.js checks
 // against the registry's hashes, not by a copy of GET v1/catalogue.
 
-const VERSION = "2bdafa84bf6c";
+const VERSION = "b85c621cf8ee";
 const PREFIX = "elicence-shell-";
 const CACHE = PREFIX + VERSION;
 

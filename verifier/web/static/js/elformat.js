@@ -1,6 +1,7 @@
 // The elicence/1 format in the browser, for the present page: read a licence or a
 // presentation, hide fields, and write the EL2: payload of docs/format.md; and, for the
-// offline verify page, read an EL2: payload (decodeEl2; EL1: is js/offline/payload.js's).
+// offline verify page, read an EL2: payload (decodeEl2) with the Base45, inflate, CBOR
+// and layout readers that the EL1: reader (js/offline/payload.js) uses too.
 //
 // Everything runs on the holder's device: hashing uses WebCrypto (crypto.subtle) for
 // SHA-256 and the vendored sm-crypto for SM3 (WebCrypto has none; a global `sm3`), the
@@ -421,9 +422,12 @@ export function encodePayload(document, type) {
   return text;
 }
 
-// ---------------------------------------------------------------- reading EL2:
+// ---------------------------------------------------------------- reading payloads
 
-/** An EL2: payload refused; `code` is the service's reason code (docs/format.md). */
+// What both readers share: this module's decodeEl2 and js/offline/payload.js (EL1:).
+
+/** A payload refused; `code` is the service's reason code (docs/format.md).
+ * js/offline/payload.js exports it as PayloadRefused. */
 export class PayloadError extends Error {
   constructor(code, detail) {
     super(`${code}: ${detail}`);
@@ -457,14 +461,15 @@ export function base45Decode(text) {
 
 const TOO_LARGE = Symbol("too large");
 
-/** {ok, raw, trailing, error, detail} of inflating a raw stream with the dictionary and
- * the 16 KiB cap (enforced while inflating: a bomb stops there). Never throws. */
-function inflateRaw(data) {
+/** {ok, raw, trailing, error, detail} of inflating `data` with pako `options` and the
+ * 16 KiB cap (enforced while inflating: a bomb stops there); `error` is "too-large" or
+ * `code`. Never throws. */
+function tryInflate(data, options, code) {
   const inflate = globalThis.pako;
   if (!inflate || typeof inflate.Inflate !== "function") {
     throw new Error("the vendored pako inflate (vendor/pako/pako_inflate.umd.min.js) is not loaded");
   }
-  const inflater = new inflate.Inflate({ raw: true, dictionary: DICTIONARY, chunkSize: MAX_CBOR_BYTES + 1 });
+  const inflater = new inflate.Inflate({ ...options, chunkSize: MAX_CBOR_BYTES + 1 });
   const chunks = [];
   let total = 0;
   inflater.onData = (chunk) => {
@@ -476,32 +481,35 @@ function inflateRaw(data) {
     inflater.push(data, true);
   } catch (exc) {
     if (exc === TOO_LARGE) return { ok: false, error: "too-large", detail: "more than 16 KiB" };
-    return { ok: false, error: "deflate", detail: String(exc) };
+    return { ok: false, error: code, detail: String(exc) };
   }
   if (!inflater.ended || inflater.err !== 0) {
     const cut = inflater.err === -5 || !inflater.ended;
-    return { ok: false, error: "deflate", detail: cut ? "the compressed data is cut short" : inflater.msg };
+    return { ok: false, error: code, detail: cut ? "the compressed data is cut short" : inflater.msg };
   }
   return { ok: true, raw: concat(...chunks), trailing: inflater.strm.avail_in };
 }
 
-function sameBytes(a, b) {
-  return a.length === b.length && a.every((byte, i) => byte === b[i]);
-}
-
-function inflated(data) {
-  const result = data.length ? inflateRaw(data) : { ok: false, error: "deflate", detail: "no data" };
+/**
+ * What `data` inflates to with pako `options`, as strictly as the service: PayloadError
+ * `code` ("deflate" for EL2:, "zlib" for EL1:) when it is corrupt, cut short or followed
+ * by more bytes, "too-large" past 16 KiB, "non-canonical" when bits inflate ignores are
+ * not zero. The deflate stream starts at byte `first` and `trailer` bytes (zlib's
+ * Adler-32) follow it.
+ */
+export function inflateStrict(data, { options, code, first, trailer }) {
+  const result = data.length ? tryInflate(data, options, code) : { ok: false, error: code, detail: "no data" };
   if (!result.ok) throw new PayloadError(result.error, result.detail);
-  if (result.trailing) throw new PayloadError("deflate", `${result.trailing} bytes after the compressed data`);
+  if (result.trailing) throw new PayloadError(code, `${result.trailing} bytes after the compressed data`);
   // The padding after a stored block's 3-bit header, and after the last block, is
   // ignored by inflate; left free, a payload could change and still decode the same.
-  let free = ((data[0] >> 1) & 0b11) === 0 && data[0] >> 3 !== 0;
-  const last = data.length - 1;
+  let free = ((data[first] >> 1) & 0b11) === 0 && data[first] >> 3 !== 0;
+  const last = data.length - 1 - trailer;
   for (let bit = 0; bit < 8 && !free; bit += 1) {
     if ((data[last] >> bit) & 1) {
       const cleared = data.slice();
       cleared[last] ^= 1 << bit;
-      const again = inflateRaw(cleared);
+      const again = tryInflate(cleared, options, code);
       free = again.ok && !again.trailing && sameBytes(again.raw, result.raw);
     }
   }
@@ -509,12 +517,25 @@ function inflated(data) {
   return result.raw;
 }
 
+export function sameBytes(a, b) {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
+
+// As Python's UTF-8 decoding, which keeps a leading U+FEFF in the text.
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const NOT_A_PAYLOAD_ITEM = Symbol("another CBOR kind"); // refused by the layout checks
+// The service decodes with cbor2 and max_depth=4, which refuses any item (a scalar too)
+// nested deeper than five levels, the outermost being level 1.
+const MAX_DEPTH = 5;
 
-/** One CBOR item of the kinds a payload uses; others decode to NOT_A_PAYLOAD_ITEM (the
- * layout refuses them), and the re-encoding check refuses any non-deterministic form. */
-function cborDecode(bytes) {
+/**
+ * The one CBOR item of `bytes`, as the service's decoder (cbor2) reads it: integers
+ * (BigInt past 2^53), byte strings, text, arrays and null; every other kind it reads
+ * (simple values, floats, maps, tags) is NOT_A_PAYLOAD_ITEM, which the layout refuses,
+ * and what cbor2 refuses is PayloadError "cbor". The re-encoding check refuses any
+ * non-deterministic form.
+ */
+export function cborDecode(bytes) {
   let at = 0;
   const need = (n) => {
     if (at + n > bytes.length) throw new PayloadError("cbor", "malformed CBOR (cut short)");
@@ -530,7 +551,7 @@ function cborDecode(bytes) {
     return n;
   };
   const item = (depth) => {
-    if (depth > 5) throw new PayloadError("cbor", "malformed CBOR (nested too deep)");
+    if (depth > MAX_DEPTH) throw new PayloadError("cbor", "malformed CBOR (nested too deep)");
     need(1);
     const head = bytes[at];
     at += 1;
@@ -538,17 +559,19 @@ function cborDecode(bytes) {
     const info = head & 0x1f;
     if (major === 7) {
       if (info === 22) return null;
-      if (info === 20 || info === 21 || info === 23) return NOT_A_PAYLOAD_ITEM;
-      if (info >= 25 && info <= 27) {
-        need({ 25: 2, 26: 4, 27: 8 }[info]);
-        at += { 25: 2, 26: 4, 27: 8 }[info];
-        return NOT_A_PAYLOAD_ITEM;
-      }
-      throw new PayloadError("cbor", "malformed CBOR (simple value)");
+      if (info === 31) throw new PayloadError("cbor", "malformed CBOR (break)");
+      if (info >= 28) throw new PayloadError("cbor", "malformed CBOR (reserved)");
+      const simple = argument(info); // or a float's bits
+      // A simple value in two bytes is one of 32..255 (RFC 8949, section 3.3).
+      if (info === 24 && simple < 32n) throw new PayloadError("cbor", "malformed CBOR (simple value)");
+      return NOT_A_PAYLOAD_ITEM;
     }
     const n = argument(info);
     if (major === 0) return n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n;
-    if (major === 1) return NOT_A_PAYLOAD_ITEM;
+    if (major === 1) {
+      const negative = -1n - n;
+      return negative >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(negative) : negative;
+    }
     if (major === 2 || major === 3) {
       if (n > BigInt(bytes.length - at)) throw new PayloadError("cbor", "malformed CBOR (cut short)");
       const body = bytes.slice(at, at + Number(n));
@@ -578,6 +601,72 @@ function cborDecode(bytes) {
 const isBytes = (value, size) => value instanceof Uint8Array && (size === undefined || value.length === size);
 const isInt = (value) => Number.isSafeInteger(value) && value >= 0;
 
+// The layout checks both payloads share (licence/payload.py's _licence_type, _proof,
+// _fields, _bytes); `where` is the item's index in the payload's array, as "[5]".
+
+/** The payload's CBOR array of `size` items (one more when sealed), item [0] a hash
+ * suite's number; PayloadError otherwise. */
+export function payloadArray(raw, size) {
+  const items = cborDecode(raw);
+  if (!Array.isArray(items) || !items.length) {
+    throw new PayloadError("layout", `the CBOR item must be an array of ${size} or ${size + 1} items`);
+  }
+  if (!isInt(items[0]) || SUITE_OF_VERSION[items[0]] === undefined) {
+    throw new PayloadError("version", `unknown payload version ${String(items[0])}`);
+  }
+  if (items.length !== size && items.length !== size + 1) {
+    throw new PayloadError("layout", `the array has ${items.length} items, not ${size} or ${size + 1} (sealed)`);
+  }
+  return items;
+}
+
+/** `value` when it is a byte string of `size` bytes; PayloadError "layout" otherwise. */
+export function byteString(value, size, where) {
+  if (!isBytes(value, size)) throw new PayloadError("layout", `${where} must be a byte string of ${size} bytes`);
+  return value;
+}
+
+/** Item [1], the type's code: "layout" when no integer, "type" outside 1..65535. */
+export function typeCode(code) {
+  if (typeof code !== "number" && typeof code !== "bigint") {
+    throw new PayloadError("layout", "[1] type must be a catalogue code");
+  }
+  if (!(code >= 1 && code <= MAX_TYPE_CODE)) {
+    throw new PayloadError("type", `[1] type code ${code} is not in 1..${MAX_TYPE_CODE}`);
+  }
+  return code;
+}
+
+/** The proof item's digests, as hex: 16*n bytes, n <= 40; PayloadError "layout" otherwise. */
+export function proofOf(proof, where) {
+  if (!isBytes(proof) || proof.length % DIGEST_BYTES || proof.length > MAX_PROOF_LENGTH * DIGEST_BYTES) {
+    throw new PayloadError("layout", `${where} proof must be a byte string of 16*n bytes, n <= ${MAX_PROOF_LENGTH}`);
+  }
+  const digests = [];
+  for (let i = 0; i < proof.length; i += DIGEST_BYTES) digests.push(bytesToHex(proof.slice(i, i + DIGEST_BYTES)));
+  return digests;
+}
+
+/** {disclosed, hidden} of the fields item, one entry a field of `type` in its order:
+ * text (disclosed), a 16-byte commitment (hidden, as hex) or null (absent). */
+export function fieldsOf(fields, type, where) {
+  const names = type.fields.map((f) => f.name);
+  if (!Array.isArray(fields) || fields.length !== names.length) {
+    throw new PayloadError("layout", `${where} fields must be an array of ${names.length} items`);
+  }
+  const disclosed = {};
+  const hidden = {};
+  names.forEach((name, i) => {
+    const value = fields[i];
+    if (typeof value === "string") disclosed[name] = value;
+    else if (isBytes(value)) hidden[name] = bytesToHex(byteString(value, DIGEST_BYTES, `${where} fields (${name})`));
+    else if (value !== null) throw new PayloadError("layout", `${where} fields (${name}) must be text, 16 bytes or null`);
+  });
+  return { disclosed, hidden };
+}
+
+// ---------------------------------------------------------------- reading EL2:
+
 /**
  * The document an EL2: payload carries, read with the verifier's own `deployment`
  * ({chainId, registry}: an EL2: payload names neither), as {json, raw}: `json` the JSON
@@ -595,55 +684,33 @@ export async function decodeEl2(text, types, deployment) {
   if (!deployment || deployment.chainId === undefined || typeof deployment.registry !== "string") {
     throw new PayloadError("deployment", "an EL2: payload is read with the verifier's own chain id and registry");
   }
-  const raw = inflated(base45Decode(text.slice(PREFIX.length)));
-  const items = cborDecode(raw);
-  if (!Array.isArray(items) || !items.length) {
-    throw new PayloadError("layout", "the CBOR item must be an array of 6 or 7 items");
-  }
-  const suite = SUITE_NAMES[items[0]];
-  if (!isInt(items[0]) || suite === undefined) throw new PayloadError("version", `unknown suite ${String(items[0])}`);
-  if (items.length !== 6 && items.length !== 7) {
-    throw new PayloadError("layout", `the array has ${items.length} items, not 6 or 7 (sealed)`);
-  }
-  const [, code, version, proof, keys, fields] = items;
+  const raw = inflateStrict(base45Decode(text.slice(PREFIX.length)), {
+    options: { raw: true, dictionary: DICTIONARY },
+    code: "deflate",
+    first: 0,
+    trailer: 0,
+  });
+  const items = payloadArray(raw, 6);
+  const [suite, code, version, proof, keys, fields] = items;
   if (!isInt(version) || version < 1 || version > MAX_TYPE_VERSION) {
     throw new PayloadError("type-version", `[2] typeVersion must be an integer in 1..${MAX_TYPE_VERSION}`);
   }
-  if (!isInt(code)) throw new PayloadError("layout", "[1] type must be a catalogue code");
-  if (code < 1 || code > MAX_TYPE_CODE) throw new PayloadError("type", `[1] type code ${code} is not in 1..${MAX_TYPE_CODE}`);
+  typeCode(code);
   const type = typeof types === "function"
     ? types(code, version)
     : types.types.find((t) => t.code === code && (t.version ?? 1) === version);
   if (!type) throw new PayloadError("type", `unknown licence type code ${code} version ${version}`);
-  if (!isBytes(proof) || proof.length % DIGEST_BYTES || proof.length > MAX_PROOF_LENGTH * DIGEST_BYTES) {
-    throw new PayloadError("layout", `[3] proof must be a byte string of 16*n bytes, n <= ${MAX_PROOF_LENGTH}`);
-  }
-  const names = type.fields.map((f) => f.name);
-  if (!Array.isArray(fields) || fields.length !== names.length) {
-    throw new PayloadError("layout", `[5] fields must be an array of ${names.length} items`);
-  }
-  const disclosed = {};
-  const hidden = {};
-  names.forEach((name, i) => {
-    const value = fields[i];
-    if (typeof value === "string") disclosed[name] = value;
-    else if (isBytes(value, DIGEST_BYTES)) hidden[name] = bytesToHex(value);
-    else if (value !== null) throw new PayloadError("layout", `[5] fields (${name}) must be text, 16 bytes or null`);
-  });
-  const proofHex = [];
-  for (let i = 0; i < proof.length; i += DIGEST_BYTES) proofHex.push(bytesToHex(proof.slice(i, i + DIGEST_BYTES)));
+  const proofHex = proofOf(proof, "[3]");
+  const { disclosed, hidden } = fieldsOf(fields, type, "[5]");
   const json = {
     format: "elicence/1",
-    hashSuite: suite,
+    hashSuite: SUITE_OF_VERSION[suite],
     type: type.id,
     typeVersion: version,
     fields: disclosed,
     anchor: { chainId: deployment.chainId, registry: deployment.registry, root: null, proof: proofHex },
   };
-  if (items.length === 7) {
-    if (!isBytes(items[6], 64)) throw new PayloadError("layout", "[6] seal must be a byte string of 64 bytes");
-    json.anchor.seal = bytesToHex(items[6]);
-  }
+  if (items.length === 7) json.anchor.seal = bytesToHex(byteString(items[6], 64, "[6] seal"));
   const shown = Object.keys(disclosed);
   if (!isBytes(keys) || keys.length % DIGEST_BYTES) {
     throw new PayloadError("layout", "[4] keys must be a byte string of 16*n bytes");
@@ -662,11 +729,12 @@ export async function decodeEl2(text, types, deployment) {
   if (!sameBytes(cborEncode(el2Items(json, type)), raw)) {
     throw new PayloadError("non-canonical", "the CBOR is not in its one deterministic form");
   }
-  json.anchor.root = bytesToHex(await rootOf(json, names));
+  json.anchor.root = bytesToHex(await rootOf(json, type.fields.map((f) => f.name)));
   return { json, raw };
 }
 
-const SUITE_NAMES = Object.fromEntries(Object.entries(SUITES).map(([name, s]) => [s.version, name]));
+/** Each hash suite's name by its number in a payload (item [0]). */
+export const SUITE_OF_VERSION = Object.fromEntries(Object.entries(SUITES).map(([name, s]) => [s.version, name]));
 
 /** The root a document's fields and proof lead to (docs/format.md, "Hashing"). */
 async function rootOf(json, names) {

@@ -769,14 +769,8 @@ export async function verifyOffline(text, snapshot, now = new Date()) {
 async function readEl2(text, types, snapshot) {
   const deployment = { chainId: snapshot.chainId, registry: checksummed(snapshot.registry.toLowerCase()) };
   const typeOf = (code, version) => typeVersionOf(types, (t) => t.code === code, version, `code ${code}`);
-  let decoded;
-  try {
-    decoded = await elformat.decodeEl2(text, typeOf, deployment);
-  } catch (exc) {
-    if (exc instanceof DocumentRefused || exc instanceof PayloadRefused) throw exc;
-    if (exc instanceof elformat.PayloadError) throw new PayloadRefused(exc.code, exc.detail);
-    throw exc;
-  }
+  // PayloadRefused is elformat's PayloadError: its refusals pass through as they are.
+  const decoded = await elformat.decodeEl2(text, typeOf, deployment);
   try {
     return parseDocument(decoded.json, types);
   } catch (exc) {
