@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from issuer.checking import AlreadyIssued
     from issuer.issuing import Progress, Stage
     from issuer.spreadsheet import Input
+    from ledger.registry import Registry
     from licence.catalogue import LicenceType
     from licence.fields import FieldProblem
 
@@ -76,8 +77,24 @@ def issue(
     ],
     *,
     licence_type: Annotated[
-        str, typer.Option("--type", help="Catalogue id of the licence type (see `catalogue`).")
+        str,
+        typer.Option(
+            "--type",
+            help="The licence type: its id or code, shipped with this installation or "
+            "published in the registry (see `catalogue`).",
+        ),
     ],
+    type_version: Annotated[
+        int | None,
+        typer.Option(
+            "--type-version",
+            help="The version of the type to issue under (it must be published); default "
+            "the latest the registry publishes.",
+            min=1,
+            max=65535,
+            show_default=False,
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -89,7 +106,8 @@ def issue(
         bool,
         typer.Option(
             "--check",
-            help="Only check INPUT: list every problem, issue nothing (no chain, no key).",
+            help="Only check INPUT: list every problem, issue nothing (no key; no chain "
+            "unless a registry is named, to find the type version).",
         ),
     ] = False,
     batch_size: Annotated[
@@ -123,28 +141,34 @@ def issue(
 
     Every row is checked first; if any is invalid nothing is issued and every bad row is
     listed (row, field, value, reason). With --check, INPUT is only checked, with no
-    chain and no key: exit 0 when every row is valid, 2 when not. Each batch is one
+    key: exit 0 when every row is valid, 2 when not. Each batch is one
     anchoring transaction. Writes <licence number>.json per licence (with --qr, also its
     QR image .png and the QR's text .el1) and batch-<root>.json per batch. Running the
     same INPUT again is safe: it completes an interrupted run, never anchors twice, and
     skips rows issued before with the same fields.
+
+    The type need not ship with this installation: a type or version the registry
+    publishes is read from it (its definition checked against the registry's hash).
+    Licences are issued under the latest version the registry publishes, or the one
+    --type-version names. With --check, the registry the home names (if any) is read
+    the same way, with no key; with none, this installation's version is used.
 
     Example: [bold]elicence issue licences.csv --type business-licence --out issued/[/]
     """
     from issuer.agency import issuing_suite
     from issuer.issuing import IssueOptions, issue_file
     from issuer.spreadsheet import read_for_issuing
-    from licence.catalogue import catalogue
 
+    if not check and out is None:
+        fail("name the folder to write the licences to with --out (or pass --check)", EXIT_UNUSABLE)
+    folder = home_of(home)
     with reported():
-        kind = catalogue().get(licence_type)
+        kind = _issuing_type(folder, chain, registry, licence_type, type_version, check=check)
         source = read_for_issuing(input_file, kind, batch_size)
     if check:
         _check_only(input_file, kind, source)
         return
-    if out is None:
-        fail("name the folder to write the licences to with --out (or pass --check)", EXIT_UNUSABLE)
-    folder = home_of(home)
+    assert out is not None  # refused above
     with reported():
         hash_suite = issuing_suite(folder, kind.id, suite)
     options = IssueOptions(batch_size, qr, skip_invalid, workers, hash_suite)
@@ -179,6 +203,131 @@ def issue(
     )
 
 
+def _issuing_type(
+    folder: Path,
+    chain: str | None,
+    registry: str | None,
+    type_ref: str,
+    version: int | None,
+    *,
+    check: bool,
+) -> LicenceType:
+    """The licence type (an id or a code) to issue, in the version to issue under.
+
+    Read from the registry: the latest version it publishes unless `version` names one
+    (which must be published); a version this installation does not ship is loaded from
+    the registry's own record and checked against its hash (verifier.type_loading), and
+    added to the process's catalogue. A shipped version is taken as shipped: anchoring
+    refuses it unless its hash is the published one. Only `check` without a registry
+    named uses this installation's catalogue alone.
+
+    Raises:
+        IssuingError: the version is not published, or cannot be loaded.
+        UnknownLicenceType: with `check` and no registry, a type this installation lacks.
+    (A type id neither shipped nor published for the agency exits 2: `_code_of`.)
+    """
+    from issuer.errors import IssuingError
+    from licence.catalogue import catalogue
+
+    ref: str | int = int(type_ref) if type_ref.isdigit() else type_ref
+    bound = _registry_if_named(folder, chain, registry) if check else None
+    if bound is None and check:
+        if isinstance(ref, int):
+            return catalogue().by_code(ref, version)
+        return catalogue().get(ref, version)
+    if bound is None:
+        bound = open_registry(folder, chain, registry)
+    code = ref if isinstance(ref, int) else _code_of(bound, folder, ref)
+    latest = bound.latest_type_version(code)  # a LedgerError is reported as such
+    wanted = latest if version is None else version
+    if latest == 0 and version is None and _ships_code(code):
+        # Never published: issuing explains it in the agency's terms (not authorised
+        # for it, which it cannot be before it is published), before any work.
+        return catalogue().by_code(code)
+    if latest == 0 or wanted > latest:
+        named = f"licence type {type_ref}" + ("" if version is None else f" version {version}")
+        published = f"the latest is version {latest}" if latest else "no version of it is"
+        raise IssuingError(
+            f"{named} is not published in registry {bound.address} ({published}); the "
+            "governor publishes it first (`elicence catalogue publish`); nothing was issued"
+        )
+    return _loaded(bound, type_ref, code, wanted)
+
+
+def _loaded(bound: Registry, type_ref: str, code: int, version: int) -> LicenceType:
+    """Version `version` of type `code`: this installation's, else the registry's."""
+    from issuer.errors import IssuingError
+    from verifier.errors import TypeUnavailable, VerifierError
+    from verifier.type_loading import TypeLoader
+
+    try:
+        return TypeLoader([bound]).load(code, version)
+    except TypeUnavailable as exc:
+        raise IssuingError(
+            f"cannot issue licence type {type_ref} version {version}: {exc.detail}; "
+            "nothing was issued"
+        ) from exc
+    except VerifierError as exc:
+        raise IssuingError(f"{exc}; nothing was issued") from exc
+
+
+def _code_of(bound: Registry, folder: Path, type_id: str) -> int:
+    """The code of the type called `type_id`: this installation's, else that of a
+    published type the agency is authorised for (the registry maps codes to
+    definitions, not ids to codes; an agency issues only the few types it may)."""
+    from issuer.keystore import address_of, keystore_path
+    from licence.catalogue import catalogue
+
+    if _ships_id(type_id):
+        return catalogue().get(type_id).code
+    agency_id = bound.agency_id_of(address_of(keystore_path(folder, AGENCY_KEYSTORE)))
+    authorised = sorted(bound.agency(agency_id).licence_types) if agency_id else []
+    for code in authorised:
+        if _ships_code(code):
+            continue
+        latest = bound.latest_type_version(code)
+        if latest and _loaded(bound, type_id, code, latest).id == type_id:
+            return code
+    whose = f"agency {agency_id}" if agency_id else "this home's agency key"
+    fail(
+        f"unknown licence type {type_id!r}: this installation does not ship it, and registry "
+        f"{bound.address} publishes no type of that id that {whose} may issue "
+        "(see `elicence catalogue`)",
+        EXIT_UNUSABLE,
+    )
+
+
+def _ships_id(type_id: str) -> bool:
+    from licence.catalogue import catalogue
+    from licence.errors import UnknownLicenceType
+
+    try:
+        catalogue().get(type_id)
+    except UnknownLicenceType:
+        return False
+    return True
+
+
+def _ships_code(code: int) -> bool:
+    from licence.catalogue import catalogue
+    from licence.errors import UnknownLicenceType
+
+    try:
+        catalogue().by_code(code)
+    except UnknownLicenceType:
+        return False
+    return True
+
+
+def _registry_if_named(folder: Path, chain: str | None, registry: str | None) -> Registry | None:
+    """The registry the options or the home's config name, or None when none is named."""
+    from ledger.config import HomeConfig
+
+    if not HomeConfig.load(folder).resolve(chain, registry).registry:
+        return None
+    return open_registry(folder, chain, registry)
+
+
 def _check_only(input_file: Path, kind: LicenceType, source: Input) -> None:
     """`issue --check`: every problem of INPUT, one per line; exit 0 when none, else 2."""
     from issuer.checking import input_problems
@@ -187,8 +336,8 @@ def _check_only(input_file: Path, kind: LicenceType, source: Input) -> None:
         problems = input_problems(kind, source)
     if not problems:
         console.print(
-            f"{input_file}: all {source.count} row(s) are valid {kind.name.zh} ({kind.id}); "
-            "nothing was issued",
+            f"{input_file}: all {source.count} row(s) are valid {kind.name.zh} ({kind.id} "
+            f"version {kind.version}); nothing was issued",
             highlight=False,
             soft_wrap=True,
         )

@@ -281,12 +281,16 @@ def split_names(values: list[str] | None) -> frozenset[str] | None:
 
 
 def licence_type_codes(text: str) -> list[int]:
-    """Catalogue ids (or codes) separated by commas -> on-chain codes."""
+    """Catalogue ids (or codes) separated by commas -> on-chain codes.
+
+    A code is taken as given, shipped with this installation or not: a type published
+    since the release is named by its code, and the registry refuses a code it has not
+    published (LicenceRegistryTypeNotPublished)."""
     codes = []
     for item in (t.strip() for t in text.split(",")):
         if not item:
             continue
-        codes.append(catalogue().by_code(int(item)).code if item.isdigit() else _code_of(item))
+        codes.append(int(item) if item.isdigit() else _code_of(item))
     if not codes:
         fail("--types names no licence type (see `elicence catalogue`)", EXIT_UNUSABLE)
     return codes

@@ -27,7 +27,7 @@ from issuer.spreadsheet import CsvChunks, Input, InputRow
 from issuer.validation import RowsCheck
 from ledger.errors import LedgerError
 from ledger.registry import Registry
-from licence.catalogue import LicenceType, catalogue
+from licence.catalogue import LicenceType
 from licence.digest import DEFAULT_SUITE
 from licence.document import LicenceDocument, loads_document
 from licence.errors import LicenceFormatError
@@ -43,15 +43,23 @@ def input_digest(licence_type: LicenceType, chain_id: int, registry: str, rows: 
     """
     names = licence_type.field_names
     content = [
-        licence_type.id,
-        chain_id,
-        registry.lower(),
+        *_digest_head(licence_type, chain_id, registry),
         [[row.get(n) for n in names] for row in rows],
     ]
     text = json.dumps(content, ensure_ascii=False, separators=(",", ":"), default=str)
     # surrogatepass: a JSON Lines input can hold a lone surrogate ("\ud800"), which the
     # check reports as a problem of its row; the digest of such rows must still exist.
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+
+
+def _digest_head(licence_type: LicenceType, chain_id: int, registry: str) -> list[object]:
+    # A later version is named, so that a batch planned or anchored under one version
+    # is never resumed under another (its documents would name a version its anchor
+    # does not); version 1 keeps the digest it had before types had versions, so the
+    # records of earlier runs still find their batches.
+    if licence_type.version == 1:
+        return [licence_type.id, chain_id, registry.lower()]
+    return [licence_type.id, licence_type.version, chain_id, registry.lower()]
 
 
 class InputDigest:
@@ -68,9 +76,12 @@ class InputDigest:
         self._type, self._chain_id, self._registry = licence_type, chain_id, registry
         self._names = licence_type.field_names
         head = json.dumps(
-            [licence_type.id, chain_id, registry.lower()], ensure_ascii=False, separators=(",", ":")
+            _digest_head(licence_type, chain_id, registry),
+            ensure_ascii=False,
+            separators=(",", ":"),
         )
-        # `[type,chain,"registry",[` then the rows, then `]]`
+        # `[type,chain,"registry",[` (a later version named after the type) then the
+        # rows, then `]]`
         self._head = head[:-1].encode("utf-8") + b",["
         self._every_field = itemgetter(*self._names)  # a tuple, written as a JSON list
 
@@ -108,12 +119,14 @@ class Checked:
 
 
 def check_slice(
-    checked: list[InputRow] | None, licence_type: str, chain_id: int, registry: str
+    checked: list[InputRow] | None, kind: LicenceType, chain_id: int, registry: str
 ) -> Checked | None:
-    """A slice's rows checked (None for an irregular part of a split file: None)."""
+    """A slice's rows checked under `kind` (None for an irregular part of a split file).
+
+    The type comes whole, not by id: a worker's catalogue may lack the version the run
+    resolved (loaded from the registry), or call another version current."""
     if checked is None:
         return None
-    kind = catalogue().get(licence_type)
     fields = [row.fields for row in checked]
     problems = [
         problem
@@ -128,10 +141,9 @@ def check_slice(
 
 
 def batch_digest(
-    fields: list[Mapping[str, object]], licence_type: str, chain_id: int, registry: str
+    fields: list[Mapping[str, object]], kind: LicenceType, chain_id: int, registry: str
 ) -> bytes:
-    """The input digest of a batch of rows (their fields)."""
-    kind = catalogue().get(licence_type)
+    """The input digest of a batch of rows (their fields) of type `kind`."""
     return InputDigest(kind, chain_id, registry).of(fields)
 
 
@@ -255,7 +267,13 @@ def already_issued(
             mine = [number for number, owner in taken.items() if owner == batch_id]
             positions = [at[number] for number in mine]
             found = _compare(
-                licence_type, records, earlier, mine, fields_of(positions), suite=suite
+                licence_type,
+                records,
+                earlier,
+                mine,
+                fields_of(positions),
+                suite=suite,
+                anchored_version=_anchored_version(registry, earlier),
             )
             for number, position, problem in zip(mine, positions, found, strict=True):
                 row = numbers[position][0]
@@ -275,6 +293,7 @@ def _compare(
     fields: list[Mapping[str, object]],
     *,
     suite: str,
+    anchored_version: int | None = None,
 ) -> list[list[FieldProblem] | None]:
     """Per licence number of batch `earlier`: None when `fields` are what was issued,
     else the problems to report (rows not yet set)."""
@@ -298,8 +317,24 @@ def _compare(
                 f"was issued in batch 0x{earlier.root.hex()} by a run that stopped before "
                 "writing its documents: run that input again to finish it"
             )
+            if anchored_version not in (None, licence_type.version):
+                reason += (
+                    f" with --type-version {anchored_version}, the version it was anchored under"
+                )
             found.append([FieldProblem("licenceNumber", reason, number)])
     return found
+
+
+def _anchored_version(registry: Registry, earlier: BatchRecord) -> int | None:
+    """The type version a batch not yet written was anchored under (None: not anchored
+    yet, or written: its documents are out, and name it)."""
+    if earlier.state is BatchState.WRITTEN:
+        return None
+    try:
+        anchor = registry.anchor_of(earlier.root)
+    except LedgerError as exc:
+        raise IssuingError(f"cannot read the registry: {exc}") from exc
+    return None if anchor is None else anchor.type_version
 
 
 def _changed(

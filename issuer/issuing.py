@@ -283,7 +283,7 @@ def _issue(
             jobs.append(
                 Job(
                     index=index,
-                    licence_type=licence_type.id,
+                    licence_type=licence_type,
                     positions=batch,
                     secrets=records.secrets_of(record.id) if record is not None else None,
                     chain_id=chain_id,

@@ -103,7 +103,8 @@ class Workers:
     and stage the next batches while the calling process anchors and publishes the
     current one; anchoring and publishing stay there, in input order. Slice and batch k
     go to worker k mod n, one process per pool: a worker stages the parts of a split
-    file that it read to check them.
+    file that it read to check them. Each task carries the licence type itself (the
+    version the run resolved, maybe loaded from the registry), never its id to look up.
     """
 
     def __init__(self, rows: Rows, pools: list[ProcessPoolExecutor]) -> None:
@@ -126,12 +127,12 @@ class Workers:
         rows = 0
         if not self._pools:
             results: Iterator[Checked | None] = (
-                check_slice(self._rows.slice(k), licence_type.id, chain_id, registry)
+                check_slice(self._rows.slice(k), licence_type, chain_id, registry)
                 for k in range(self._rows.slices)
             )
         else:
             futures = [
-                self._pool(k).submit(_check_in_worker, k, licence_type.id, chain_id, registry)
+                self._pool(k).submit(_check_in_worker, k, licence_type, chain_id, registry)
                 for k in range(self._rows.slices)
             ]
             results = (future.result() for future in futures)
@@ -148,11 +149,11 @@ class Workers:
         """The input digest of each batch (rows by position), when not the slices'."""
         if not self._pools:
             return [
-                batch_digest(self._rows.fields(b), licence_type.id, chain_id, registry)
+                batch_digest(self._rows.fields(b), licence_type, chain_id, registry)
                 for b in batches
             ]
         futures = [
-            self._pool(k).submit(_digest_in_worker, batch, licence_type.id, chain_id, registry)
+            self._pool(k).submit(_digest_in_worker, batch, licence_type, chain_id, registry)
             for k, batch in enumerate(batches)
         ]
         return [future.result() for future in futures]
@@ -220,12 +221,14 @@ def worker_pool(source: Input, size: int, workers: int) -> Iterator[Workers]:
         gc.unfreeze()
 
 
-def _check_in_worker(index: int, licence_type: str, chain_id: int, registry: str) -> Checked | None:
+def _check_in_worker(
+    index: int, licence_type: LicenceType, chain_id: int, registry: str
+) -> Checked | None:
     return check_slice(_INPUT["rows"].slice(index), licence_type, chain_id, registry)
 
 
 def _digest_in_worker(
-    positions: list[int], licence_type: str, chain_id: int, registry: str
+    positions: list[int], licence_type: LicenceType, chain_id: int, registry: str
 ) -> bytes:
     return batch_digest(_INPUT["rows"].fields(positions), licence_type, chain_id, registry)
 

@@ -5,6 +5,10 @@ their EL1 texts unless left out, are written complete into the batch's hidden st
 folder in the output folder; nothing is visible there until issuer.publishing renames
 them, after the batch is anchored. A `Job` says what to stage and is small enough to
 send to a worker process (issuer.pool); a `Staged` batch is what comes back.
+
+A job carries its licence type itself, the version the run resolved and checked (maybe
+one loaded from the registry, which a worker's catalogue need not hold), not its id: a
+worker that looked the id up again could stage another version than the one anchored.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from issuer.qr import qr_png_bytes
 from issuer.records import PlannedLicences
 from ledger.private import private_folder
 from licence import seal as sm2_seal
-from licence.catalogue import LicenceType, catalogue
+from licence.catalogue import LicenceType
 from licence.digest import DEFAULT_SUITE
 from licence.payload import encode_payload
 
@@ -40,7 +44,7 @@ class Job:
     """A batch of checked rows to wrap and stage (picklable: it may run in a worker)."""
 
     index: int
-    licence_type: str
+    licence_type: LicenceType  # the version to stage under, never looked up again
     positions: list[int]  # the batch's rows, as indexes into the input's rows
     secrets: list[bytes] | None
     chain_id: int
@@ -74,7 +78,7 @@ def stage_batch(job: Job, fields: Sequence[Mapping[str, object]]) -> Staged:
     Nothing here is visible in the output folder; files are published by rename only
     after the batch is anchored. No fsync per file: `publish` syncs once.
     """
-    licence_type = catalogue().get(job.licence_type)
+    licence_type = job.licence_type
     rows = cast(Sequence[Mapping[str, str]], fields)  # checked: every value is text
     batch = encode_batch(
         licence_type,
