@@ -200,7 +200,7 @@ def parse_document(raw: object) -> LicenceDocument:
         licence_type = catalogue().get(type_id, version)
     except UnknownLicenceType:
         # A verifier may load that version (checked against the registry) and parse again.
-        raise UnknownTypeVersion(type_id, version) from None
+        raise UnknownTypeVersion(type_id, version, _root_if_any(obj["anchor"])) from None
 
     fields = _fields(obj["fields"], licence_type)
     secret, salts, hidden = _secret_or_salts(obj, fields, licence_type)
@@ -282,6 +282,15 @@ def _secret_or_salts(
         if name in licence_type.mandatory_disclosure:
             raise DocumentError(f"hidden.{name}", "must always be disclosed")
     return None, salts, hidden
+
+
+def _root_if_any(raw: object) -> bytes | None:
+    """The anchor's root if the anchor member is well formed, else None (no error: the
+    document is refused for its type first)."""
+    try:
+        return _anchor(raw).root
+    except DocumentError:
+        return None
 
 
 def _anchor(raw: object) -> AnchorRef:

@@ -61,11 +61,16 @@ class UnknownTypeVersion(DocumentError):
     """A document or payload names a licence type version the catalogue does not hold
     (yet): `type_ref` is the type's id (a document) or code (a payload), `version` its
     version. A verifier can load that version (checked against the registry's hash),
-    add it to the catalogue and parse again; until then the licence may be genuine."""
+    add it to the catalogue and parse again; until then the licence may be genuine.
+    `anchor_root` is the batch root a document names, when it names one that is well
+    formed: its anchor says the type's code, which a registry cannot find from an id."""
 
-    def __init__(self, type_id_or_code: str | int, version: int) -> None:
+    def __init__(
+        self, type_id_or_code: str | int, version: int, anchor_root: bytes | None = None
+    ) -> None:
         self.type_ref = type_id_or_code
         self.version = version
+        self.anchor_root = anchor_root
         named = (
             f"code {type_id_or_code}" if isinstance(type_id_or_code, int) else repr(type_id_or_code)
         )

@@ -115,9 +115,14 @@ class TypeLoader:
         if self.url is not None:
             check_url(self.url)
 
-    def load(self, type_ref: str | int, version: int) -> LicenceType:
+    def load(
+        self, type_ref: str | int, version: int, *, anchor_root: bytes | None = None
+    ) -> LicenceType:
         """The type `type_ref` (an id or a code) in `version`, from the catalogue if it
         holds it, else loaded and checked (steps 1-4 of the module's docstring).
+        `anchor_root`, the batch root of the document naming an id: when nothing else
+        knows the id's code, the anchor of that root says it (one read). Parsing again
+        then checks that the definition loaded has the document's id.
 
         Raises:
             TypeUnavailable: not published, or no copy can be read.
@@ -130,7 +135,7 @@ class TypeLoader:
         from ledger.errors import LedgerError
 
         try:
-            return self._load(type_ref, version)
+            return self._load(type_ref, version, anchor_root)
         except LedgerError as exc:
             # An unreachable chain, or a node whose event does not hash to its own
             # record: no verdict either way.
@@ -138,8 +143,8 @@ class TypeLoader:
                 f"could not load licence type {type_ref} version {version}: {exc}"
             ) from exc
 
-    def _load(self, type_ref: str | int, version: int) -> LicenceType:
-        code = self._code_of(type_ref, version)
+    def _load(self, type_ref: str | int, version: int, anchor_root: bytes | None) -> LicenceType:
+        code = self._code_of(type_ref, version, anchor_root)
         if self.folder is None and self.url is None:
             # The event is the registry's own record: its bytes hash to the hash the
             # registry stored (the ledger checks), so one read gives both.
@@ -172,7 +177,7 @@ class TypeLoader:
         except UnknownLicenceType:
             return None
 
-    def _code_of(self, type_ref: str | int, version: int) -> int:
+    def _code_of(self, type_ref: str | int, version: int, anchor_root: bytes | None) -> int:
         if isinstance(type_ref, int):
             return type_ref
         try:
@@ -192,6 +197,10 @@ class TypeLoader:
                 code = json.loads(found.read_bytes()).get("code")
                 if isinstance(code, int):
                     return code
+        if anchor_root is not None:
+            anchored = self._first(lambda r: _anchor_of(r, anchor_root))
+            if anchored is not None and anchored.type_version == version:
+                return anchored.licence_type
         raise TypeUnavailable(
             type_ref,
             version,
@@ -318,7 +327,7 @@ def parse_loading(parse: Callable[[], D], loader: Callable[[], TypeLoader]) -> D
         return parse()
     except UnknownTypeVersion as exc:
         missing = exc
-    loader().load(missing.type_ref, missing.version)
+    loader().load(missing.type_ref, missing.version, anchor_root=missing.anchor_root)
     try:
         return parse()
     except UnknownTypeVersion as exc:
@@ -327,3 +336,19 @@ def parse_loading(parse: Callable[[], D], loader: Callable[[], TypeLoader]) -> D
         raise TypeUnavailable(
             exc.type_ref, exc.version, "the loaded definition is not the one it names"
         ) from exc
+
+
+class AnchoredType(Protocol):
+    """What an anchor says of its batch's type (ledger.registry.Anchor)."""
+
+    @property
+    def licence_type(self) -> int: ...
+    @property
+    def type_version(self) -> int: ...
+
+
+def _anchor_of(records: TypeRecords, root: bytes) -> AnchoredType | None:
+    """The registry's anchor of `root` from a source that records anchors (a Registry or
+    an index; a bare record of types does not), else None."""
+    anchor_of = getattr(records, "anchor_of", None)
+    return None if anchor_of is None else anchor_of(root)

@@ -187,11 +187,12 @@ def test_a_type_and_a_version_published_after_the_release_are_issued_and_verify(
         "remarks": "第11号",
     }
 
-    # The QR code's text names the type by code: the verifier loads the definition of
-    # code 21 version 1 from the chain. (A JSON document names it by id, which a
-    # verifier reading only the chain cannot map to a code yet.)
+    # The QR code's text names the type by code, a JSON document by id: the verifier
+    # finds the code from the document's anchor, then loads the definition of code 21
+    # version 1 from the chain, either way.
     verifier = _verifier_home(node_agency, tmp_path / "verifier-home")
     for document_path in (
+        tmp_path / "permits" / "DP00000001.json",
         tmp_path / "permits" / "DP00000001.el1",
         tmp_path / "permits" / "DP00000003.el1",
         tmp_path / "v2" / "110108000000000010.json",
