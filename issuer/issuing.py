@@ -10,8 +10,8 @@
    another batch already issued with the same fields is left out, one issued with other
    fields is a problem;
 2. wrap and stage: each batch is wrapped (in worker processes when large) and its
-   documents, QR images and EL1 texts are written, complete, into a hidden staging
-   folder in the output folder (issuer.staging);
+   documents, QR images and payload texts (.el1 files) are written, complete, into a
+   hidden staging folder in the output folder (issuer.staging);
 3. plan: the batch (input digest, root, count) and its licences (number, id, secret) are
    recorded in one SQLite transaction, state PLANNED (issuer.anchoring, issuer.records);
 4. anchor: unless the registry already has the root (an earlier run's transaction

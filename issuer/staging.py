@@ -1,8 +1,8 @@
 """Issuing, step 2: wrapping a batch and staging its files.
 
 A batch of checked rows is wrapped (issuer.batch) and its documents, and QR images and
-their EL1 texts unless left out, are written complete into the batch's hidden staging
-folder in the output folder; nothing is visible there until issuer.publishing renames
+their payload texts (.el1 files) unless left out, are written complete into the batch's
+hidden staging folder in the output folder; nothing is visible there until issuer.publishing renames
 them, after the batch is anchored. A `Job` says what to stage and is small enough to
 send to a worker process (issuer.pool); a `Staged` batch is what comes back.
 
