@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from licence.catalogue import catalogue
 from licence.credit_code import check_character
 
 # Published unified social credit codes, used to test the check character.
@@ -61,3 +65,21 @@ def food_business_licence(index: int = 0, **overrides: str) -> dict[str, str]:
     }
     fields.update(overrides)
     return fields
+
+
+# An optional field a type's second version adds at its end (allowed by check_successor).
+REMARKS_FIELD: dict[str, Any] = {
+    "name": "remarks",
+    "label": {"zh": "备注", "en": "Remarks"},
+    "kind": "text",
+    "required": False,
+    "personal": False,
+    "maxLength": 200,
+}
+
+
+def with_remarks(type_id: str) -> dict[str, Any]:
+    """The definition of `type_id`'s version 2: its shipped version 1 with REMARKS_FIELD
+    added at the end."""
+    raw = json.loads(catalogue().get(type_id, 1).definition)
+    return {**raw, "version": 2, "fields": [*raw["fields"], REMARKS_FIELD]}

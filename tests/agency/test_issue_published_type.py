@@ -22,7 +22,7 @@ from licence.catalogue import catalogue
 from licence.catalogue_rules import check_successor, parse_definition_text
 from tests.agency.conftest import NodeAgency, write_csv
 from tests.conftest import ELICENCE
-from tests.samples import AUTHORITY, business_licence, credit_code
+from tests.samples import AUTHORITY, business_licence, credit_code, with_remarks
 
 pytestmark = pytest.mark.slow
 
@@ -61,18 +61,10 @@ DEMO_PERMIT = {
     ],
 }  # fmt: skip
 
-REMARKS = {
-    "name": "remarks", "label": {"zh": "备注", "en": "Remarks"}, "kind": "text",
-    "required": False, "personal": False, "maxLength": 200,
-}  # fmt: skip
-
 
 def _business_v2(folder: Path) -> Path:
-    raw = json.loads((TYPES / "business-licence.json").read_text("utf-8"))
-    raw["version"] = 2
-    raw["fields"].append(REMARKS)
     path = folder / "business-licence-v2.json"
-    path.write_text(json.dumps(raw, ensure_ascii=False), "utf-8")
+    path.write_text(json.dumps(with_remarks("business-licence"), ensure_ascii=False), "utf-8")
     return path
 
 

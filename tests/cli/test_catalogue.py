@@ -15,6 +15,7 @@ from licence.catalogue import catalogue
 from licence.catalogue_rules import parse_definition
 from tests.cli.test_columns import WIDTH, in_terminal
 from tests.conftest import ELICENCE, run_elicence
+from tests.samples import REMARKS_FIELD
 
 TYPES = Path(__file__).parents[2] / "licence" / "licence_types"
 
@@ -178,10 +179,7 @@ def test_check_of_a_missing_file_is_unusable_input(tmp_path):
     assert "cannot read" in result.stderr
 
 
-REMARKS = {
-    "name": "remarks", "label": {"zh": "备注", "en": "Remarks"}, "kind": "text",
-    "required": False, "personal": False, "maxLength": 200,
-}  # fmt: skip
+REMARKS = REMARKS_FIELD
 SECRET = "correct horse battery staple"
 
 

@@ -10,13 +10,11 @@ import pytest
 
 from licence.catalogue_rules import Rule, check_successor, parse_definition
 from licence.errors import SuccessorError
+from tests.samples import REMARKS_FIELD
 
 TYPES = Path(__file__).parents[2] / "licence" / "licence_types"
 OLD = json.loads((TYPES / "food-business-licence.json").read_text("utf-8"))
-NEW_FIELD = {
-    "name": "remarks", "label": {"zh": "备注", "en": "Remarks"}, "kind": "text",
-    "required": False, "personal": False, "maxLength": 200,
-}  # fmt: skip
+NEW_FIELD = REMARKS_FIELD
 
 
 def _next(change) -> dict:

@@ -20,7 +20,7 @@ from ledger.index import RegistryIndex
 from licence.catalogue import catalogue
 from licence.catalogue_rules import parse_definition
 from licence.document import parse_document
-from tests.samples import business_licence
+from tests.samples import business_licence, with_remarks
 from verifier import trust_snapshot as ts
 from verifier.checks import verify
 from verifier.errors import TypeUnavailable
@@ -188,14 +188,7 @@ def test_an_anchor_without_its_type_version_refuses_the_snapshot(tmp_path):
 
 # -- exported from a registry that publishes a second version ---------------------------
 
-BUSINESS_V1 = json.loads(catalogue().get("business-licence").definition)
-REMARKS = {
-    "name": "remarks", "label": {"zh": "备注", "en": "Remarks"}, "kind": "text",
-    "required": False, "personal": False, "maxLength": 200,
-}  # fmt: skip
-BUSINESS_V2 = parse_definition(
-    {**BUSINESS_V1, "version": 2, "fields": [*BUSINESS_V1["fields"], REMARKS]}
-)
+BUSINESS_V2 = parse_definition(with_remarks("business-licence"))
 
 
 @pytest.fixture(autouse=True)

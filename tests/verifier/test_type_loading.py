@@ -16,7 +16,7 @@ from licence.catalogue import catalogue
 from licence.catalogue_rules import parse_definition
 from licence.document import parse_document
 from licence.errors import UnknownTypeVersion
-from tests.samples import food_business_licence
+from tests.samples import REMARKS_FIELD, food_business_licence
 from verifier.checks import verify
 from verifier.errors import DefinitionMismatch, TypeUnavailable
 from verifier.type_loading import TypeLoader, parse_loading
@@ -24,10 +24,7 @@ from verifier.verdict import CheckName, Outcome, Status
 
 TYPES = Path(__file__).parents[2] / "licence" / "licence_types"
 FOOD_V1 = json.loads((TYPES / "food-business-licence.json").read_text("utf-8"))
-REMARKS = {
-    "name": "remarks", "label": {"zh": "备注", "en": "Remarks"}, "kind": "text",
-    "required": False, "personal": False, "maxLength": 200,
-}  # fmt: skip
+REMARKS = REMARKS_FIELD
 
 
 def _food_v2(label: str = "备注"):

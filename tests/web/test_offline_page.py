@@ -60,7 +60,7 @@ from tests.conftest import (
     key_for,
     publish_types,
 )
-from tests.samples import business_licence
+from tests.samples import business_licence, with_remarks
 from tests.web.conftest import STATIC, wait
 from tests.web.pages import card, contrast, open_page, shoot, verify_text
 from verifier.chain_source import RegistrySource
@@ -85,24 +85,7 @@ CASES = (
 # snapshot), and a v1 licence that names version 2 (its hashes agree; its batch's version
 # does not): the JSON texts, as the holder would upload them.
 VERSION_CASES = ("VALID version 2", "TAMPERED type version")
-BUSINESS_V1 = json.loads(catalogue().get("business-licence").definition)
-BUSINESS_V2 = parse_definition(
-    {
-        **BUSINESS_V1,
-        "version": 2,
-        "fields": [
-            *BUSINESS_V1["fields"],
-            {
-                "name": "remarks",
-                "label": {"zh": "备注", "en": "Remarks"},
-                "kind": "text",
-                "required": False,
-                "personal": False,
-                "maxLength": 200,
-            },
-        ],
-    }
-)
+BUSINESS_V2 = parse_definition(with_remarks("business-licence"))
 PASSPHRASE = "offline page passphrase"
 PHONE_WIDTH = 375
 SW = STATIC / "sw.js"

@@ -53,7 +53,7 @@ from tests.conftest import (
     _funded,
     publish_types,
 )
-from tests.samples import business_licence
+from tests.samples import business_licence, with_remarks
 from verifier.chain_source import RegistrySource
 from verifier.checks import CHINA, verify
 from verifier.errors import TypeUnavailable
@@ -74,16 +74,9 @@ FORMS = ("json", "presentation", "el2", "el2-presentation", "el1", "el1-presenta
 # An EL1: payload names no type version (it is version 1): a licence of another version,
 # or one that names another version than its batch's, is shown as JSON or EL2: only.
 V2_FORMS = ("json", "presentation", "el2", "el2-presentation")
-BUSINESS_V1 = json.loads(catalogue().get("business-licence").definition)
-REMARKS = {
-    "name": "remarks", "label": {"zh": "备注", "en": "Remarks"}, "kind": "text",
-    "required": False, "personal": False, "maxLength": 200,
-}  # fmt: skip
 # Version 2 of the business licence, published on chain only: the page has it from the
 # snapshot alone, and the service loads it from there (verifier.type_loading).
-BUSINESS_V2 = parse_definition(
-    {**BUSINESS_V1, "version": 2, "fields": [*BUSINESS_V1["fields"], REMARKS]}
-)
+BUSINESS_V2 = parse_definition(with_remarks("business-licence"))
 
 
 @dataclass
