@@ -180,6 +180,7 @@ def test_check_of_a_missing_file_is_unusable_input(tmp_path):
 
 
 REMARKS = REMARKS_FIELD
+# A test fixture: the passphrase of the keystores these tests make, never a real key's.
 SECRET = "correct horse battery staple"
 
 
