@@ -25,7 +25,7 @@ from licence.digest import (
 )
 from licence.document import AnchorRef
 
-_COMPILED_SUITE = "sha256-128"  # the suite issuer/_wrap.c implements
+COMPILED_SUITE = "sha256-128"  # the suite issuer/_wrap.c implements
 
 Encode = Callable[
     [Sequence[Mapping[str, str]], bytes, EncoderPlan], tuple[list[bytes], list[bytes]]
@@ -44,7 +44,7 @@ class LicenceIds:
     def __init__(self, licence_type: str, names: Sequence[str], suite: str = DEFAULT_SUITE) -> None:
         self._plan = encoder_plan(licence_type, names, suite)  # DocumentError: unknown suite
         self._encode: Encode
-        if suite == _COMPILED_SUITE and compiled.available():
+        if suite == COMPILED_SUITE and compiled.available():
             from issuer import _wrap
 
             self._encode = _wrap.encode

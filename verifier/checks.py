@@ -32,6 +32,7 @@ from licence.errors import LicenceFormatError
 from licence.fields import field_problems, parse_date
 from licence.reasons import describe
 from licence.statuses import LeafStatus
+from verifier.compiled_ids import seed_licence_id
 from verifier.errors import CouldNotCheck, DefinitionMismatch
 from verifier.source import AgencyView, AnchorView, LedgerSource, SealKeyView
 from verifier.verdict import (
@@ -166,6 +167,7 @@ def verify(
 
 
 def _integrity(document: LicenceDocument) -> Check:
+    seed_licence_id(document)  # the same id, by the compiled encoder when it is built
     try:
         computed = document.computed_root()
     except (LicenceFormatError, ValueError) as exc:
