@@ -81,6 +81,8 @@ class VerificationService:
         # of the registry's event); always checked against the registry's hash.
         self.catalogue_folder = catalogue_folder
         self.catalogue_url = catalogue_url
+        # One loader per index: it remembers what it parsed and what it could not load.
+        self._type_loader: TypeLoader | None = None
         self.audit = audit
         self.metrics = metrics
         # Here rather than in Metrics: it counts what this class's writer sets aside.
@@ -108,8 +110,13 @@ class VerificationService:
         return body
 
     def type_loader(self, index: TypeRecords) -> TypeLoader:
-        """A loader of type versions checked against `index`'s record of the registry."""
-        return TypeLoader([index], folder=self.catalogue_folder, url=self.catalogue_url)
+        """The loader of type versions checked against `index`'s record of the registry
+        (the same one while the index is: a miss is remembered until a new publication)."""
+        loader = self._type_loader
+        if loader is None or loader.records[0] is not index:
+            loader = TypeLoader([index], folder=self.catalogue_folder, url=self.catalogue_url)
+            self._type_loader = loader
+        return loader
 
     async def read_licence(self, parse: Callable[[], LicenceDocument]) -> LicenceDocument:
         """`parse()` (a request's licence); when it names a licence type version the
@@ -132,8 +139,9 @@ class VerificationService:
         view = await self.live.fresh()
         loader = self.type_loader(view.index)
         try:
-            # In a thread: parsing and checking a definition is milliseconds of work.
-            await asyncio.to_thread(loader.load, missing.type_ref, missing.version)
+            # A remembered miss is answered on the loop; a load (milliseconds of parsing
+            # and checking) runs in one thread per type version at a time.
+            await loader.load_async(missing.type_ref, missing.version)
             return parse()
         except (TypeUnavailable, UnknownTypeVersion) as exc:
             raise UnusableLicence(
