@@ -60,11 +60,12 @@ EARLY_STOP_S = 10.0
 RESTART_DELAY_S = 0.5
 RESTART_DELAY_MAX_S = 30.0
 POLL_S = 0.1
-# asyncio's own event loop, not uvloop (uvicorn's choice when installed): with uvloop,
-# 320 connections on two workers got p99 311-413 ms and answers up to 0.85 s late, the
-# same load on asyncio p99 92-130 ms and none later than 146 ms, at the same throughput
+# uvloop (uvicorn's choice when it is installed). On 2026-11-28 asyncio's loop was chosen
+# instead: with uvloop, 320 connections on two workers had p99 311-413 ms. Measured again
+# on 2026-12-03 with today's service, uvloop gives p99 44-59 ms at 320 connections
+# (one and two workers) and 5-10 % more verifications/s than asyncio
 # (docs/benchmarks.md).
-EVENT_LOOP = "asyncio"
+EVENT_LOOP = "uvloop"
 # How uvicorn runs the app, in one process or in each worker.
 SERVER_OPTIONS: dict[str, Any] = {
     "access_log": False,
@@ -72,8 +73,8 @@ SERVER_OPTIONS: dict[str, Any] = {
     # choose the address anonymous rates are counted by.
     "proxy_headers": False,
     "loop": EVENT_LOOP,
-    # uvicorn's httptools protocol, sending each answer's head and body in one write as
-    # uvloop would (verifier.service.hotpath.JoinedWrites says why).
+    # uvicorn's httptools protocol, sending each answer's head and body in one write
+    # (verifier.service.hotpath.JoinedWrites says why).
     "http": "verifier.service.hotpath:JoinedWritesProtocol",
 }
 
