@@ -54,7 +54,7 @@ def serve(
 
     Example: [bold]elicence ledger serve --home ~/.elicence --port 8545 --deployer 0xGOVERNOR[/]
     """
-    from ledger.config import NodeSettings
+    from ledger.config import NODE_FOLDER, NodeSettings
     from ledger.errors import LedgerError
     from ledger.server import serve as run_node
 
@@ -63,6 +63,6 @@ def serve(
         settings = NodeSettings.load(
             home_dir, dev=dev, deployers=tuple(deployer or ()), rate=rate, burst=burst
         )
-        run_node(home_dir / "chain", host, port, settings)
+        run_node(home_dir / NODE_FOLDER, host, port, settings)
     except LedgerError as exc:
         fail(str(exc), EXIT_UNUSABLE)

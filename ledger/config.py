@@ -7,7 +7,8 @@ Everything lives in one home folder (`--home`, or ELICENCE_HOME, or ~/.elicence)
                      its "node" member holds the embedded node's settings (NodeSettings),
                      its "issuing" member an agency's hash suite per licence type
                      (issuer.agency.issuing_suite)
-    chain/           the embedded node's chain (elicence ledger serve)
+    chain/           the embedded node's chain (elicence ledger serve), and the page
+                     it publishes its head in for the verifier (ledger.head_page)
     keys/            encrypted keystores (agency and governor keys), mode 0600
     records.sqlite   the agency's records of what it issued
     index.sqlite     the verifier's index of registry events
@@ -44,6 +45,7 @@ from ledger.private import PRIVATE_FILE, private_folder
 
 DEFAULT_CHAIN_URL = "http://127.0.0.1:8545"  # `elicence ledger serve`'s default
 CONFIG_FILE = "config.json"
+NODE_FOLDER = "chain"  # the embedded node's chain, under the home
 # The chain URL's variable is ELICENCE_CHAIN (not ELICENCE_CHAIN_URL): pydantic-settings
 # keys the field by this name in every source.
 _CHAIN = "elicence_chain"

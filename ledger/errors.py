@@ -140,6 +140,10 @@ class NodeBusy(LedgerError, RuntimeError):
     """Another embedded node already runs on the same home folder."""
 
 
+class CannotListen(LedgerError, OSError):
+    """The node cannot listen at the address it was given (taken, or not this machine's)."""
+
+
 class IndexMismatch(LedgerError, ValueError):
     """An index file belongs to another chain or registry than the one asked for."""
 

@@ -4,13 +4,18 @@ Each client address has a token bucket (`NodeSettings.rate` per second, up to
 `NodeSettings.burst`): a request that reaches the chain takes a token, and an empty
 bucket answers HTTP 429 with JSON-RPC error -32005 and Retry-After. The head-number
 question every verifier asks before each answer is exempt: it never touches the chain.
+A verifier in the node's home need not ask at all: the node publishes its head in a
+shared page (ledger.head_page) once it listens.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import socket
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -20,6 +25,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ledger.config import NodeSettings
+from ledger.errors import CannotListen
+from ledger.head_page import HeadPublisher, head_page_path
 from ledger.node import LIMIT_EXCEEDED, MAX_REQUEST_BYTES, Node
 
 DEFAULT_HOST = "127.0.0.1"
@@ -114,7 +121,17 @@ def create_app(node: Node) -> Starlette:
             }
         )
 
-    return Starlette(routes=[Route("/", rpc, methods=["POST"]), Route("/", about, methods=["GET"])])
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        # Here, not after uvicorn returns: on SIGTERM it re-raises the signal once it has
+        # shut down, and the process ends before any code after it runs.
+        node.stop_publishing_head()
+
+    return Starlette(
+        routes=[Route("/", rpc, methods=["POST"]), Route("/", about, methods=["GET"])],
+        lifespan=lifespan,
+    )
 
 
 def serve(
@@ -123,17 +140,38 @@ def serve(
     port: int = DEFAULT_PORT,
     settings: NodeSettings | None = None,
 ) -> None:
-    """Run the node until SIGINT/SIGTERM; the chain file is closed on the way out."""
+    """Run the node until SIGINT/SIGTERM; the chain file is closed on the way out.
+
+    Raises:
+        CannotListen: the address is taken or not this machine's.
+    """
     import uvicorn
 
     node = Node(home, settings)
     try:
+        try:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            listening = socket.create_server((host, port), family=family)
+        except OSError as exc:
+            raise CannotListen(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        # Published once the port is ours, so that no verifier reads this node's head
+        # page while another process answers at that port.
+        bound = listening.getsockname()
+        port = bound[1]
+        try:
+            page = HeadPublisher(head_page_path(home), chain_id=node.chain_id, address=bound[:2])
+        except OSError as exc:
+            # Verifiers then ask over HTTP, as they do a node elsewhere: slower, as fresh.
+            print(f"elicence node: no head page ({exc}); verifiers will ask", file=sys.stderr)
+        else:
+            node.publish_head(page)
         mode = "DEV MODE (anyone may mine, deploy and get gas)" if node.settings.dev else "no dev"
         print(
             f"elicence node: chain id {node.chain_id}, head block {node.block_number()}, "
             f"data in {home}, listening on http://{host}:{port}, {mode}",
             flush=True,
         )
-        uvicorn.run(create_app(node), host=host, port=port, log_level="warning", access_log=False)
+        config = uvicorn.Config(create_app(node), log_level="warning", access_log=False)
+        uvicorn.Server(config).run(sockets=[listening])
     finally:
         node.close()

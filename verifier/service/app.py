@@ -29,6 +29,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ledger.chain import connect
+from ledger.config import NODE_FOLDER
+from ledger.head_page import head_page_path
 from ledger.registry import Registry
 from verifier.errors import VerifierError
 from verifier.service import memory, problems
@@ -110,6 +112,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None, worker: 
         opener,
         confirmations=settings.confirmations,
         on_checked=metrics.checked,
+        head_page=head_page_path(settings.home / NODE_FOLDER),
     )
     # SQLite files in the home, or PostgreSQL shared with other replicas (migrated first).
     stores = open_stores(settings)

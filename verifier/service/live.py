@@ -9,11 +9,15 @@ one, which starts as soon as the current one ends and serves every request that 
 meanwhile. So under load there is at most one head check running and one gathering
 requests, whatever the number of connections.
 
-The head check speaks HTTP on the event loop (HeadProbe); indexing new blocks, which
-takes web3 calls, runs in a worker thread. When the chain
-cannot be read the check raises CouldNotCheck (an HTTP 503 at the edge, never a verdict),
-and the next request simply tries again: nothing needs restarting when the chain comes
-back, including when it was down at start-up.
+When the chain is this home's embedded node, its head is read from the page the node
+publishes it in (ledger.head_page) before it answers any request that moved it: no
+question, no wait, and a request whose index is already at that head is answered at
+once. Otherwise, and whenever the page cannot be trusted (the node stopped or was
+killed), the head check speaks HTTP on the event loop (HeadProbe). Indexing new blocks,
+which takes web3 calls, runs in a worker thread. When the chain cannot be read the check
+raises CouldNotCheck (an HTTP 503 at the edge, never a verdict), and the next request
+simply tries again: nothing needs restarting when the chain comes back, including when
+it was down at start-up.
 """
 
 from __future__ import annotations
@@ -21,18 +25,23 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from ledger.errors import ChainUnreachable, LedgerError
+from ledger.head_page import HeadPage
 from ledger.index import RegistryIndex
 from ledger.registry import Agency, Anchor, LeafState, PublishedType, Registry, SealKey
 from verifier.errors import CouldNotCheck
 
 OpenRegistry = Callable[[], Registry]
 PROBE_TIMEOUT_S = 5.0
+# How often a head page that could not be opened, or went stale, is looked for again
+# (a node started, or restarted with its home recreated, after the service).
+PAGE_RETRY_S = 5.0
 
 
 class HeadProbe:
@@ -199,8 +208,15 @@ class LiveIndex:
         *,
         confirmations: int = 0,
         on_checked: Callable[[int], None] = lambda height: None,
+        head_page: Path | None = None,
     ) -> None:
+        """`head_page`: where this home's embedded node publishes its head
+        (ledger.head_page.head_page_path), read when the chain URL is that node's."""
         self._path = path
+        self._head_page_path = head_page
+        self._page: HeadPage | None = None
+        self._page_looked_for = -PAGE_RETRY_S
+        self._chain_url: str | None = None
         self._on_checked = on_checked  # told the height after every head check
         self._open_registry = open_registry
         self._confirmations = confirmations
@@ -236,9 +252,35 @@ class LiveIndex:
                 registry = self._open_registry()
                 url = registry.chain.url
                 self._http_probe = HeadProbe(url) if url.startswith(("http:", "https:")) else None
+                self._chain_url = url
                 self._chain_head = registry.chain.block_number
                 self._index = RegistryIndex(self._path, registry, confirmations=self._confirmations)
             return self._index
+
+    def _page_head(self) -> int | None:
+        """The head from this home's node's page, or None (no such page, or not to be
+        trusted now)."""
+        page = self._page
+        if page is not None:
+            head = page.head()
+            if head is not None:
+                return head
+        if self._head_page_path is None or self._chain_url is None:
+            return None
+        # Stale or missing: the node may have come back with a new page file.
+        now = time.monotonic()
+        if now - self._page_looked_for < PAGE_RETRY_S:
+            return None
+        self._page_looked_for = now
+        index = self._index
+        assert index is not None  # the URL is known once the index is open
+        found = HeadPage.open(self._head_page_path, chain_id=index.chain_id, url=self._chain_url)
+        if found is None:
+            return None
+        if page is not None:
+            page.close()
+        self._page = found
+        return found.head()
 
     def _synced_to(self, index: RegistryIndex, head: int) -> int:
         if head - index.confirmations > index.synced_block:
@@ -254,7 +296,9 @@ class LiveIndex:
             # (in-process tests): the blocking path, in a worker thread.
             return await loop.run_in_executor(None, self.catch_up_blocking)
         try:
-            head = await probe()
+            head = self._page_head()
+            if head is None:
+                head = await probe()
             if head - index.confirmations <= index.synced_block:
                 self._on_checked(index.synced_block)
                 return index.synced_block
@@ -264,7 +308,14 @@ class LiveIndex:
             raise CouldNotCheck(f"the chain could not be read: {exc}") from exc
 
     async def fresh(self) -> IndexView:
-        """The index, caught up with a head check that started after this call."""
+        """The index, caught up with the head the node's page shows now, or else with a head
+        check that started after this call."""
+        index = self._index
+        if index is not None and self._page is not None:
+            # The page shows the head as of now: already indexed, nothing to wait for.
+            head = self._page.head()
+            if head is not None and head - index.confirmations <= index.synced_block:
+                return IndexView(index, index.synced_block)
         if self._running is None:
             future = self._start()
         else:
@@ -304,9 +355,12 @@ class LiveIndex:
         return self._transactions[key]
 
     def close(self) -> None:
-        """Close the index file and the head probe's connection."""
+        """Close the index file, the head page and the head probe's connection."""
         if self._http_probe is not None:
             self._http_probe.close()
+        if self._page is not None:
+            self._page.close()
+            self._page = None
         if self._index is not None:
             self._index.close()
 
