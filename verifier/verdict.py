@@ -295,7 +295,15 @@ class Wording:
     @property
     def text(self) -> str:
         """The English words (what the API's `reason` member says)."""
-        return word(self.code, self.params)
+        return _english(self.code, tuple(self.params.items()))
+
+
+# Most reasons a verifier words repeat: a batch's root and anchor block, an agency's name,
+# common validity dates. Worded once each, a verification's five or more reasons cost a
+# look-up each (issue 17); bounded, so distinct parameters cannot grow it.
+@lru_cache(maxsize=8192)
+def _english(code: str, params: tuple[tuple[str, Param], ...]) -> str:
+    return word(code, dict(params))
 
 
 @lru_cache(maxsize=1)
