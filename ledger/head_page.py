@@ -4,24 +4,26 @@ processes of the same home.
 Every verification must reflect every transaction confirmed before its request arrived,
 so the service learns the chain's head before each answer. Over HTTP that question
 (`eth_blockNumber`) cost the embedded node about 100 µs of CPU and each service worker a
-round trip its requests waited for; with the node, two workers and the load on two
-cores, it was a fifth of the machine (docs/architecture.md, issue 17). The node therefore
+round trip its requests waited for: with the node, two workers and the load on two
+cores, 1,505 checks a second took 0.17 of a core in the node and about 12 µs of each
+request's CPU in the service (docs/benchmarks.md, issue 17). The node therefore
 also writes its head into HOME/chain/head.page, *before* it answers any request that
 moved the head, and a service in the same home reads it without a system call: a
 receipt that came back before a request arrived is in a block the page already shows.
 
 The page names the address and port the node listens on and its chain id, and only a
 service whose chain URL is that address on loopback reads it: one that talks to another
-node never does. The node beats it every BEAT_S; a page not
-beaten for STALE_S (the node was killed) or marked stopped (the node closed) is not
-trusted, and the service asks over HTTP again, where a node that is down gives 503
-`could-not-check` as before.
+node never does. The node beats it every BEAT_S; a page not beaten for STALE_S (the
+node was killed) or marked stopped (the node closed) is not trusted, and the service
+asks over HTTP again, where a node that is down gives 503 `could-not-check` as before.
 
 Layout (little-endian, fixed): magic, sequence, head, beat (CLOCK_MONOTONIC ns, 0 when
 stopped), chain id, port, address (16 bytes, IPv4 mapped into IPv6). The writer makes
 the sequence odd while it writes and even after (a sequence lock); a reader retries a
 read that saw an odd or changed sequence, so it never takes half of one head and half of
-another.
+another. The freshness rule needs no memory barrier of its own: the node writes the page
+before it sends the answer, and the answer's way through the kernel to the client, and
+the client's request to the service, order that write before the service's read.
 """
 
 from __future__ import annotations
