@@ -7,7 +7,8 @@ one process, as in tests, never share counters).
 - elicence_index_height: the block height the index reflects (-1 before the chain was
   reached); with several workers, the highest among the running ones
 - elicence_head_checks_total: head checks made for freshness (eth_blockNumber calls; with
-  the embedded node's head page, only the reads that found blocks the index lacked)
+  the embedded node's head page, only its first read and the reads that found blocks to
+  index)
 - elicence_chain_head: the chain's head as the operator page's sampler last read it, every
   10 s (-1 before it was read); the index lags by chain_head - index_height
 - elicence_audit_backlog: audit records handed to the writer and not yet stored (summed
