@@ -253,9 +253,8 @@ class JoinedWrites(asyncio.Transport):
     uvicorn writes an answer's head and its body separately, and the loop's transport
     sends each at once: two send calls and two packets for every answer. Measured at 32
     connections, joining them raised a replica's verifications/s by about a third on
-    asyncio's loop, and by 8-10 % on uvloop, the service's loop since 2026-12-03
-    (docs/benchmarks.md). What is held is sent at the end of the step, or before the
-    connection is closed.
+    asyncio's loop (the service's) and by 8-10 % on uvloop (docs/benchmarks.md). What is
+    held is sent at the end of the step, or before the connection is closed.
     """
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
