@@ -61,12 +61,13 @@ RESTART_DELAY_S = 0.5
 RESTART_DELAY_MAX_S = 30.0
 POLL_S = 0.1
 # asyncio's own loop, not uvloop (uvicorn's choice when it is installed). Under load,
-# uvloop accepted new connections late: of 320 connections opened at once against one busy
-# worker, half were accepted 0.4-0.8 s after the first and the last 1.6-3.3 s after, and
-# each such connection's first request waited that long (p99 0.28-2.1 s at 320
-# connections in 6 of 14 runs on 2026-12-03). asyncio accepted all 320 within 40 ms, had
-# p99 of at most 153 ms in all 14 runs and, alternated with uvloop, as many
-# verifications/s within this machine's noise (docs/benchmarks.md, 2026-12-03 midday).
+# uvloop took up new connections late: of 320 connections opened at once against one busy
+# worker, half reached `connection_made` (from which a connection is read) 0.4-0.8 s
+# after the first and the last 1.6-3.3 s after, and each one's first request waited that
+# long (p99 0.28-2.1 s at 320 connections in 6 of 15 runs on 2026-12-03). asyncio took
+# up all 320 within 40 ms, had p99 of at most 153 ms in all 14 runs and, alternated with
+# uvloop, as many verifications/s within this machine's noise (docs/benchmarks.md,
+# 2026-12-03 midday).
 EVENT_LOOP = "asyncio"
 # How uvicorn runs the app, in one process or in each worker.
 SERVER_OPTIONS: dict[str, Any] = {
