@@ -61,17 +61,31 @@ ensure_npm() {
 }
 
 # Debian packages the tests need: a headless browser and its driver (web page tests), a
-# Chinese font for its screenshots, wrk (the API benchmark) and PostgreSQL's server. Installed only when a command is missing.
+# Chinese font for its screenshots, and the load packages below (wrk, PostgreSQL's server).
+# Installed only when a command is missing.
 ensure_apt() {
   local missing=()
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
-  command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-  # PostgreSQL's server: the tests start a throw-away one (tests/postgres.py).
-  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+  mapfile -t -O "${#missing[@]}" missing < <(load_packages_missing)
   # A Chinese font, so the page screenshots the browser tests save are readable.
   dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || missing+=(fonts-wqy-microhei)
   apt_install "${missing[@]}"
+}
+
+# The load benchmarks' Debian packages (scripts/bench_api, scripts/bench_replica), so
+# that they run on a fresh machine as scripts/test does.
+ensure_load_tools() {
+  local missing=()
+  mapfile -t missing < <(load_packages_missing)
+  apt_install "${missing[@]}"
+}
+
+# Prints the load packages missing here, one a line: wrk, and PostgreSQL's server (the
+# tests and the benchmarks start a throw-away one: tests/postgres.py).
+load_packages_missing() {
+  command -v wrk >/dev/null 2>&1 || echo wrk
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || echo postgresql
 }
 
 # Installs the Debian packages named (none: nothing to do), as root or through sudo.

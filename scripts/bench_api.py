@@ -188,7 +188,7 @@ def options() -> argparse.Namespace:
 def main() -> None:
     args = options()
     if shutil.which("wrk") is None:
-        raise SystemExit("wrk is missing: apt-get install wrk (scripts/test installs it)")
+        raise SystemExit("wrk is missing: ./scripts/bench_api installs it")
     work = Path(tempfile.mkdtemp(prefix="elicence-bench-"))
     home = work / "home"
     home.mkdir()

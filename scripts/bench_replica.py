@@ -133,7 +133,7 @@ def document_bodies(home: Path) -> list[str]:
 def main() -> None:
     args = options()
     if shutil.which("wrk") is None:
-        raise SystemExit("wrk is missing: apt-get install wrk (scripts/test installs it)")
+        raise SystemExit("wrk is missing: ./scripts/bench_replica installs it")
     work = Path(tempfile.mkdtemp(prefix="elicence-replica-"))
     home = work / "home"
     home.mkdir()
