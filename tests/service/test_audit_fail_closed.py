@@ -1,10 +1,10 @@
 """No verdict without its audit record (docs/api.md, "Access and accountability"): a
-purpose the log cannot store is refused on every route; a record the log refuses costs
+purpose the log cannot store is refused on every route; a record the spool refuses costs
 only its own request (503 could-not-audit), is set aside and reported, and never stops
 the records after it.
 
-The faults are real ones in the audit file itself: a trigger that aborts inserts, and
-another connection holding the file locked."""
+The faults are real ones in the service's audit spool file (verifier.service.spool): a
+trigger that aborts inserts, and another connection holding the file locked."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from licence.payload import encode_payload
 from licence.presentation import present
 from tests.samples import business_licence
 from verifier.service.audit import AuditLog, AuditRecord, now
+from verifier.service.spool import SpoolFile
 
 PROBLEM = "application/problem+json"
 
@@ -38,9 +39,14 @@ def records_of(service):
         log.close()
 
 
+def spool_file(service):
+    """The spool the service writes its audit records to before answering."""
+    return service.client.app.state.services.verification.writer.spool_path()
+
+
 def poison(service, when: str) -> None:
-    """A trigger in the audit file that aborts the insert of any record matching `when`."""
-    db = sqlite3.connect(audit_file(service), isolation_level=None)
+    """A trigger in the spool that aborts the insert of any record matching `when`."""
+    db = sqlite3.connect(spool_file(service), isolation_level=None)
     try:
         db.execute(
             f"CREATE TRIGGER poison BEFORE INSERT ON audit WHEN {when} "
@@ -51,7 +57,7 @@ def poison(service, when: str) -> None:
 
 
 def cure(service) -> None:
-    db = sqlite3.connect(audit_file(service), isolation_level=None)
+    db = sqlite3.connect(spool_file(service), isolation_level=None)
     try:
         db.execute("DROP TRIGGER poison")
     finally:
@@ -211,9 +217,9 @@ def test_requests_written_together_fail_only_where_their_own_record_is_refused(s
 
 
 def test_group_write_sets_aside_only_the_refused_group(tmp_path):
-    log = AuditLog(tmp_path / "audit.sqlite")
+    spool = SpoolFile(tmp_path / "audit-spool")
     try:
-        log._db.execute(
+        spool._db.execute(
             "CREATE TRIGGER poison BEFORE INSERT ON audit WHEN NEW.client = 'bad' "
             "BEGIN SELECT RAISE(ABORT, 'refused'); END"
         )
@@ -223,7 +229,7 @@ def test_group_write_sets_aside_only_the_refused_group(tmp_path):
                 now(), client, purpose, "0x00", "business-licence", "VALID", 1, "verify"
             )
 
-        results = log.record_groups(
+        results = spool.record_groups(
             [[record("x")], [record("y"), record("bad")], [record("z", "\ud800")], [record("w")]]
         )
         assert [None if e is None else type(e).__name__ for e in results] == [
@@ -232,18 +238,22 @@ def test_group_write_sets_aside_only_the_refused_group(tmp_path):
             "UnicodeEncodeError",
             None,
         ]
-        assert [r.client for r in log.query()] == ["x", "w"]
-        lines = [json.loads(x) for x in log.dead_letter_path.read_text().splitlines()]
+        lines = [json.loads(x) for x in spool.dead_letter_path.read_text().splitlines()]
         assert [x["record"]["client"] for x in lines] == ["y", "bad", "z"]
         assert lines[2]["record"]["purpose"] == "\ud800"
+    finally:
+        spool.close()
+    log = AuditLog(tmp_path / "audit.sqlite")
+    try:
+        assert [r.client for r in log.query()] == ["x", "w"]
     finally:
         log.close()
 
 
-def test_a_locked_audit_file_gives_503_then_verdicts_again_once_free(service):
-    # Another process holding the audit file past SQLite's busy timeout (5 s).
+def test_a_locked_spool_gives_503_at_once_then_verdicts_again_once_free(service):
+    # Nobody but its process writes a spool: a lock on it is a fault, not a wait.
     batch = service.issue([business_licence(7)])
-    blocker = sqlite3.connect(audit_file(service), isolation_level=None)
+    blocker = sqlite3.connect(spool_file(service), isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     try:
         assert_could_not_audit(service.verify(batch.documents[0], purpose="while-locked"))
@@ -252,3 +262,19 @@ def test_a_locked_audit_file_gives_503_then_verdicts_again_once_free(service):
         blocker.close()
     assert service.verify(batch.documents[0], purpose="free").json()["status"] == "VALID"
     assert [r.purpose for r in records_of(service)] == ["free"]
+
+
+def test_a_locked_audit_log_delays_its_records_not_the_answers(service):
+    # Another process holding the indexed log (an export, a backup): answers go on, their
+    # records wait in the spool and reach the log once it is free.
+    batch = service.issue([business_licence(8)])
+    blocker = sqlite3.connect(audit_file(service), isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        for purpose in ("locked-1", "locked-2"):
+            answer = service.verify(batch.documents[0], purpose=purpose)
+            assert answer.json()["status"] == "VALID"
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert [r.purpose for r in records_of(service)] == ["locked-1", "locked-2"]

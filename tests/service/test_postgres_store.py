@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from cli.app import app
 from tests.samples import business_licence
 from tests.service.conftest import make_service
-from verifier.service.audit import AuditRecord, now
+from verifier.service.audit import AppendingLog, AuditRecord, now
 from verifier.service.errors import (
     ApiKeyExists,
     SchemaTooNew,
@@ -26,6 +26,7 @@ from verifier.service.errors import (
 )
 from verifier.service.ratelimit import RateLimiter
 from verifier.service.settings import Settings
+from verifier.service.spool import SpoolFile, move_spools, spool_folder
 from verifier.service.stores import open_stores
 from verifier.service.stores.postgres import (
     KEY_RECHECK_S,
@@ -179,6 +180,17 @@ def record(client: str, purpose: str | None, licence_id: str = "0xab") -> AuditR
     return AuditRecord(now(), client, purpose, licence_id, "business-licence", "VALID", 7, "verify")
 
 
+def spooled_and_moved(log: AppendingLog, *records: AuditRecord) -> int:
+    """Records as a process of the log's home spools them, then moved into the log; the
+    number the log set aside."""
+    file = SpoolFile(spool_folder(log.dead_letter_path.parent))
+    assert file.record_groups([list(records)]) == [None]
+    file.close()
+    set_aside: list[int] = []
+    move_spools(log, on_set_aside=set_aside.append)
+    return sum(set_aside)
+
+
 def test_every_replicas_audit_records_show_in_one_log_in_order(replicas):
     one, other = replicas
     writes = [
@@ -188,7 +200,7 @@ def test_every_replicas_audit_records_show_in_one_log_in_order(replicas):
         (other, record("d", "4", "0xcd")),
     ]
     for store, written in writes:
-        assert store.audit_log().record_groups([[written]]) == [None]
+        assert spooled_and_moved(store.audit_log(), written) == 0
     log = other.audit_log()
     assert [r.purpose for r in log.query()] == ["1", "2", "3", "4"]
     assert [r.purpose for r in log.query(licence_id="0xAB")] == ["1", "2", "3"]
@@ -198,20 +210,39 @@ def test_every_replicas_audit_records_show_in_one_log_in_order(replicas):
     assert log.query()[0] == writes[0][1]
 
 
-def test_a_record_the_database_refuses_costs_only_its_own_group(replicas, tmp_path):
+def test_a_record_the_database_refuses_is_set_aside_and_the_others_move_in(replicas, tmp_path):
     one, _ = replicas
     log = one.audit_log()
-    # PostgreSQL's text cannot hold NUL: that group alone is refused and set aside.
-    results = log.record_groups([[record("x", "1")], [record("y", "a\x00b")], [record("z", "3")]])
-    assert [None if e is None else type(e).__name__ for e in results] == [
-        None,
-        "DataError",
-        None,
-    ]
+    # PostgreSQL's text cannot hold NUL (the spool can): that record alone is set aside.
+    refused = spooled_and_moved(log, record("x", "1"), record("y", "a\x00b"), record("z", "3"))
+    assert refused == 1
     assert [r.client for r in log.query()] == ["x", "z"]
     lines = [json.loads(x) for x in log.dead_letter_path.read_text().splitlines()]
     assert [x["record"]["client"] for x in lines] == ["y"]
+    assert "DataError" in lines[0]["error"]
     assert log.dead_letter_path.parent == tmp_path / "r0" / "service"
+
+
+def test_movers_of_several_replicas_racing_move_each_record_once(replicas):
+    one, other = replicas
+    file = SpoolFile(spool_folder(one.audit_log().dead_letter_path.parent))
+    file.record_groups([[record(f"c{i}", str(i)) for i in range(3_000)]])
+    file.close()
+    # Three movers of one home (its workers, `elicence audit`), each on its own connection.
+    logs = [one.audit_log() for _ in range(3)]
+    start = threading.Barrier(len(logs))
+
+    def mover(log: AppendingLog) -> None:
+        start.wait()
+        move_spools(log, everything=True)
+
+    threads = [threading.Thread(target=mover, args=(log,)) for log in logs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    purposes = [r.purpose for r in other.audit_log().query()]
+    assert sorted(purposes, key=int) == [str(i) for i in range(3_000)]
 
 
 def test_the_service_keeps_keys_and_audit_in_the_database(

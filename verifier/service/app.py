@@ -155,6 +155,9 @@ def create_app(settings: Settings, *, registry: Registry | None = None, worker: 
         # reference cycles, so its objects go with their last reference whatever this is.
         gc.set_threshold(*GC_THRESHOLDS)
         series.start()
+        # Spools of processes of this home that stopped (a worker killed, the service
+        # stopped uncleanly) move into the log now, not at the first request.
+        services.verification.writer.start_mover()
         try:
             yield
         finally:

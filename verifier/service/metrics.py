@@ -11,8 +11,8 @@ one process, as in tests, never share counters).
   index)
 - elicence_chain_head: the chain's head as the operator page's sampler last read it, every
   10 s (-1 before it was read); the index lags by chain_head - index_height
-- elicence_audit_backlog: audit records handed to the writer and not yet stored (summed
-  over workers)
+- elicence_audit_backlog: audit records answered and not yet moved from the workers'
+  spools into the audit log (summed over workers; it grows while the log cannot take them)
 
 With several worker processes (`elicence serve --workers N`), each worker writes its
 values to files in PROMETHEUS_MULTIPROC_DIR (prometheus_client's multiprocess mode, set
@@ -85,7 +85,7 @@ class Metrics:
         self.chain_head.set(-1)
         self.audit_backlog = Gauge(
             "elicence_audit_backlog",
-            "Audit records waiting to be stored (their answers wait with them).",
+            "Audit records answered and not yet moved from the spool into the audit log.",
             registry=self.registry,
             multiprocess_mode="livesum",
         )

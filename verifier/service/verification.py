@@ -29,7 +29,6 @@ from verifier.service.audit import (
     UNPROVEN,
     AppendingLog,
     AuditRecord,
-    AuditWriter,
     now,
 )
 from verifier.service.errors import (
@@ -44,6 +43,7 @@ from verifier.service.live import IndexView, LiveIndex
 from verifier.service.metrics import Metrics
 from verifier.service.models import Channel
 from verifier.service.problems import problem_of
+from verifier.service.spool import AuditWriter
 from verifier.type_loading import TypeLoader, TypeRecords
 from verifier.verdict import CheckName, Outcome, Status, Verdict
 
@@ -92,11 +92,12 @@ class VerificationService:
             "requests were answered 503 could-not-audit).",
             registry=metrics.registry,
         )
-        # The backlog the operator page plots: records whose answers wait for the disk.
-        self.writer = AuditWriter(audit, self.audit_set_aside.inc, metrics.audit_backlog.inc)
+        # The backlog the operator page plots: records answered, not yet in the log.
+        self.writer = AuditWriter(audit, self.audit_set_aside.inc, metrics.audit_backlog.set)
 
     def close(self) -> None:
-        """Write the audit records handed over, then stop the writer."""
+        """Store the audit records handed over, move this process's spool into the log,
+        then stop the writer."""
         self.writer.close()
 
     def answer(self, verdict: Verdict, view: IndexView, caller: Caller) -> dict[str, Any]:

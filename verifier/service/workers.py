@@ -22,7 +22,8 @@ What each worker keeps to itself, and what they share:
   head (the freshness rule holds per request, whichever worker answers);
 - the API keys and the audit log (SQLite files made for several processes: WAL, and a
   revoked key is refused by every worker within apikeys.KEY_RECHECK_S; or one PostgreSQL
-  database for every worker and replica, verifier.service.stores);
+  database for every worker and replica, verifier.service.stores); each worker spools
+  its audit records in a file of its own first (verifier.service.spool);
 - metrics: prometheus_client's multiprocess mode, so every scrape reports the sum;
 - rate limits are counted per worker: a client whose connections land on several
   workers can get up to N times its rate (docs/api.md), except API keys' with a

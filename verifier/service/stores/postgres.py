@@ -22,16 +22,18 @@ bucket did not give it, so every replica together admits at most the bucket's bu
 its rate; dropped leases can only admit fewer. When the bucket is empty the process
 refuses locally until the next token is due, without asking again.
 
-Audit log. Every replica appends to one table in group-committed transactions (COPY);
-its bigint identity orders records of the same microsecond. A record is in the table
-before its request is answered (audit.AuditWriter), and a process killed with -9 leaves
-either its whole transaction or none of it: no record is lost or written twice.
+Audit log. Every replica appends to one table (COPY); its bigint identity orders records
+of the same microsecond. A record is in its process's local spool before its request is
+answered (verifier.service.spool), and is moved into the table within moments, in one
+transaction with the spool's progress (audit_spools): a process killed with -9 loses no
+record and none is moved twice. A replica killed with -9 has its last records moved in
+when it, or `elicence audit` with its home, runs again.
 
 Outages. Every use of the database is bounded in time (PostgresStore), also when the
 server accepts connections but answers nothing; after a failure every use is refused at
 once until a background probe gets an answer, so that a database that is down or hung
-costs requests a 503 could-not-audit, never a stalled worker, and the process recovers
-by itself (tests/service/test_postgres_outage.py).
+costs keyed requests a 503, never a stalled worker (audit records wait in the spools),
+and the process recovers by itself (tests/service/test_postgres_outage.py).
 """
 
 from __future__ import annotations
@@ -176,6 +178,13 @@ CREATE TABLE audit (
 CREATE INDEX audit_licence ON audit (licence_id, time, id);
 CREATE INDEX audit_client ON audit (client, time, id);
 CREATE INDEX audit_time ON audit (time, id);
+""",
+    ),
+    Migration(
+        2,
+        "audit spools: the last record moved in from each",
+        """
+CREATE TABLE audit_spools (name text PRIMARY KEY, moved bigint NOT NULL);
 """,
     ),
 )
@@ -589,25 +598,38 @@ class PostgresAuditLog(AppendingLog):
     def _store_failed(self, error: Exception) -> bool:
         return isinstance(error, StoreUnavailable | psycopg.OperationalError)
 
-    def _write(self, records: Sequence[AuditRecord]) -> None:
-        if not records:
-            return
-        with (
-            self._store.connection() as conn,
-            conn.transaction(),
-            conn.cursor() as cursor,
-            cursor.copy(f"COPY audit ({AUDIT_COLUMNS}) FROM STDIN") as copy,
-        ):
-            for r in records:  # a record is its row, in AUDIT_COLUMNS' order
-                copy.write_row(r)
+    def moved_upto(self, spool: str) -> int:
+        with self._store.connection() as conn:
+            row = conn.execute(
+                "SELECT moved FROM audit_spools WHERE name = %s", (spool,)
+            ).fetchone()
+        return 0 if row is None else int(row[0])
 
-    def query(
+    def _append_moved(
+        self, spool: str, records: Sequence[tuple[int, AuditRecord]], upto: int
+    ) -> None:
+        with self._store.connection() as conn, conn.transaction():
+            conn.execute(
+                "INSERT INTO audit_spools (name, moved) VALUES (%s, 0) ON CONFLICT DO NOTHING",
+                (spool,),
+            )
+            # FOR UPDATE: a second mover of the same spool waits here, then sees this
+            # one's progress and appends nothing twice.
+            row = conn.execute(
+                "SELECT moved FROM audit_spools WHERE name = %s FOR UPDATE", (spool,)
+            ).fetchone()
+            done = int(row[0]) if row is not None else 0
+            _copy_records(conn, [record for id_, record in records if id_ > done])
+            if upto > done:
+                conn.execute("UPDATE audit_spools SET moved = %s WHERE name = %s", (upto, spool))
+
+    def _select(
         self,
         *,
-        licence_id: str | None = None,
-        client: str | None = None,
-        since: str | None = None,
-        limit: int | None = None,
+        licence_id: str | None,
+        client: str | None,
+        since: str | None,
+        limit: int | None,
     ) -> list[AuditRecord]:
         """Records of every replica matching every filter given, oldest first."""
         sql, args = query_sql("%s", licence_id=licence_id, client=client, since=since, limit=limit)
@@ -631,6 +653,17 @@ class PostgresAuditLog(AppendingLog):
         """Close the store when this owns it."""
         if self._owns:
             self._store.close()
+
+
+def _copy_records(conn: psycopg.Connection[Any], records: Sequence[AuditRecord]) -> None:
+    if not records:
+        return
+    with (
+        conn.cursor() as cursor,
+        cursor.copy(f"COPY audit ({AUDIT_COLUMNS}) FROM STDIN") as copy,
+    ):
+        for r in records:  # a record is its row, in AUDIT_COLUMNS' order
+            copy.write_row(r)
 
 
 @dataclass
