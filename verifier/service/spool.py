@@ -275,7 +275,9 @@ class SpoolMover:
 
     def _run(self) -> None:
         failing = False
-        moved: tuple[str, int] = ("", 0)  # the own spool's progress, as last read
+        # Each spool's progress as this mover last knew it: a round trip to the log saved
+        # per spool and pass (the transaction checks it again).
+        progress: dict[str, int] = {}
         while True:
             stopping = self._stop.wait(MOVE_INTERVAL_S)
             own = self.own
@@ -284,9 +286,9 @@ class SpoolMover:
                     self._audit,
                     own=None if own is None else own.path,
                     on_set_aside=self._on_set_aside,
+                    progress=progress,
+                    own_last=None if own is None else own.last_id,
                 )
-                if own is not None:
-                    moved = (own.name, self._audit.moved_upto(own.name))
             except Exception as exc:  # the log cannot take them now: they wait in the spool
                 if not failing:
                     log.warning("audit records wait in the spool: the log refused them (%r)", exc)
@@ -296,7 +298,7 @@ class SpoolMover:
                     log.warning("audit records move from the spool again")
                 failing = False
             if own is not None and self._backlog is not None:
-                self._backlog(own.last_id - (moved[1] if moved[0] == own.name else 0))
+                self._backlog(own.last_id - progress.get(own.name, 0))
             if stopping:
                 return
 
@@ -312,22 +314,32 @@ def move_spools(
     own: Path | None = None,
     everything: bool = False,
     on_set_aside: Callable[[int], None] | None = None,
+    progress: dict[str, int] | None = None,
+    own_last: int | None = None,
 ) -> int:
     """Move spooled records into `audit`: the spool `own`, every orphan, and with
     `everything` the live spools of other processes too; the number moved.
 
+    `progress`: each spool's progress as the caller last knew it, kept up to date
+    (None: asked of the log); `own_last`: the id of `own`'s last record, when known, so
+    that a spool with nothing new is not even opened.
+
     Raises whatever the log raises when it cannot take records (they stay spooled).
     """
+    if progress is None:
+        progress = {}
     folder = spool_folder_of(audit)
     if not folder.is_dir():
         return 0
     moved = 0
     for path in sorted(folder.glob("*.sqlite")):
+        if path == own and own_last is not None and own_last <= progress.get(path.stem, -1):
+            continue
         with _orphan_lock(path) as orphan:
             if orphan or everything or path == own:
-                moved += _move(audit, path, on_set_aside)
-                if orphan:
-                    _delete_if_moved(audit, path)
+                moved += _move(audit, path, on_set_aside, progress)
+                if orphan and _delete_if_moved(audit, path):
+                    progress.pop(path.stem, None)
     for lock in folder.glob("*.lock"):
         # A mover stopped between deleting a spool and its lock file.
         if not lock.with_suffix(".sqlite").exists():
@@ -364,14 +376,21 @@ def _open(path: Path) -> sqlite3.Connection | None:
         return None
 
 
-def _move(audit: AppendingLog, path: Path, on_set_aside: Callable[[int], None] | None) -> int:
+def _move(
+    audit: AppendingLog,
+    path: Path,
+    on_set_aside: Callable[[int], None] | None,
+    progress: dict[str, int],
+) -> int:
     name = path.stem
     spool = _open(path)
     if spool is None:
         return 0
     moved = 0
     try:
-        after = audit.moved_upto(name)
+        after = progress.get(name)
+        if after is None:
+            after = progress[name] = audit.moved_upto(name)
         while True:
             try:
                 rows = spool.execute(
@@ -389,19 +408,20 @@ def _move(audit: AppendingLog, path: Path, on_set_aside: Callable[[int], None] |
             if set_aside and on_set_aside is not None:
                 on_set_aside(set_aside)
             moved += len(batch)
-            after = batch[-1][0]
+            after = progress[name] = batch[-1][0]
     finally:
         spool.close()
 
 
-def _delete_if_moved(audit: AppendingLog, path: Path) -> None:
-    """Delete an orphan spool (its lock held by the caller) once all of it is moved.
+def _delete_if_moved(audit: AppendingLog, path: Path) -> bool:
+    """Delete an orphan spool (its lock held by the caller) once all of it is moved;
+    whether it was.
 
     The log keeps the spool's progress row: a mover that read the spool before it was
     deleted then moves nothing twice."""
     spool = _open(path)
     if spool is None:
-        return
+        return False
     try:
         last = spool.execute("SELECT max(id) FROM audit").fetchone()[0] or 0
     except sqlite3.OperationalError:
@@ -409,7 +429,8 @@ def _delete_if_moved(audit: AppendingLog, path: Path) -> None:
     finally:
         spool.close()
     if audit.moved_upto(path.stem) < last:
-        return
+        return False
     for suffix in ("-wal", "-shm", ""):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     path.with_suffix(".lock").unlink(missing_ok=True)
+    return True

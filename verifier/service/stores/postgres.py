@@ -609,14 +609,12 @@ class PostgresAuditLog(AppendingLog):
         self, spool: str, records: Sequence[tuple[int, AuditRecord]], upto: int
     ) -> None:
         with self._store.connection() as conn, conn.transaction():
-            conn.execute(
-                "INSERT INTO audit_spools (name, moved) VALUES (%s, 0) ON CONFLICT DO NOTHING",
-                (spool,),
-            )
-            # FOR UPDATE: a second mover of the same spool waits here, then sees this
-            # one's progress and appends nothing twice.
+            # The upsert locks the spool's row: a second mover of the same spool waits
+            # here, then reads this one's progress and appends nothing twice.
             row = conn.execute(
-                "SELECT moved FROM audit_spools WHERE name = %s FOR UPDATE", (spool,)
+                "INSERT INTO audit_spools AS s (name, moved) VALUES (%s, 0) "
+                "ON CONFLICT (name) DO UPDATE SET moved = s.moved RETURNING moved",
+                (spool,),
             ).fetchone()
             done = int(row[0]) if row is not None else 0
             _copy_records(conn, [record for id_, record in records if id_ > done])
