@@ -181,9 +181,7 @@ def test_keyed_requests_get_503_rather_than_wait_while_the_database_hangs(server
     assert purposes[0] == "before" and "during" not in purposes
 
 
-def test_anonymous_answers_go_on_while_the_database_hangs_and_their_records_follow(
-    server, service
-):
+def test_anonymous_answers_go_on_while_the_database_hangs_and_their_records_follow(server, service):
     made, _, document = service
     url = made.settings.database_url()
     assert url is not None

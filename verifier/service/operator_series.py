@@ -9,7 +9,7 @@ real delay, not the time since the last request. The page's points are the diffe
 between consecutive samples: verifications/s by verdict, latency percentiles of the
 verification routes (estimated from the histogram's buckets as Prometheus'
 histogram_quantile does), rejected requests/s by reason (answers of 400 and above, by
-status), index lag in blocks and audit records waiting to be stored.
+status), index lag in blocks and audit records answered and not yet in the audit log.
 
 With `elicence serve --workers N` the samples are read through prometheus_client's
 multiprocess registry, so every worker's sampler sees the sum over all workers of this

@@ -73,7 +73,7 @@ const text = {
     "h-latency": "Verification latency (ms, percentiles)",
     "h-rejected": "Rejected requests per second, by reason",
     "h-lag": "Index lag behind the chain head (blocks)",
-    "h-backlog": "Audit records waiting to be stored",
+    "h-backlog": "Audit records waiting for the log",
     "need-key": "Enter the operator key.",
     "loading": "Reading…",
     "unauthenticated": "The key is unknown or revoked (401).",
