@@ -338,8 +338,8 @@ def move_spools(
         with _orphan_lock(path) as orphan:
             if orphan or everything or path == own:
                 moved += _move(audit, path, on_set_aside, progress)
-                if orphan and _delete_if_moved(audit, path):
-                    progress.pop(path.stem, None)
+                if orphan:
+                    _delete_if_moved(audit, path)
     for lock in folder.glob("*.lock"):
         # A mover stopped between deleting a spool and its lock file.
         if not lock.with_suffix(".sqlite").exists():
@@ -370,10 +370,36 @@ def _orphan_lock(path: Path) -> Iterator[bool]:
 
 def _open(path: Path) -> sqlite3.Connection | None:
     try:
-        # mode=rw: a spool deleted meanwhile is not created again, empty.
-        return sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None)
+        # mode=rw: a spool deleted meanwhile is not created again, empty. as_uri: '#',
+        # '?' and '%' in the home's path are escaped, not read as the URI's parts.
+        uri = path.absolute().as_uri() + "?mode=rw"
+        return sqlite3.connect(uri, uri=True, isolation_level=None)
     except sqlite3.OperationalError:
         return None
+
+
+# Spools that could not be read, reported once each (the mover comes back every pass).
+_unreadable: set[Path] = set()
+
+
+def _report_unreadable(path: Path, error: sqlite3.DatabaseError) -> None:
+    if path not in _unreadable:
+        _unreadable.add(path)
+        log.error(
+            "the audit spool %s cannot be read (%r); it is kept as it is, with any "
+            "records it holds, for the operator to recover",
+            path,
+            error,
+        )
+
+
+def _not_made_yet(path: Path) -> bool:
+    """Whether a spool that cannot be read is one whose writer stopped before making its
+    table (nothing in the file, nothing in its WAL)."""
+    return all(
+        not Path(f"{path}{suffix}").exists() or Path(f"{path}{suffix}").stat().st_size == 0
+        for suffix in ("", "-wal")
+    )
 
 
 def _move(
@@ -397,7 +423,9 @@ def _move(
                     f"SELECT id, {AUDIT_COLUMNS} FROM audit WHERE id > ? ORDER BY id LIMIT ?",
                     (after, MOVE_BATCH),
                 ).fetchall()
-            except sqlite3.OperationalError:  # not made yet, or being deleted
+            except sqlite3.DatabaseError as exc:
+                if not _not_made_yet(path) and path.exists():  # not merely being made
+                    _report_unreadable(path, exc)
                 return moved
             if not rows:
                 if moved:
@@ -424,7 +452,10 @@ def _delete_if_moved(audit: AppendingLog, path: Path) -> bool:
         return False
     try:
         last = spool.execute("SELECT max(id) FROM audit").fetchone()[0] or 0
-    except sqlite3.OperationalError:
+    except sqlite3.DatabaseError as exc:
+        if not _not_made_yet(path):
+            _report_unreadable(path, exc)
+            return False  # kept: it may hold answered records
         last = 0
     finally:
         spool.close()
