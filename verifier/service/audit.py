@@ -12,6 +12,7 @@ it says.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -21,7 +22,7 @@ import os
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
@@ -250,8 +251,7 @@ class AuditLog(AppendingLog):
     def _append_moved(
         self, spool: str, records: Sequence[tuple[int, AuditRecord]], upto: int
     ) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with _write_transaction(self._db):
             done = self._moved_upto(spool)
             _insert_chunks(self._db, [record for id_, record in records if id_ > done])
             if upto > done:
@@ -260,13 +260,6 @@ class AuditLog(AppendingLog):
                     "ON CONFLICT (name) DO UPDATE SET moved = excluded.moved",
                     (spool, upto),
                 )
-            self._db.execute("COMMIT")
-        except BaseException:
-            # Also after a failed COMMIT (a full disk): a transaction left open would
-            # make every later BEGIN fail.
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise
 
     def _select(
         self,
@@ -303,11 +296,18 @@ def insert_records(db: sqlite3.Connection, records: Sequence[AuditRecord]) -> in
         # One statement, its own transaction (all its rows or none): a plain INSERT
         # takes the write lock as it starts, waiting for it as BEGIN IMMEDIATE does.
         return db.execute(_insert_sql(len(records)), [v for r in records for v in r]).lastrowid
+    with _write_transaction(db):
+        return _insert_chunks(db, records)
+
+
+@contextlib.contextmanager
+def _write_transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """A transaction holding the write lock from its start, committed when the block
+    ends, rolled back when it raises."""
     db.execute("BEGIN IMMEDIATE")
     try:
-        last = _insert_chunks(db, records)
+        yield
         db.execute("COMMIT")
-        return last
     except BaseException:
         # Also after a failed COMMIT (a full disk): a transaction left open would make
         # every later BEGIN fail.
