@@ -2,10 +2,10 @@
 
 One row per verified licence, in HOME/service/audit.sqlite or, with a database setting,
 in PostgreSQL shared by every replica (verifier.service.stores), moved there from the
-processes' spools (verifier.service.spool): time (UTC), client (the API
-key's name, or `anonymous`), purpose (the matter or case number the caller gave),
-licence id, licence type, verdict (or COULD_NOT_CHECK), the block height the answer
-reflected, and the operation. No field of the licence is ever written, nor the caller's
+processes' spools (verifier.service.spool): time (UTC), client (the API key's name, or
+`anonymous`), purpose (the matter or case number the caller gave), licence id, licence
+type, verdict (or COULD_NOT_CHECK), the block height the answer reflected, and the
+operation. No field of the licence is ever written, nor the caller's
 address or key: the licence id is a hash that identifies the licence without saying what
 it says.
 """

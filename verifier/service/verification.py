@@ -88,8 +88,8 @@ class VerificationService:
         # Here rather than in Metrics: it counts what this class's writer sets aside.
         self.audit_set_aside = Counter(
             "elicence_audit_records_set_aside",
-            "Audit records the log refused, set aside in the dead-letter file (their "
-            "requests were answered 503 could-not-audit).",
+            "Audit records set aside in the dead-letter file: refused by the spool (their "
+            "requests were answered 503 could-not-audit) or by the log they moved into.",
             registry=metrics.registry,
         )
         # The backlog the operator page plots: records answered, not yet in the log.
