@@ -335,3 +335,40 @@ def test_an_unreadable_spool_is_kept_and_reported_and_the_others_still_move(log,
     assert broken.exists()  # never deleted: it may hold answered records
     assert spools(log) == [broken]
     assert caplog.text.count("cannot be read") == 1  # reported once, not every pass
+
+
+def test_a_new_spool_that_cannot_be_made_at_rotation_costs_503s_until_it_can(log, monkeypatch):
+    # A full disk just as the spool is full: faked, since this suite runs as root (no
+    # permission fault to cause) and cannot fill a disk.
+    monkeypatch.setattr(spool, "ROTATE_RECORDS", 2)
+    writer = AuditWriter(log, lambda n: None)
+    real = spool.SpoolFile
+    failing = {"now": False}
+
+    def made(folder):
+        if failing["now"]:
+            raise OSError(28, "No space left on device")
+        return real(folder)
+
+    monkeypatch.setattr(spool, "SpoolFile", made)
+
+    async def answer(client: str) -> str:
+        try:
+            await writer.write([record(client)])
+        except CouldNotAudit:
+            return "503"
+        return "200"
+
+    async def run() -> list[str]:
+        answers = [await answer("a"), await answer("b")]
+        failing["now"] = True
+        answers += [await answer("c"), await answer("d")]
+        failing["now"] = False
+        answers += [await answer("e")]
+        return answers
+
+    try:
+        assert asyncio.run(run()) == ["200", "200", "503", "503", "200"]
+    finally:
+        writer.close()
+    assert [r.client for r in log.query()] == ["a", "b", "e"]

@@ -227,7 +227,7 @@ class AuditWriter:
         spool = self._spool
         if spool is not None and spool.records >= ROTATE_RECORDS:
             spool.close()  # an orphan now: the mover moves the rest and deletes it
-            spool = None
+            spool = self._spool = None
         if spool is None:
             spool = self._spool = SpoolFile(spool_folder_of(self._audit))
             self.start_mover().own = spool
@@ -246,8 +246,10 @@ class AuditWriter:
         self._flush()
         if self._spool is not None:
             self._spool.close()
+            self._spool = None
         if self._mover is not None:
             self._mover.stop()
+            self._mover = None
 
 
 def spool_folder_of(audit: AppendingLog) -> Path:
