@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ from verifier.demo import issue_demo
 from verifier.service.apikeys import ApiKeyStore
 from verifier.service.app import create_app
 from verifier.service.settings import Settings
+from verifier.service.spool import move_spools
 
 
 @dataclass
@@ -178,3 +180,18 @@ def issued_on_node(
         folder,
     )
     return registry, agency, batch
+
+
+def move_all_at_once(logs: list) -> None:
+    """Every log's mover moves the home's spools, all starting together, each in a thread."""
+    start = threading.Barrier(len(logs))
+
+    def mover(log) -> None:
+        start.wait()
+        move_spools(log, everything=True)
+
+    threads = [threading.Thread(target=mover, args=(log,)) for log in logs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

@@ -14,11 +14,11 @@ import stat
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 
 import pytest
 
+from tests.service.conftest import move_all_at_once
 from verifier.service import spool
 from verifier.service.audit import AuditLog, AuditRecord, now
 from verifier.service.errors import CouldNotAudit
@@ -236,17 +236,7 @@ def test_movers_racing_over_one_spool_move_each_record_once(tmp_path):
     file.record_groups([[record(f"c{i}") for i in range(5_000)]])
     file.close()  # an orphan: every mover may move it
     logs = [AuditLog(tmp_path / "audit.sqlite") for _ in range(4)]
-    start = threading.Barrier(len(logs))
-
-    def mover(each: AuditLog) -> None:
-        start.wait()
-        move_spools(each, everything=True)
-
-    threads = [threading.Thread(target=mover, args=(each,)) for each in logs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    move_all_at_once(logs)
     try:
         clients = [r.client for r in first.query()]
         assert sorted(clients) == sorted(f"c{i}" for i in range(5_000))

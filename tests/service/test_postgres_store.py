@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from cli.app import app
 from tests.samples import business_licence
-from tests.service.conftest import make_service
+from tests.service.conftest import make_service, move_all_at_once
 from verifier.service.audit import AppendingLog, AuditRecord, now
 from verifier.service.errors import (
     ApiKeyExists,
@@ -229,18 +229,7 @@ def test_movers_of_several_replicas_racing_move_each_record_once(replicas):
     file.record_groups([[record(f"c{i}", str(i)) for i in range(3_000)]])
     file.close()
     # Three movers of one home (its workers, `elicence audit`), each on its own connection.
-    logs = [one.audit_log() for _ in range(3)]
-    start = threading.Barrier(len(logs))
-
-    def mover(log: AppendingLog) -> None:
-        start.wait()
-        move_spools(log, everything=True)
-
-    threads = [threading.Thread(target=mover, args=(log,)) for log in logs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    move_all_at_once([one.audit_log() for _ in range(3)])
     purposes = [r.purpose for r in other.audit_log().query()]
     assert sorted(purposes, key=int) == [str(i) for i in range(3_000)]
 
