@@ -318,9 +318,9 @@ def move_spools(
     on_set_aside: Callable[[int], None] | None = None,
     progress: dict[str, int] | None = None,
     own_last: int | None = None,
-) -> int:
+) -> None:
     """Move spooled records into `audit`: the spool `own`, every orphan, and with
-    `everything` the live spools of other processes too; the number moved.
+    `everything` the live spools of other processes too.
 
     `progress`: each spool's progress as the caller last knew it, kept up to date
     (None: asked of the log); `own_last`: the id of `own`'s last record, when known, so
@@ -332,14 +332,13 @@ def move_spools(
         progress = {}
     folder = spool_folder_of(audit)
     if not folder.is_dir():
-        return 0
-    moved = 0
+        return
     for path in sorted(folder.glob("*.sqlite")):
         if path == own and own_last is not None and own_last <= progress.get(path.stem, -1):
             continue
         with _orphan_lock(path) as orphan:
             if orphan or everything or path == own:
-                moved += _move(audit, path, on_set_aside, progress)
+                _move(audit, path, on_set_aside, progress)
                 if orphan:
                     _delete_if_moved(audit, path)
     for lock in folder.glob("*.lock"):
@@ -348,7 +347,6 @@ def move_spools(
             with _orphan_lock(lock.with_suffix(".sqlite")) as orphan:
                 if orphan:
                     lock.unlink(missing_ok=True)
-    return moved
 
 
 @contextlib.contextmanager
@@ -409,12 +407,12 @@ def _move(
     path: Path,
     on_set_aside: Callable[[int], None] | None,
     progress: dict[str, int],
-) -> int:
+) -> None:
     name = path.stem
     spool = _open(path)
     if spool is None:
-        return 0
-    moved = 0
+        return
+    moved = False
     try:
         after = progress.get(name)
         if after is None:
@@ -428,42 +426,40 @@ def _move(
             except sqlite3.DatabaseError as exc:
                 if not _not_made_yet(path) and path.exists():  # not merely being made
                     _report_unreadable(path, exc)
-                return moved
+                return
             if not rows:
                 if moved:
                     spool.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                return moved
+                return
             batch = [(row[0], AuditRecord(*row[1:])) for row in rows]
             set_aside = audit.append_moved(name, batch)
             if set_aside and on_set_aside is not None:
                 on_set_aside(set_aside)
-            moved += len(batch)
+            moved = True
             after = progress[name] = batch[-1][0]
     finally:
         spool.close()
 
 
-def _delete_if_moved(audit: AppendingLog, path: Path) -> bool:
-    """Delete an orphan spool (its lock held by the caller) once all of it is moved;
-    whether it was.
+def _delete_if_moved(audit: AppendingLog, path: Path) -> None:
+    """Delete an orphan spool (its lock held by the caller) once all of it is moved.
 
     The log keeps the spool's progress row: a mover that read the spool before it was
     deleted then moves nothing twice."""
     spool = _open(path)
     if spool is None:
-        return False
+        return
     try:
         last = spool.execute("SELECT max(id) FROM audit").fetchone()[0] or 0
     except sqlite3.DatabaseError as exc:
         if not _not_made_yet(path):
             _report_unreadable(path, exc)
-            return False  # kept: it may hold answered records
+            return  # kept: it may hold answered records
         last = 0
     finally:
         spool.close()
     if audit.moved_upto(path.stem) < last:
-        return False
+        return
     for suffix in ("-wal", "-shm", ""):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     path.with_suffix(".lock").unlink(missing_ok=True)
-    return True
