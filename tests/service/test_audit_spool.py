@@ -261,6 +261,48 @@ def test_a_record_the_log_refuses_is_set_aside_and_the_rest_move_on(log):
     assert spools(log) == []  # moved past the refused record: the spool is done
 
 
+def test_moving_a_live_spool_never_makes_its_writer_wait(log):
+    # The writer never waits (timeout 0): a mover holding the spool's write lock would
+    # cost requests 503s. A trigger on the log has the writer write while SQLite copies
+    # the spool's records into the log.
+    file = SpoolFile(spool_folder(log.dead_letter_path.parent))
+    file.record_groups([[record("before")]])
+    during: list[Exception | None] = []
+
+    def write_meanwhile() -> None:
+        if not during:
+            during.extend(file.record_groups([[record("during")]]))
+
+    log._db.create_function("write_meanwhile", 0, write_meanwhile)
+    log._db.execute(
+        "CREATE TEMP TRIGGER writer_meanwhile BEFORE INSERT ON main.audit "
+        "BEGIN SELECT write_meanwhile(); END"
+    )
+    try:
+        move_spools(log, own=file.path)
+        assert during == [None]
+        assert [r.client for r in log.query()] == ["before", "during"]
+    finally:
+        file.close()
+
+
+def test_a_live_spool_is_checkpointed_while_its_writer_lives(log, monkeypatch):
+    # Its writer leaves checkpoints to the mover: without them its WAL would hold every
+    # record until the spool is left, 30 MB or more.
+    monkeypatch.setattr(spool, "CHECKPOINT_INTERVAL_S", 0.05)
+    writer = AuditWriter(log, lambda n: None)
+    try:
+        asyncio.run(writer.write([record("x")]))
+        path = writer.spool_path()
+        header_only = path.stat().st_size  # its table and record are in the WAL so far
+        deadline = time.monotonic() + WAIT_S
+        while path.stat().st_size <= header_only:
+            assert time.monotonic() < deadline, "the spool was never checkpointed"
+            time.sleep(0.01)
+    finally:
+        writer.close()
+
+
 def test_a_full_spool_is_left_for_a_new_one_and_every_record_arrives(log, monkeypatch):
     monkeypatch.setattr(spool, "ROTATE_RECORDS", 10)
     writer = AuditWriter(log, lambda n: None)

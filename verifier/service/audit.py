@@ -229,7 +229,11 @@ class AuditLog(AppendingLog):
     def __init__(self, path: Path) -> None:
         private_database(path)  # 0600 in a 0700 folder (ledger.private)
         super().__init__(path.with_name(path.stem + "-dead-letter.jsonl"))
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # A URI (escaped: '#', '?' and '%' in the home's path are not its parts), so that
+        # a spool is attached with mode=rw: one deleted meanwhile is not made again.
+        self._db = sqlite3.connect(
+            path.absolute().as_uri(), uri=True, isolation_level=None, check_same_thread=False
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         # WAL with synchronous=NORMAL survives a process crash; only a power cut can take
         # the last commits, which is the price of not waiting for the disk per request.
@@ -260,6 +264,82 @@ class AuditLog(AppendingLog):
                     "ON CONFLICT (name) DO UPDATE SET moved = excluded.moved",
                     (spool, upto),
                 )
+
+    def append_spool_file(self, spool: str, path: Path, batch: int) -> int | None:
+        """Append the records of the spool file at `path` (named `spool`) that come after
+        its progress, `batch` at most a transaction, with SQLite reading the spool itself:
+        no row passes through Python. The spool's progress after; None when the spool
+        cannot be read or the log refuses a record (`append_moved`, record by record,
+        then tells which).
+
+        Raises:
+            sqlite3.OperationalError: the log failed as a whole (locked past the busy
+                timeout, read-only, full); nothing of the current batch is appended.
+        """
+        with self._lock:
+            try:
+                self._db.execute(
+                    "ATTACH DATABASE ? AS spool", (path.absolute().as_uri() + "?mode=rw",)
+                )
+            except sqlite3.Error:  # deleted meanwhile, or not a database
+                return None
+            try:
+                while True:
+                    moved = self._append_from_attached(spool, batch)
+                    if moved is None:
+                        return None
+                    progress, count = moved
+                    if count < batch:
+                        return progress
+            finally:
+                self._db.execute("DETACH DATABASE spool")
+
+    def _append_from_attached(self, spool: str, batch: int) -> tuple[int, int] | None:
+        """One transaction of `append_spool_file`: the progress after, and the number of
+        records appended."""
+        db = self._db
+        # A deferred transaction whose first statement writes the log: BEGIN IMMEDIATE
+        # would take the spool's write lock too, and its writer, which never waits,
+        # would answer 503.
+        db.execute("BEGIN")
+        try:
+            db.execute(
+                "INSERT INTO main.audit_spools (name, moved) VALUES (?, 0) "
+                "ON CONFLICT (name) DO NOTHING",
+                (spool,),
+            )
+            # Read once the log's write lock is held: no other mover moves meanwhile.
+            done = self._moved_upto(spool)
+            try:
+                upto = db.execute(
+                    "SELECT max(id) FROM "
+                    "(SELECT id FROM spool.audit WHERE id > ? ORDER BY id LIMIT ?)",
+                    (done, batch),
+                ).fetchone()[0]
+            except sqlite3.Error:  # not a spool (yet): no table, or not a database
+                db.execute("ROLLBACK")
+                return None
+            if upto is None:
+                db.execute("COMMIT")
+                return done, 0
+            try:
+                count = db.execute(
+                    f"INSERT INTO main.audit ({AUDIT_COLUMNS}) SELECT {AUDIT_COLUMNS} "
+                    "FROM spool.audit WHERE id > ? AND id <= ? ORDER BY id",
+                    (done, upto),
+                ).rowcount
+            except sqlite3.Error as exc:
+                if self._store_failed(exc):
+                    raise
+                db.execute("ROLLBACK")
+                return None
+            db.execute("UPDATE main.audit_spools SET moved = ? WHERE name = ?", (upto, spool))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return upto, count
 
     def _select(
         self,
