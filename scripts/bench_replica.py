@@ -4,14 +4,22 @@ Issue 17's yardstick: per replica, POST /v1/verifications with a full licence do
 must reach at least 0.75 of the throughput of a bare FastAPI app (scripts/bare_app.py:
 pydantic body, ~30 SHA-256, uvicorn, the same worker count), at 32 and 320 connections
 with p99 at most 200 ms at 320; with PostgreSQL as the store, at least 0.8 of the same
-replica on SQLite. Each round starts each server in turn (bare, elicence on SQLite,
-elicence on PostgreSQL), loads it with wrk for a bounded time and stops it; the table
-gives each figure's median over the rounds and the ratios.
+replica on SQLite.
+
+The servers (bare, elicence on SQLite, elicence on PostgreSQL) all run for the whole
+run, on one chain node of their own, but only the one being loaded is let run: the
+others are stopped (SIGSTOP, their whole process group) and so take no CPU. Each round
+loads each server in turn, in an order that rotates with the round, for a bounded time
+at each connection count (wrk). This machine's speed drifts by a fifth within minutes
+(docs/benchmarks.md, 2026-12-03 night); slices this short and interleaved see the same
+machine, where a server run after another once saw a different one. The table gives
+each figure's median over the rounds and the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -24,6 +32,8 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
+from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -60,27 +70,49 @@ class Target:
         self.key = "none"
 
 
-def load(
-    target: Target, bodies: list[str], work: Path, duration: int
-) -> dict[int, dict[str, float]]:
-    """wrk's figures at each connection count, with the server started for this run only."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = target.start(port)
-    try:
-        wait_ready(url, server)
-        for body in bodies:  # each load request is a whole verification that succeeds
-            answer = post(url, body, target.key)
-            if "status" not in answer or (target.name != "bare" and answer["status"] != "VALID"):
-                raise SystemExit(f"{target.name}: not a VALID verdict: {answer}")
-        script = work / f"{target.name}.lua"
-        script.write_text(
-            LUA.format(bodies=", ".join(json.dumps(b) for b in bodies), key=target.key)
-        )
-        wrk(url, script, 32, 2)  # warm-up
-        return {connections: wrk(url, script, connections, duration) for connections in CONNECTIONS}
-    finally:
-        stop_group(server)
+class Running:
+    """A started server: its process group is stopped (SIGSTOP) whenever it is not being
+    loaded."""
+
+    def __init__(self, target: Target, bodies: list[str], work: Path) -> None:
+        self.target = target
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = target.start(port)
+        self.script = work / f"{target.name}.lua"
+        try:
+            wait_ready(self.url, self.process)
+            for body in bodies:  # each load request is a whole verification that succeeds
+                answer = post(self.url, body, target.key)
+                if "status" not in answer or (
+                    target.name != "bare" and answer["status"] != "VALID"
+                ):
+                    raise SystemExit(f"{target.name}: not a VALID verdict: {answer}")
+            self.script.write_text(
+                LUA.format(bodies=", ".join(json.dumps(b) for b in bodies), key=target.key)
+            )
+            wrk(self.url, self.script, 32, 2)  # warm-up
+        except BaseException:
+            stop_group(self.process)
+            raise
+        self.pause()
+
+    def pause(self) -> None:
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def load(self, connections: int, duration: int) -> dict[str, float]:
+        """wrk's figures at `connections`, the server let run for this load only."""
+        os.killpg(self.process.pid, signal.SIGCONT)
+        try:
+            wrk(self.url, self.script, connections, 1)  # its loop and caches awake again
+            return wrk(self.url, self.script, connections, duration)
+        finally:
+            self.pause()
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGCONT)
+        stop_group(self.process)
 
 
 def stop_group(server: subprocess.Popen[bytes]) -> None:
@@ -112,6 +144,32 @@ def post(url: str, body: str, key: str) -> dict[str, object]:
     return result
 
 
+def start_node(home: Path, env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
+    """The home's chain node (`elicence ledger serve`, as `elicence serve` starts it), in a
+    process group of its own, once it answers."""
+    from ledger.chain import connect
+    from ledger.config import HomeConfig
+    from ledger.errors import ChainUnreachable
+
+    url = HomeConfig.read(home, None, None).chain_url
+    node = subprocess.Popen(
+        [str(ELICENCE), "ledger", "serve", "--home", str(home), "--port", str(urlparse(url).port)],
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            connect(url, timeout=1)
+            return node
+        except ChainUnreachable:
+            time.sleep(0.2)
+    node.terminate()
+    raise SystemExit(f"the chain node did not answer on {url}")
+
+
 def document_bodies(home: Path) -> list[str]:
     """Every demo licence as its full document (with its secret), the issue's yardstick
     body; the revoked one is left out, so that every answer is a VALID verdict."""
@@ -138,6 +196,7 @@ def main() -> None:
     home = work / "home"
     home.mkdir()
     helpers: list[subprocess.Popen[bytes]] = []
+    running: list[Running] = []
     stops: list[Callable[[], None]] = []
     env = {**os.environ, "ELICENCE_HOME": str(home)}
     log = (work / "servers.log").open("wb")
@@ -195,15 +254,28 @@ def main() -> None:
             ).stdout.strip()
             targets.append(target)
         bodies = document_bodies(home)
+        # The chain node of every server: started by none of them, so that stopping one
+        # stops no other's node.
+        helpers.append(start_node(home, env, log))
         figures: dict[str, list[dict[int, dict[str, float]]]] = {t.name: [] for t in targets}
+        for target in targets:
+            running.append(Running(target, bodies, work))
         for round_number in range(args.rounds):
-            for target in targets:
-                figures[target.name].append(load(target, bodies, work, args.duration))
-                rps = ", ".join(
-                    f"{c}: {figures[target.name][-1][c]['rps']:,.0f}/s" for c in CONNECTIONS
-                )
-                print(f"round {round_number + 1} {target.name:<10} {rps}", flush=True)
+            turn = running[round_number % len(running) :] + running[: round_number % len(running)]
+            measured: dict[str, dict[int, dict[str, float]]] = {t.target.name: {} for t in turn}
+            for connections in CONNECTIONS:
+                for server in turn:
+                    measured[server.target.name][connections] = server.load(
+                        connections, args.duration
+                    )
+            for server in turn:
+                name = server.target.name
+                figures[name].append(measured[name])
+                rps = ", ".join(f"{c}: {measured[name][c]['rps']:,.0f}/s" for c in CONNECTIONS)
+                print(f"round {round_number + 1} {name:<10} {rps}", flush=True)
     finally:
+        for server in running:
+            server.stop()
         for helper in helpers:
             helper.terminate()
             helper.wait(timeout=10)
