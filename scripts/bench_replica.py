@@ -313,6 +313,18 @@ def print_table(
                 f"{median['p99'] / 1000:.1f} | {int(median['errors'])} | {versus_bare:.2f} | "
                 f"{versus_sqlite} |"
             )
+    # The same ratios round by round: each round's servers ran within a minute of each
+    # other, so these show how much of the spread is the machine's.
+    print()
+    for connections in CONNECTIONS:
+        for name, base in (("sqlite", "bare"), ("postgresql", "sqlite")):
+            if name in figures and base in figures:
+                ratios = [
+                    mine[connections]["rps"] / theirs[connections]["rps"]
+                    for mine, theirs in zip(figures[name], figures[base], strict=True)
+                ]
+                listed = ", ".join(f"{r:.2f}" for r in ratios)
+                print(f"{name} vs {base} at {connections}, round by round: {listed}")
 
 
 if __name__ == "__main__":
