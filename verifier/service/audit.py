@@ -187,6 +187,19 @@ class AppendingLog(RecordSink):
             set_aside += 1
         return set_aside
 
+    def append_spool_file(self, spool: str, path: Path, batch: int) -> int | None:
+        """Append the records of the spool file at `path` (named `spool`) that come after
+        its progress, `batch` at most a transaction, without making an AuditRecord of
+        each; the spool's progress after. None when the spool cannot be read, a record
+        is refused (`append_moved`, record by record, then tells which), or the store
+        has no such way.
+
+        Raises:
+            Exception: whatever the store raises when it fails as a whole (nothing of the
+                current batch is appended).
+        """
+        return None
+
     def query(
         self,
         *,
@@ -266,11 +279,8 @@ class AuditLog(AppendingLog):
                 )
 
     def append_spool_file(self, spool: str, path: Path, batch: int) -> int | None:
-        """Append the records of the spool file at `path` (named `spool`) that come after
-        its progress, `batch` at most a transaction, with SQLite reading the spool itself:
-        no row passes through Python. The spool's progress after; None when the spool
-        cannot be read or the log refuses a record (`append_moved`, record by record,
-        then tells which).
+        """`AppendingLog.append_spool_file`, with SQLite reading the spool itself: no row
+        passes through Python.
 
         Raises:
             sqlite3.OperationalError: the log failed as a whole (locked past the busy
@@ -278,9 +288,7 @@ class AuditLog(AppendingLog):
         """
         with self._lock:
             try:
-                self._db.execute(
-                    "ATTACH DATABASE ? AS spool", (path.absolute().as_uri() + "?mode=rw",)
-                )
+                self._db.execute("ATTACH DATABASE ? AS spool", (spool_uri(path),))
             except sqlite3.Error:  # deleted meanwhile, or not a database
                 return None
             try:
@@ -361,6 +369,15 @@ class AuditLog(AppendingLog):
 
 
 AUDIT_COLUMNS = "time, client, purpose, licence_id, licence_type, verdict, block_height, operation"
+
+
+def spool_uri(path: Path) -> str:
+    """The URI SQLite opens a spool file by: mode=rw, so that a spool deleted meanwhile
+    is not made again, empty; escaped, so that '#', '?' and '%' in the home's path are
+    text, not the URI's parts."""
+    return path.absolute().as_uri() + "?mode=rw"
+
+
 # Rows an INSERT statement of the SQLite log holds at most (8 values each, below SQLite's
 # 32,766 variables): more than a group of requests usually holds. One prepared statement
 # per count, kept by the connection (group sizes cluster, so few are made).

@@ -43,10 +43,10 @@ from verifier.service.audit import (
     AUDIT_COLUMNS,
     NOT_STORED,
     AppendingLog,
-    AuditLog,
     AuditRecord,
     RecordSink,
     insert_records,
+    spool_uri,
 )
 from verifier.service.errors import CouldNotAudit
 
@@ -394,10 +394,7 @@ def _checkpoint(path: Path) -> None:
 
 def _open(path: Path) -> sqlite3.Connection | None:
     try:
-        # mode=rw: a spool deleted meanwhile is not created again, empty. as_uri: '#',
-        # '?' and '%' in the home's path are escaped, not read as the URI's parts.
-        uri = path.absolute().as_uri() + "?mode=rw"
-        return sqlite3.connect(uri, uri=True, isolation_level=None)
+        return sqlite3.connect(spool_uri(path), uri=True, isolation_level=None)
     except sqlite3.OperationalError:
         return None
 
@@ -433,12 +430,11 @@ def _move(
     progress: dict[str, int],
 ) -> None:
     name = path.stem
-    if isinstance(audit, AuditLog):
-        upto = audit.append_spool_file(name, path, MOVE_BATCH)
-        if upto is not None:
-            progress[name] = upto
-            return
-        # Unreadable, or a record refused: row by row below, which says which.
+    upto = audit.append_spool_file(name, path, MOVE_BATCH)
+    if upto is not None:
+        progress[name] = upto
+        return
+    # Unreadable, or a record refused: row by row below, which says which.
     spool = _open(path)
     if spool is None:
         return

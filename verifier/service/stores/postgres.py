@@ -44,9 +44,10 @@ import math
 import os
 import re
 import socket
+import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +69,13 @@ from verifier.service.apikeys import (
     now_text,
     record_of,
 )
-from verifier.service.audit import AUDIT_COLUMNS, AppendingLog, AuditRecord, query_sql
+from verifier.service.audit import (
+    AUDIT_COLUMNS,
+    AppendingLog,
+    AuditRecord,
+    query_sql,
+    spool_uri,
+)
 from verifier.service.errors import (
     ApiKeyExists,
     SchemaTooNew,
@@ -609,17 +616,59 @@ class PostgresAuditLog(AppendingLog):
         self, spool: str, records: Sequence[tuple[int, AuditRecord]], upto: int
     ) -> None:
         with self._store.connection() as conn, conn.transaction():
-            # The upsert locks the spool's row: a second mover of the same spool waits
-            # here, then reads this one's progress and appends nothing twice.
-            row = conn.execute(
-                "INSERT INTO audit_spools AS s (name, moved) VALUES (%s, 0) "
-                "ON CONFLICT (name) DO UPDATE SET moved = s.moved RETURNING moved",
-                (spool,),
-            ).fetchone()
-            done = int(row[0]) if row is not None else 0
-            _copy_records(conn, [record for id_, record in records if id_ > done])
+            done = _lock_progress(conn, spool)
+            pending = [record for id_, record in records if id_ > done]
+            if pending:
+                _copy_records(conn, pending)
             if upto > done:
                 conn.execute("UPDATE audit_spools SET moved = %s WHERE name = %s", (upto, spool))
+
+    def append_spool_file(self, spool: str, path: Path, batch: int) -> int | None:
+        """`AppendingLog.append_spool_file`: the spool's rows go from SQLite's cursor
+        to COPY as they are read (the mover held a worker's GIL half as long)."""
+        try:
+            source = sqlite3.connect(spool_uri(path), uri=True, isolation_level=None)
+        except sqlite3.Error:
+            return None
+        try:
+            while True:
+                with self._lock:
+                    moved = self._copy_from_spool(spool, source, batch)
+                if moved is None:
+                    return None
+                progress, count = moved
+                if count < batch:
+                    return progress
+        finally:
+            source.close()
+
+    def _copy_from_spool(
+        self, spool: str, source: sqlite3.Connection, batch: int
+    ) -> tuple[int, int] | None:
+        """One transaction of `append_spool_file`: the progress after, and the number of
+        records appended."""
+        try:
+            with self._store.connection() as conn, conn.transaction():
+                done = _lock_progress(conn, spool)
+                upto = source.execute(
+                    "SELECT max(id) FROM (SELECT id FROM audit WHERE id > ? ORDER BY id LIMIT ?)",
+                    (done, batch),
+                ).fetchone()[0]
+                if upto is None:
+                    return done, 0
+                rows = source.execute(
+                    f"SELECT {AUDIT_COLUMNS} FROM audit WHERE id > ? AND id <= ? ORDER BY id",
+                    (done, upto),
+                )
+                _copy_records(conn, rows)
+                conn.execute("UPDATE audit_spools SET moved = %s WHERE name = %s", (upto, spool))
+                return upto, upto - done
+        except Exception as exc:
+            # The database as a whole: raised. The spool unreadable, or a record refused
+            # (NUL): the row-by-row move says which.
+            if self._store_failed(exc):
+                raise
+            return None
 
     def _select(
         self,
@@ -653,15 +702,25 @@ class PostgresAuditLog(AppendingLog):
             self._store.close()
 
 
-def _copy_records(conn: psycopg.Connection[Any], records: Sequence[AuditRecord]) -> None:
-    if not records:
-        return
+def _lock_progress(conn: psycopg.Connection[Any], spool: str) -> int:
+    """The spool's progress, its row locked for the transaction: a second mover of the
+    same spool waits here, then reads this one's progress and appends nothing twice."""
+    row = conn.execute(
+        "INSERT INTO audit_spools AS s (name, moved) VALUES (%s, 0) "
+        "ON CONFLICT (name) DO UPDATE SET moved = s.moved RETURNING moved",
+        (spool,),
+    ).fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+def _copy_records(conn: psycopg.Connection[Any], rows: Iterable[Sequence[object]]) -> None:
+    """Append rows in AUDIT_COLUMNS' order (an AuditRecord is one) with COPY."""
     with (
         conn.cursor() as cursor,
         cursor.copy(f"COPY audit ({AUDIT_COLUMNS}) FROM STDIN") as copy,
     ):
-        for r in records:  # a record is its row, in AUDIT_COLUMNS' order
-            copy.write_row(r)
+        for row in rows:
+            copy.write_row(row)
 
 
 @dataclass
