@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -319,6 +320,26 @@ def test_a_full_spool_is_left_for_a_new_one_and_every_record_arrives(log, monkey
     finally:
         writer.close()
     assert [r.client for r in log.query()] == [f"c{i}" for i in range(35)]
+
+
+def test_a_spool_whose_wal_grows_past_its_bound_is_left_for_a_new_one(log, monkeypatch):
+    monkeypatch.setattr(spool, "ROTATE_WAL_BYTES", 64 * 1024)
+    monkeypatch.setattr(spool, "WAL_LOOK_RECORDS", 5)
+    writer = AuditWriter(log, lambda n: None)
+    first = writer.spool_path()
+
+    async def many() -> None:
+        for i in range(100):  # one commit each: a page or two of WAL each
+            await writer.write([record(f"c{i}")])
+
+    try:
+        asyncio.run(many())
+        assert writer.spool_path() != first
+        wal = Path(f"{writer.spool_path()}-wal")
+        assert wal.stat().st_size < 64 * 1024 + 5 * 2 * 4200  # a look's worth past the bound
+    finally:
+        writer.close()
+    assert [r.client for r in log.query()] == [f"c{i}" for i in range(100)]
 
 
 def test_spool_files_are_private_whatever_the_umask(log):

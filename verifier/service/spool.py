@@ -18,7 +18,7 @@ sees every answered request.
   the answer, so it survives the process being killed; a spool whose writer is gone (its
   lock file is free) is an orphan, moved by any other process's mover or reader, and
   deleted once all of it is moved. A process spools into a new file when it starts and
-  every ROTATE_RECORDS records.
+  every ROTATE_RECORDS records, or sooner once its WAL passes ROTATE_WAL_BYTES.
 - A record that the spool refuses costs its own request a 503 could-not-audit, as the
   log's refusal did before; one that the log refuses when it is moved is set aside in
   the dead-letter file, with the reason, and the records after it move on.
@@ -53,7 +53,13 @@ from verifier.service.errors import CouldNotAudit
 log = logging.getLogger("elicence.service")
 
 SPOOL_FOLDER = "audit-spool"
+# A process leaves its spool for a new one after this many records, or once the spool's
+# WAL passes ROTATE_WAL_BYTES (looked at every WAL_LOOK_RECORDS records): under steady
+# load its writer never pauses long enough for a checkpoint to finish, so the WAL is
+# never started again and grew to 110-130 MB a spool (2026-12-03 night).
 ROTATE_RECORDS = 200_000
+ROTATE_WAL_BYTES = 32 * 1024 * 1024
+WAL_LOOK_RECORDS = 1_000
 MOVE_INTERVAL_S = 0.25
 # Records one move transaction takes at most: enough to keep up with a busy replica at
 # MOVE_INTERVAL_S, few enough that a transaction stays short.
@@ -94,6 +100,7 @@ class SpoolFile(RecordSink):
             raise
         self.records = 0
         self.last_id = 0  # of the last record committed
+        self._wal_looked_at = 0  # self.records when the WAL's size was last looked at
 
     def _open(self) -> sqlite3.Connection:
         private_database(self.path)  # 0600, as every file of the home (ledger.private)
@@ -153,6 +160,18 @@ class SpoolFile(RecordSink):
         self.records += len(records)
         if last is not None:
             self.last_id = last
+
+    def full(self) -> bool:
+        """Whether it is time to leave this spool for a new one."""
+        if self.records >= ROTATE_RECORDS:
+            return True
+        if self.records - self._wal_looked_at < WAL_LOOK_RECORDS:
+            return False
+        self._wal_looked_at = self.records
+        try:
+            return Path(f"{self.path}-wal").stat().st_size >= ROTATE_WAL_BYTES
+        except OSError:
+            return False
 
     def close(self) -> None:
         """Close the file and free its lock: from now on it is an orphan to move."""
@@ -231,7 +250,7 @@ class AuditWriter:
 
     def _spool_file(self) -> SpoolFile:
         spool = self._spool
-        if spool is not None and spool.records >= ROTATE_RECORDS:
+        if spool is not None and spool.full():
             spool.close()  # an orphan now: the mover moves the rest and deletes it
             spool = self._spool = None
         if spool is None:
@@ -310,7 +329,10 @@ class SpoolMover:
                     log.warning("audit records move from the spool again")
                 failing = False
             if own is not None and self._backlog is not None:
-                self._backlog(own.last_id - progress.get(own.name, 0))
+                moved = progress.get(own.name)
+                if moved is None:  # none moved yet, or all of it moved and the file deleted
+                    moved = 0 if own.path.exists() else own.last_id
+                self._backlog(own.last_id - moved)
             if stopping:
                 return
 
@@ -351,6 +373,8 @@ def move_spools(
                 _move(audit, path, on_set_aside, progress)
                 if orphan:
                     _delete_if_moved(audit, path)
+                    if not path.exists():  # a spool is never made again under its name
+                        progress.pop(path.stem, None)
     for lock in folder.glob("*.lock"):
         # A mover stopped between deleting a spool and its lock file.
         if not lock.with_suffix(".sqlite").exists():
