@@ -22,7 +22,7 @@ import os
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
@@ -292,13 +292,7 @@ class AuditLog(AppendingLog):
             except sqlite3.Error:  # deleted meanwhile, or not a database
                 return None
             try:
-                while True:
-                    moved = self._append_from_attached(spool, batch)
-                    if moved is None:
-                        return None
-                    progress, count = moved
-                    if count < batch:
-                        return progress
+                return in_batches(lambda: self._append_from_attached(spool, batch), batch)
             finally:
                 self._db.execute("DETACH DATABASE spool")
 
@@ -369,6 +363,19 @@ class AuditLog(AppendingLog):
 
 
 AUDIT_COLUMNS = "time, client, purpose, licence_id, licence_type, verdict, block_height, operation"
+
+
+def in_batches(transaction: Callable[[], tuple[int, int] | None], batch: int) -> int | None:
+    """Run `transaction` (one batch of a spool moved in: the progress after it and the
+    number of records appended, or None when they could not be) until a batch comes
+    short of `batch`; the progress then, or None."""
+    while True:
+        moved = transaction()
+        if moved is None:
+            return None
+        progress, count = moved
+        if count < batch:
+            return progress
 
 
 def spool_uri(path: Path) -> str:
