@@ -10,7 +10,7 @@ The servers (bare, elicence on SQLite, elicence on PostgreSQL) all run for the w
 run, on one chain node of their own, but only the one being loaded is let run: the
 others are stopped (SIGSTOP, their whole process group) and so take no CPU. Each round
 loads each server in turn, in an order that rotates with the round, for a bounded time
-at each connection count (wrk). This machine's speed drifts by a fifth within minutes
+at each connection count (wrk). This machine's speed drifts by half within minutes
 (docs/benchmarks.md, 2026-12-03 night); slices this short and interleaved see the same
 machine, where a server run after another once saw a different one. The table gives
 each figure's median over the rounds and the ratios.
