@@ -39,7 +39,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -188,17 +187,25 @@ def supervise(
         worker.sock = sock
         worker.started = time.monotonic()
 
-    stop = threading.Event()
+    # A plain flag, not a threading.Event: the handler runs in this thread, between any
+    # two bytecodes, and Event.set() would wait for the lock that Event.wait() may hold
+    # right then: a SIGTERM that landed there hung the supervisor for good (seen under
+    # scripts/bench_replica, 2026-12-04).
+    stopping = False
 
     def on_signal(signum: int, _: FrameType | None) -> None:
-        stop.set()
+        nonlocal stopping
+        stopping = True
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     pool = [_Worker(number) for number in range(workers)]
     try:
         for worker in pool:
             start(worker)
-        while not stop.wait(POLL_S):
+        while not stopping:
+            time.sleep(POLL_S)  # resumed after a handler (PEP 475): at most POLL_S late
+            if stopping:
+                break
             now = time.monotonic()
             for worker in pool:
                 if worker.child is None:
